@@ -1,0 +1,98 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Credentials;
+
+/// Where traffic leaves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Straight from this machine.
+    #[default]
+    Direct,
+    /// Through the configured upstream proxies.
+    Proxy,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Direct => "direct",
+            Mode::Proxy => "proxy",
+        })
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "direct" => Ok(Mode::Direct),
+            "proxy" => Ok(Mode::Proxy),
+            other => Err(format!(
+                "unknown mode {other:?}: expected \"direct\" or \"proxy\""
+            )),
+        }
+    }
+}
+
+/// Bounds that keep one misbehaving client from hurting the others.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections served at once; further clients wait in the accept queue.
+    pub max_connections: usize,
+    /// Time a client has to send its first byte, its request head or its SOCKS5
+    /// handshake (the slowloris guard).
+    pub handshake_timeout: Duration,
+    /// Time allowed to open a connection to a target.
+    pub connect_timeout: Duration,
+    /// How long open tunnels may finish after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// Largest request head accepted (request line plus headers).
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Everything the engine needs to run. Front ends build it from `config.toml`
+/// and command-line flags.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Address of the mixed HTTP/CONNECT/SOCKS5 listener.
+    pub listen: SocketAddr,
+    pub mode: Mode,
+    /// Inbound credentials; `None` means clients need none.
+    pub auth: Option<Credentials>,
+    pub limits: Limits,
+    /// DNS servers for direct traffic; empty means the system's resolver
+    /// configuration (and hosts file).
+    pub dns_servers: Vec<SocketAddr>,
+}
+
+/// The listener's default: loopback only, so nothing else on the network can
+/// use this machine as an open proxy.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7890";
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
+            mode: Mode::Direct,
+            auth: None,
+            limits: Limits::default(),
+            dns_servers: Vec::new(),
+        }
+    }
+}

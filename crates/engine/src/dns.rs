@@ -1,0 +1,169 @@
+//! The DNS cache used for direct traffic.
+//!
+//! Lookups go through hickory's resolver (system configuration and hosts file
+//! by default) with its own cache turned off, so that this layer is the one
+//! cache and its counters tell the truth. Entries live for the answer's TTL,
+//! clamped to a sane range, and concurrent lookups of the same name wait for
+//! one query (moka's `try_get_with`). Failures are not cached.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use moka::Expiry;
+use moka::future::Cache;
+
+use crate::EngineError;
+use crate::stats::DnsStats;
+
+const MIN_TTL: Duration = Duration::from_secs(5);
+const MAX_TTL: Duration = Duration::from_secs(3600);
+const MAX_ENTRIES: u64 = 10_000;
+
+#[derive(Debug, Clone)]
+struct Answer {
+    addrs: Arc<[IpAddr]>,
+    ttl: Duration,
+}
+
+struct AnswerTtl;
+
+impl Expiry<String, Answer> for AnswerTtl {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Answer,
+        _now: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot resolve {host}: {reason}")]
+pub struct DnsError {
+    pub host: String,
+    pub reason: String,
+}
+
+/// A caching resolver with hit and miss counters.
+#[derive(Clone)]
+pub struct DnsCache {
+    resolver: TokioResolver,
+    cache: Cache<String, Answer>,
+    hits: Arc<AtomicU64>,
+    misses: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for DnsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsCache").finish_non_exhaustive()
+    }
+}
+
+impl DnsCache {
+    /// `servers` empty means the system configuration; otherwise exactly
+    /// these servers (UDP and TCP), which tests use to watch the queries.
+    pub fn new(servers: &[SocketAddr]) -> Result<Self, EngineError> {
+        let provider = TokioRuntimeProvider::default();
+        let mut builder = if servers.is_empty() {
+            match TokioResolver::builder_tokio() {
+                Ok(b) => b,
+                Err(e) => {
+                    // No usable resolv.conf (containers, odd set-ups): the hosts
+                    // file still works, and names that need DNS fail clearly.
+                    tracing::warn!("system DNS configuration unreadable ({e}); hosts file only");
+                    TokioResolver::builder_with_config(ResolverConfig::default(), provider)
+                }
+            }
+        } else {
+            let name_servers = servers
+                .iter()
+                .map(|addr| {
+                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                    for conn in &mut ns.connections {
+                        conn.port = addr.port();
+                    }
+                    ns
+                })
+                .collect();
+            let config = ResolverConfig::from_parts(None, vec![], name_servers);
+            let mut b = TokioResolver::builder_with_config(config, provider);
+            *b.options_mut() = ResolverOpts::default();
+            b
+        };
+        builder.options_mut().cache_size = 0;
+        let resolver = builder
+            .build()
+            .map_err(|e| EngineError::Resolver(e.to_string()))?;
+        Ok(Self {
+            resolver,
+            cache: Cache::builder()
+                .max_capacity(MAX_ENTRIES)
+                .expire_after(AnswerTtl)
+                .build(),
+            hits: Arc::default(),
+            misses: Arc::default(),
+        })
+    }
+
+    /// The addresses of `host`, from the cache when fresh.
+    pub async fn lookup(&self, host: &str) -> Result<Arc<[IpAddr]>, DnsError> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(Arc::from([ip]));
+        }
+        let key = host.to_ascii_lowercase();
+        if let Some(answer) = self.cache.get(&key).await {
+            self.hits.fetch_add(1, Relaxed);
+            return Ok(answer.addrs);
+        }
+        let queried = AtomicBool::new(false);
+        let result = self
+            .cache
+            .try_get_with(key.clone(), async {
+                queried.store(true, Relaxed);
+                self.query(&key).await
+            })
+            .await;
+        // Callers that joined another caller's query cost no extra lookup.
+        if queried.load(Relaxed) {
+            self.misses.fetch_add(1, Relaxed);
+        } else {
+            self.hits.fetch_add(1, Relaxed);
+        }
+        result.map(|a| a.addrs).map_err(|e| (*e).clone())
+    }
+
+    async fn query(&self, host: &str) -> Result<Answer, DnsError> {
+        let fail = |reason: String| DnsError {
+            host: host.to_owned(),
+            reason,
+        };
+        let lookup = self
+            .resolver
+            .lookup_ip(host)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let addrs: Arc<[IpAddr]> = lookup.iter().collect();
+        if addrs.is_empty() {
+            return Err(fail("no addresses".into()));
+        }
+        let ttl = lookup
+            .valid_until()
+            .saturating_duration_since(Instant::now())
+            .clamp(MIN_TTL, MAX_TTL);
+        Ok(Answer { addrs, ttl })
+    }
+
+    pub fn stats(&self) -> DnsStats {
+        DnsStats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            entries: self.cache.entry_count(),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::dns::DnsCache;
+use crate::inbound::{self, HttpForwarder};
+use crate::outbound::Outbound;
+use crate::stats::Stats;
+use crate::{EngineConfig, EngineError, EngineEvent, Mode, StatsSnapshot};
+
+/// State every connection task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: EngineConfig,
+    pub listen: SocketAddr,
+    proxy_mode: AtomicBool,
+    pub stats: Stats,
+    pub outbound: Outbound,
+    pub forwarder: HttpForwarder,
+    pub events: broadcast::Sender<EngineEvent>,
+    /// Cancelled when shutdown begins: stop accepting, finish requests.
+    pub shutdown: CancellationToken,
+    /// Cancelled when the grace period ends: close whatever is still open.
+    pub hard_stop: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+impl Shared {
+    pub fn mode(&self) -> Mode {
+        if self.proxy_mode.load(Ordering::Relaxed) {
+            Mode::Proxy
+        } else {
+            Mode::Direct
+        }
+    }
+
+    pub fn emit(&self, event: EngineEvent) {
+        // No subscriber is fine: events are for whoever is watching.
+        let _ = self.events.send(event);
+    }
+}
+
+/// The proxy engine. See [`Engine::start`].
+#[derive(Debug)]
+pub struct Engine;
+
+impl Engine {
+    /// Validates `config`, binds the listener and starts serving.
+    ///
+    /// Refuses a non-loopback listener without inbound credentials, and mode
+    /// `proxy` without an upstream.
+    pub async fn start(config: EngineConfig) -> Result<EngineHandle, EngineError> {
+        if !config.listen.ip().is_loopback() && config.auth.is_none() {
+            return Err(EngineError::OpenProxyRefused {
+                addr: config.listen,
+            });
+        }
+        if config.mode == Mode::Proxy {
+            return Err(EngineError::NoUpstream);
+        }
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| EngineError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let listen = listener.local_addr().map_err(|source| EngineError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let dns = DnsCache::new(&config.dns_servers)?;
+        let outbound = Outbound::new(dns, config.limits.connect_timeout, listen);
+        let (events, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            listen,
+            proxy_mode: AtomicBool::new(config.mode == Mode::Proxy),
+            stats: Stats::default(),
+            forwarder: HttpForwarder::new(outbound.clone()),
+            outbound,
+            events,
+            shutdown: CancellationToken::new(),
+            hard_stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            config,
+        });
+        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        tokio::spawn(sample_rates(shared.clone()));
+        tracing::info!(%listen, mode = %shared.mode(), "engine started");
+        Ok(EngineHandle {
+            shared,
+            accept: Some(accept),
+        })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(shared.config.limits.max_connections));
+    loop {
+        // Wait for a free slot before accepting: past the cap, clients queue in
+        // the kernel's backlog instead of costing memory here.
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shared.shutdown.cancelled() => break,
+        };
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shared.shutdown.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let shared2 = shared.clone();
+                shared
+                    .tasks
+                    .spawn(inbound::serve(shared2, stream, peer, permit));
+            }
+            Err(e) => {
+                // Usually out of file descriptors: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn sample_rates(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => shared.stats.sample_rate(),
+            _ = shared.shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// Controls a running engine. Dropping it stops the engine at once; call
+/// [`EngineHandle::shutdown`] to let open tunnels finish first.
+#[derive(Debug)]
+pub struct EngineHandle {
+    shared: Arc<Shared>,
+    accept: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// The address the listener is bound to (with the real port when the
+    /// config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.listen
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.shared.mode()
+    }
+
+    /// Switches between direct and proxy for new connections; open ones
+    /// keep their route.
+    pub fn set_mode(&self, mode: Mode) -> Result<(), EngineError> {
+        if mode == Mode::Proxy {
+            return Err(EngineError::NoUpstream);
+        }
+        self.shared
+            .proxy_mode
+            .store(mode == Mode::Proxy, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot(
+            self.shared.listen,
+            self.shared.mode(),
+            self.shared.outbound.dns().stats(),
+        )
+    }
+
+    /// Events from now on. A slow receiver misses events rather than slowing
+    /// the engine (it sees `RecvError::Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Stops accepting, lets requests and tunnels finish for the configured
+    /// grace period, then closes what is left.
+    pub async fn shutdown(mut self) {
+        let shared = self.shared.clone();
+        shared.emit(EngineEvent::ShuttingDown);
+        shared.shutdown.cancel();
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.await;
+        }
+        shared.tasks.close();
+        let grace = shared.config.limits.shutdown_grace;
+        if tokio::time::timeout(grace, shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                open = shared.tasks.len(),
+                "grace period over, closing open connections"
+            );
+            shared.hard_stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(2), shared.tasks.wait()).await;
+        }
+        tracing::info!("engine stopped");
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+        self.shared.hard_stop.cancel();
+    }
+}

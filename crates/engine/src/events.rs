@@ -1,0 +1,25 @@
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+/// Something that happened in the engine, for front ends to show as it happens.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EngineEvent {
+    ConnectionOpened {
+        id: u64,
+        client: SocketAddr,
+    },
+    /// The connection's target is known (after the request head or handshake).
+    ConnectionRouted {
+        id: u64,
+        protocol: &'static str,
+        target: String,
+    },
+    ConnectionClosed {
+        id: u64,
+        bytes_up: u64,
+        bytes_down: u64,
+    },
+    ShuttingDown,
+}

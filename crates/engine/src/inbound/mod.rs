@@ -1,0 +1,135 @@
+//! The mixed listener's side of a connection.
+//!
+//! [`serve`] peeks at the first byte: `0x05` starts a SOCKS5 handshake
+//! ([`socks`]), anything else is handed to hyper as HTTP/1.1 ([`http`]), which
+//! answers forward requests and `CONNECT`. Tunnels of both kinds end in
+//! [`relay`].
+
+mod headers;
+mod http;
+mod socks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
+
+pub use http::HttpForwarder;
+
+use crate::engine::Shared;
+use crate::stats::{ConnEntry, Counted, HostCounters, Side};
+use crate::{EngineEvent, Target};
+
+const SOCKS5_VERSION: u8 = 0x05;
+const SOCKS4_VERSION: u8 = 0x04;
+
+/// Keeps a client connection counted as open for as long as anything (the
+/// HTTP connection, a tunnel spawned from it) still uses it.
+struct ConnGuard {
+    shared: Arc<Shared>,
+    entry: Arc<ConnEntry>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ConnGuard {
+    fn routed(&self, protocol: &'static str, target: &Target) {
+        let target = target.to_string();
+        tracing::Span::current().record("target", tracing::field::display(&target));
+        if self.entry.set_route(protocol, target.clone()) {
+            self.shared.emit(EngineEvent::ConnectionRouted {
+                id: self.entry.id,
+                protocol,
+                target,
+            });
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.shared.stats.close_connection(self.entry.id);
+        tracing::debug!(
+            up = self.entry.bytes.up(),
+            down = self.entry.bytes.down(),
+            "connection closed"
+        );
+        self.shared.emit(EngineEvent::ConnectionClosed {
+            id: self.entry.id,
+            bytes_up: self.entry.bytes.up(),
+            bytes_down: self.entry.bytes.down(),
+        });
+    }
+}
+
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    let entry = shared.stats.open_connection(peer);
+    let span =
+        tracing::debug_span!("conn", id = entry.id, client = %peer, target = tracing::field::Empty);
+    shared.emit(EngineEvent::ConnectionOpened {
+        id: entry.id,
+        client: peer,
+    });
+    let guard = Arc::new(ConnGuard {
+        shared: shared.clone(),
+        entry: entry.clone(),
+        _permit: permit,
+    });
+    let hard_stop = shared.hard_stop.clone();
+    let work = async move {
+        let _ = stream.set_nodelay(true);
+        let mut first = [0u8; 1];
+        let limits = &shared.config.limits;
+        let peeked = tokio::time::timeout(limits.handshake_timeout, stream.peek(&mut first)).await;
+        match peeked {
+            Ok(Ok(1)) => {}
+            Ok(_) => return,
+            Err(_) => {
+                tracing::debug!("client sent nothing in time");
+                return;
+            }
+        }
+        let counted = Counted::new(
+            stream,
+            Side::Client,
+            vec![entry.bytes.clone(), shared.stats.totals.clone()],
+        );
+        match first[0] {
+            SOCKS5_VERSION => socks::serve(shared, guard, counted).await,
+            SOCKS4_VERSION => {
+                // SOCKS4 cannot carry host names (no remote DNS) or passwords;
+                // answer "request rejected" in its own format and close.
+                shared.stats.count_rejected();
+                let mut counted = counted;
+                let _ = counted.write_all(&[0, 0x5b, 0, 0, 0, 0, 0, 0]).await;
+            }
+            _ => http::serve(shared, guard, counted).await,
+        }
+    }
+    .instrument(span);
+    tokio::select! {
+        _ = work => {}
+        _ = hard_stop.cancelled() => {}
+    }
+}
+
+/// Copies both ways until either side closes, counting the bytes for the
+/// target's host.
+async fn relay<C>(client: &mut C, target: TcpStream, host: Arc<HostCounters>)
+where
+    C: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let mut target = Counted::new(target, Side::Target, vec![host.bytes.clone()]);
+    const BUF: usize = 64 * 1024;
+    match tokio::io::copy_bidirectional_with_sizes(client, &mut target, BUF, BUF).await {
+        Ok((up, down)) => tracing::debug!(up, down, "tunnel finished"),
+        Err(e) => tracing::debug!("tunnel ended: {e}"),
+    }
+}

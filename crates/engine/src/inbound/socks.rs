@@ -1,0 +1,102 @@
+//! SOCKS5 (RFC 1928, RFC 1929) on the mixed port, through fast-socks5's
+//! server protocol: the CONNECT command with IPv4, IPv6 and domain-name
+//! targets; no authentication, or username/password when inbound credentials
+//! are set.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use fast_socks5::server::{Socks5ServerProtocol, SocksServerError};
+use fast_socks5::util::target_addr::TargetAddr;
+use fast_socks5::{ReplyError, Socks5Command};
+use tokio::net::TcpStream;
+
+use super::{ConnGuard, relay};
+use crate::Target;
+use crate::engine::Shared;
+use crate::stats::Counted;
+
+type Client = Counted<TcpStream>;
+
+pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Client) {
+    let timeout = shared.config.limits.handshake_timeout;
+    let handshake = async {
+        let proto = match &shared.config.auth {
+            Some(creds) => {
+                Socks5ServerProtocol::accept_password_auth(client, |user, pass| {
+                    creds.matches(&user, &pass)
+                })
+                .await?
+                .0
+            }
+            None => Socks5ServerProtocol::accept_no_auth(client).await?,
+        };
+        proto.read_command().await
+    };
+    let (proto, command, target) = match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(e)) => {
+            shared.stats.count_rejected();
+            // Never format the error's payload: it may hold what the client sent.
+            tracing::debug!("SOCKS5 handshake refused: {}", describe(&e));
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("SOCKS5 client too slow to finish its handshake");
+            return;
+        }
+    };
+    if command != Socks5Command::TCPConnect {
+        shared.stats.count_rejected();
+        let _ = proto.reply_error(&ReplyError::CommandNotSupported).await;
+        return;
+    }
+    let target = match target {
+        TargetAddr::Ip(addr) => Target::Ip(addr),
+        TargetAddr::Domain(host, port) => match Target::new(&host, port) {
+            Ok(t) => t,
+            Err(e) => {
+                shared.stats.count_rejected();
+                tracing::debug!("SOCKS5 target refused: {e}");
+                let _ = proto
+                    .reply_error(&ReplyError::AddressTypeNotSupported)
+                    .await;
+                return;
+            }
+        },
+    };
+    guard.routed("socks5", &target);
+    let upstream = match shared.outbound.connect(&target).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!("connect failed: {e}");
+            let _ = proto.reply_error(&e.socks_reply()).await;
+            return;
+        }
+    };
+    let bound = upstream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut client = match proto.reply_success(bound).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!("SOCKS5 client went away: {}", describe(&e));
+            return;
+        }
+    };
+    let host = shared.stats.host(&target.host(), false);
+    relay(&mut client, upstream, host).await;
+}
+
+/// A short description of a handshake failure that leaves out anything the
+/// client sent (fast-socks5's errors can carry it).
+fn describe(e: &SocksServerError) -> &'static str {
+    match e {
+        SocksServerError::AuthenticationRejected => "wrong username or password",
+        SocksServerError::AuthMethodUnacceptable(_) => "no acceptable authentication method",
+        SocksServerError::UnsupportedSocksVersion(_) => "not SOCKS version 5",
+        SocksServerError::UnknownCommand(_) => "unknown command",
+        SocksServerError::EmptyUsername | SocksServerError::EmptyPassword => "empty credentials",
+        _ => "malformed or interrupted handshake",
+    }
+}

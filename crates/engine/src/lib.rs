@@ -1,0 +1,32 @@
+//! Veil's proxy engine.
+//!
+//! One listener speaks three protocols on the same port: HTTP/1.1 forward
+//! requests in absolute form, `CONNECT` tunnels, and SOCKS5; the first byte a
+//! client sends tells them apart ([`inbound`]). Every accepted connection is
+//! routed to a [`Target`] and reaches it through [`outbound`], which today
+//! connects directly through the caching resolver in [`dns`]. Bytes are counted
+//! by stream wrappers that add to atomics ([`stats`]), so the data path takes no
+//! locks. [`Engine::start`] returns an [`EngineHandle`] that reports statistics,
+//! streams [`EngineEvent`]s and shuts the engine down gracefully.
+//!
+//! The engine knows nothing about the operating system's proxy settings, files
+//! or the GUI; `veil-system` and the front ends build on it.
+
+mod auth;
+mod config;
+pub mod dns;
+mod engine;
+mod error;
+mod events;
+pub mod inbound;
+pub mod outbound;
+pub mod stats;
+mod target;
+
+pub use auth::Credentials;
+pub use config::{EngineConfig, Limits, Mode};
+pub use engine::{Engine, EngineHandle};
+pub use error::EngineError;
+pub use events::EngineEvent;
+pub use stats::{ConnectionInfo, DnsStats, HostStats, RateSample, StatsSnapshot};
+pub use target::{Target, TargetError};

@@ -1,0 +1,308 @@
+//! Traffic counters.
+//!
+//! Bytes are counted where they pass: [`Counted`] wraps a socket and
+//! [`CountedBody`] an HTTP body, each adding to shared [`ByteCounters`] with
+//! relaxed atomics, so the data path never takes a lock. The maps of open
+//! connections and of destination hosts are touched once per connection or
+//! request, not per read. A sampler task turns the totals into one
+//! [`RateSample`] per second.
+
+mod body;
+mod stream;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use serde::Serialize;
+
+pub use body::CountedBody;
+pub use stream::{Counted, Side};
+
+use crate::Mode;
+
+/// Up (client to target) and down (target to client) byte totals.
+#[derive(Debug, Default)]
+pub struct ByteCounters {
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+impl ByteCounters {
+    pub fn add_up(&self, n: u64) {
+        self.up.fetch_add(n, Relaxed);
+    }
+    pub fn add_down(&self, n: u64) {
+        self.down.fetch_add(n, Relaxed);
+    }
+    pub fn up(&self) -> u64 {
+        self.up.load(Relaxed)
+    }
+    pub fn down(&self) -> u64 {
+        self.down.load(Relaxed)
+    }
+}
+
+/// Counters of one destination host, across all its connections.
+#[derive(Debug, Default)]
+pub struct HostCounters {
+    pub bytes: Arc<ByteCounters>,
+    connections: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// One open client connection.
+#[derive(Debug)]
+pub struct ConnEntry {
+    pub id: u64,
+    pub client: SocketAddr,
+    pub opened: SystemTime,
+    pub bytes: Arc<ByteCounters>,
+    route: OnceLock<(&'static str, String)>,
+}
+
+impl ConnEntry {
+    /// Records the protocol and target once they are known; later calls (the
+    /// next request on a keep-alive connection) keep the first.
+    pub fn set_route(&self, protocol: &'static str, target: String) -> bool {
+        self.route.set((protocol, target)).is_ok()
+    }
+}
+
+/// Distinct hosts tracked one by one; past this, new hosts are summed under
+/// [`OTHER_HOSTS`] so a scan of millions of names cannot grow memory forever.
+const MAX_HOSTS: usize = 4096;
+pub const OTHER_HOSTS: &str = "(other hosts)";
+/// Seconds of rate samples kept.
+const RATE_HISTORY: usize = 300;
+
+/// Every counter of one engine.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    next_id: AtomicU64,
+    pub totals: Arc<ByteCounters>,
+    connections_open: AtomicU64,
+    connections_total: AtomicU64,
+    requests_total: AtomicU64,
+    rejected_total: AtomicU64,
+    conns: DashMap<u64, Arc<ConnEntry>>,
+    hosts: DashMap<String, Arc<HostCounters>>,
+    rates: Mutex<VecDeque<RateSample>>,
+    last_sample: Mutex<(Instant, u64, u64)>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            next_id: AtomicU64::new(1),
+            totals: Arc::default(),
+            connections_open: AtomicU64::new(0),
+            connections_total: AtomicU64::new(0),
+            requests_total: AtomicU64::new(0),
+            rejected_total: AtomicU64::new(0),
+            conns: DashMap::new(),
+            hosts: DashMap::new(),
+            rates: Mutex::new(VecDeque::with_capacity(RATE_HISTORY)),
+            last_sample: Mutex::new((Instant::now(), 0, 0)),
+        }
+    }
+}
+
+impl Stats {
+    pub fn open_connection(&self, client: SocketAddr) -> Arc<ConnEntry> {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let entry = Arc::new(ConnEntry {
+            id,
+            client,
+            opened: SystemTime::now(),
+            bytes: Arc::default(),
+            route: OnceLock::new(),
+        });
+        self.conns.insert(id, entry.clone());
+        self.connections_open.fetch_add(1, Relaxed);
+        self.connections_total.fetch_add(1, Relaxed);
+        entry
+    }
+
+    pub fn close_connection(&self, id: u64) {
+        if self.conns.remove(&id).is_some() {
+            self.connections_open.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// The counters of `host`, counting one more connection (tunnel) or
+    /// request (HTTP) to it.
+    pub fn host(&self, host: &str, is_request: bool) -> Arc<HostCounters> {
+        let counters = match self.hosts.get(host) {
+            Some(c) => c.clone(),
+            None => {
+                let key = if self.hosts.len() >= MAX_HOSTS {
+                    OTHER_HOSTS.to_owned()
+                } else {
+                    host.to_owned()
+                };
+                self.hosts.entry(key).or_default().clone()
+            }
+        };
+        if is_request {
+            counters.requests.fetch_add(1, Relaxed);
+            self.requests_total.fetch_add(1, Relaxed);
+        } else {
+            counters.connections.fetch_add(1, Relaxed);
+        }
+        counters
+    }
+
+    /// A client refused before it was served (bad request, wrong
+    /// credentials, blocked target).
+    pub fn count_rejected(&self) {
+        self.rejected_total.fetch_add(1, Relaxed);
+    }
+
+    /// Takes one rate sample; the engine calls this once a second.
+    pub fn sample_rate(&self) {
+        let now = Instant::now();
+        let (up, down) = (self.totals.up(), self.totals.down());
+        let mut last = self.last_sample.lock().unwrap_or_else(|e| e.into_inner());
+        let secs = now.duration_since(last.0).as_secs_f64().max(0.001);
+        let sample = RateSample {
+            unix_ms: unix_ms(SystemTime::now()),
+            up_bps: ((up.saturating_sub(last.1)) as f64 / secs) as u64,
+            down_bps: ((down.saturating_sub(last.2)) as f64 / secs) as u64,
+        };
+        *last = (now, up, down);
+        drop(last);
+        let mut rates = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        if rates.len() == RATE_HISTORY {
+            rates.pop_front();
+        }
+        rates.push_back(sample);
+    }
+
+    pub fn snapshot(&self, listen: SocketAddr, mode: Mode, dns: DnsStats) -> StatsSnapshot {
+        let mut hosts: Vec<HostStats> = self
+            .hosts
+            .iter()
+            .map(|e| HostStats {
+                host: e.key().clone(),
+                bytes_up: e.bytes.up(),
+                bytes_down: e.bytes.down(),
+                connections: e.connections.load(Relaxed),
+                requests: e.requests.load(Relaxed),
+            })
+            .collect();
+        hosts.sort_by_key(|h| std::cmp::Reverse(h.bytes_up + h.bytes_down));
+        let mut connections: Vec<ConnectionInfo> = self
+            .conns
+            .iter()
+            .map(|e| {
+                let (protocol, target) = e
+                    .route
+                    .get()
+                    .map(|(p, t)| (*p, t.clone()))
+                    .unwrap_or(("pending", String::new()));
+                ConnectionInfo {
+                    id: e.id,
+                    client: e.client,
+                    protocol: protocol.to_owned(),
+                    target,
+                    opened_unix_ms: unix_ms(e.opened),
+                    bytes_up: e.bytes.up(),
+                    bytes_down: e.bytes.down(),
+                }
+            })
+            .collect();
+        connections.sort_by_key(|c| c.id);
+        let rates = self
+            .rates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        StatsSnapshot {
+            listen,
+            mode,
+            uptime_s: self.started.elapsed().as_secs(),
+            connections_open: self.connections_open.load(Relaxed),
+            connections_total: self.connections_total.load(Relaxed),
+            requests_total: self.requests_total.load(Relaxed),
+            rejected_total: self.rejected_total.load(Relaxed),
+            bytes_up: self.totals.up(),
+            bytes_down: self.totals.down(),
+            rates,
+            hosts,
+            connections,
+            dns,
+        }
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Bytes per second over one sampling interval.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct RateSample {
+    pub unix_ms: u64,
+    pub up_bps: u64,
+    pub down_bps: u64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct HostStats {
+    pub host: String,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Tunnels (CONNECT, SOCKS5) opened to this host.
+    pub connections: u64,
+    /// Plain-HTTP requests forwarded to this host.
+    pub requests: u64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct ConnectionInfo {
+    pub id: u64,
+    pub client: SocketAddr,
+    /// `http`, `connect`, `socks5`, or `pending` before the first request.
+    pub protocol: String,
+    pub target: String,
+    pub opened_unix_ms: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct DnsStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub entries: u64,
+}
+
+/// A point-in-time copy of every counter, cheap to serialise.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct StatsSnapshot {
+    pub listen: SocketAddr,
+    pub mode: Mode,
+    pub uptime_s: u64,
+    pub connections_open: u64,
+    pub connections_total: u64,
+    pub requests_total: u64,
+    pub rejected_total: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Oldest first, one per second, up to five minutes.
+    pub rates: Vec<RateSample>,
+    /// Busiest first.
+    pub hosts: Vec<HostStats>,
+    pub connections: Vec<ConnectionInfo>,
+    pub dns: DnsStats,
+}

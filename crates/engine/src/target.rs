@@ -1,0 +1,130 @@
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// Where a client wants to go: a host name or an IP address, and a port.
+///
+/// Names stay names until the outbound side decides how to reach them, so a
+/// connection that leaves through an upstream proxy never needs a local DNS
+/// lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    Ip(SocketAddr),
+    Domain(String, u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("target {0:?} has no port")]
+    MissingPort(String),
+    #[error("target {0:?} has an invalid port")]
+    BadPort(String),
+    #[error("target {0:?} is not a valid host name")]
+    BadHost(String),
+    #[error("port 0 is not a valid target port")]
+    ZeroPort,
+}
+
+impl Target {
+    /// Builds a target from a host (name, IPv4, or IPv6 with or without
+    /// brackets) and a port.
+    pub fn new(host: &str, port: u16) -> Result<Self, TargetError> {
+        if port == 0 {
+            return Err(TargetError::ZeroPort);
+        }
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(Target::Ip(SocketAddr::new(ip, port)));
+        }
+        if !is_valid_hostname(bare) {
+            return Err(TargetError::BadHost(host.to_owned()));
+        }
+        let name = bare.trim_end_matches('.').to_ascii_lowercase();
+        Ok(Target::Domain(name, port))
+    }
+
+    /// Parses `host:port` as found in a `CONNECT` request target.
+    pub fn parse_authority(authority: &str) -> Result<Self, TargetError> {
+        let (host, port) = authority
+            .rsplit_once(':')
+            .ok_or_else(|| TargetError::MissingPort(authority.to_owned()))?;
+        // `::1` without brackets splits at the wrong colon.
+        if host.contains(':') && !host.starts_with('[') {
+            return Err(TargetError::BadHost(authority.to_owned()));
+        }
+        let port: u16 = port
+            .parse()
+            .map_err(|_| TargetError::BadPort(authority.to_owned()))?;
+        Target::new(host, port)
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            Target::Ip(addr) => addr.port(),
+            Target::Domain(_, port) => *port,
+        }
+    }
+
+    /// The host part as users write it (IPv6 without brackets).
+    pub fn host(&self) -> String {
+        match self {
+            Target::Ip(addr) => addr.ip().to_string(),
+            Target::Domain(name, _) => name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Ip(addr) => write!(f, "{addr}"),
+            Target::Domain(name, port) => write!(f, "{name}:{port}"),
+        }
+    }
+}
+
+fn is_valid_hostname(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_and_addresses() {
+        assert_eq!(
+            Target::parse_authority("Example.COM:443"),
+            Ok(Target::Domain("example.com".into(), 443))
+        );
+        assert_eq!(
+            Target::parse_authority("[::1]:80").map(|t| t.to_string()),
+            Ok("[::1]:80".into())
+        );
+        assert_eq!(
+            Target::parse_authority("10.0.0.1:22"),
+            Ok(Target::Ip("10.0.0.1:22".parse().expect("addr")))
+        );
+    }
+
+    #[test]
+    fn refuses_bad_targets() {
+        assert!(Target::parse_authority("example.com").is_err());
+        assert!(Target::parse_authority("example.com:99999").is_err());
+        assert!(Target::parse_authority("::1:80").is_err());
+        assert!(Target::parse_authority("exa mple.com:80").is_err());
+        assert!(Target::parse_authority("host:0").is_err());
+        assert!(Target::parse_authority(":80").is_err());
+    }
+}
