@@ -95,7 +95,7 @@ impl Engine {
         tracing::info!(%listen, mode = %shared.mode(), "engine started");
         Ok(EngineHandle {
             shared,
-            accept: Some(accept),
+            accept: std::sync::Mutex::new(Some(accept)),
         })
     }
 }
@@ -148,7 +148,7 @@ async fn sample_rates(shared: Arc<Shared>) {
 #[derive(Debug)]
 pub struct EngineHandle {
     shared: Arc<Shared>,
-    accept: Option<tokio::task::JoinHandle<()>>,
+    accept: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl EngineHandle {
@@ -189,12 +189,20 @@ impl EngineHandle {
     }
 
     /// Stops accepting, lets requests and tunnels finish for the configured
-    /// grace period, then closes what is left.
-    pub async fn shutdown(mut self) {
-        let shared = self.shared.clone();
-        shared.emit(EngineEvent::ShuttingDown);
+    /// grace period, then closes what is left. Calling it again does nothing
+    /// more.
+    pub async fn shutdown(&self) {
+        let shared = &self.shared;
+        if !shared.shutdown.is_cancelled() {
+            shared.emit(EngineEvent::ShuttingDown);
+        }
         shared.shutdown.cancel();
-        if let Some(accept) = self.accept.take() {
+        let accept = self
+            .accept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(accept) = accept {
             let _ = accept.await;
         }
         shared.tasks.close();

@@ -1,0 +1,58 @@
+use anyhow::bail;
+use veil_system::Paths;
+use veil_system::control::{self, Reply, Request};
+
+pub async fn status(json: bool) -> anyhow::Result<()> {
+    let paths = Paths::discover()?;
+    let reply = control::request(&paths.control_socket(), &Request::Status).await?;
+    let report = match reply {
+        Reply::Status { status, .. } => status,
+        Reply::Error { error, .. } => bail!("the engine answered: {error}"),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let e = &report.engine;
+    println!("Veil {} (pid {}), up {}", report.version, report.pid, duration(e.uptime_s));
+    println!("listening on {}, mode {}", e.listen, e.mode);
+    println!(
+        "connections: {} open, {} total; HTTP requests: {}; refused: {}",
+        e.connections_open, e.connections_total, e.requests_total, e.rejected_total
+    );
+    println!("traffic: {} up, {} down", bytes(e.bytes_up), bytes(e.bytes_down));
+    println!(
+        "DNS cache: {} hits, {} misses, {} entries",
+        e.dns.hits, e.dns.misses, e.dns.entries
+    );
+    if !e.hosts.is_empty() {
+        println!("busiest hosts:");
+        for h in e.hosts.iter().take(5) {
+            println!("  {:<40} {} up, {} down", h.host, bytes(h.bytes_up), bytes(h.bytes_down));
+        }
+    }
+    Ok(())
+}
+
+fn duration(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
