@@ -1,1 +1,88 @@
+//! Shared pieces for Veil's end-to-end tests: a scriptable origin server, an
+//! engine started in-process, the `veil` binary started as a user would, and
+//! `curl`. Everything binds `127.0.0.1:0` (or `[::1]:0`) and talks to nothing
+//! but this machine.
 
+pub mod origin;
+pub mod veil_process;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+pub use origin::Origin;
+use veil_engine::{Engine, EngineConfig, EngineHandle};
+pub use veil_process::VeilProcess;
+
+/// Starts an engine on a free loopback port with `tweak` applied to the
+/// default config.
+pub async fn start_engine(tweak: impl FnOnce(&mut EngineConfig)) -> EngineHandle {
+    let mut config = EngineConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        ..EngineConfig::default()
+    };
+    tweak(&mut config);
+    Engine::start(config).await.expect("engine starts")
+}
+
+/// What curl printed and how it ended.
+#[derive(Debug)]
+pub struct CurlOutput {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub stderr: String,
+    pub exit_code: i32,
+}
+
+impl CurlOutput {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Runs `curl` with `args` (plus a status-code trailer) off the async runtime,
+/// bounded to 30 seconds.
+pub async fn curl(args: &[&str]) -> CurlOutput {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"])
+            .args(&args)
+            .output()
+            .expect("curl runs (install it with scripts/bootstrap)");
+        let mut body = out.stdout;
+        let split = body.iter().rposition(|b| *b == b'\n').unwrap_or(0);
+        let status = String::from_utf8_lossy(&body[split..])
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        body.truncate(split);
+        CurlOutput {
+            status,
+            body,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            exit_code: out.status.code().unwrap_or(-1),
+        }
+    })
+    .await
+    .expect("curl task")
+}
+
+/// `http://ADDR` for curl's `-x`.
+pub fn proxy_url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// Polls `check` every 20 ms until it holds or `within` passes.
+pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use veil_engine::Mode;
 
 #[derive(Debug, Parser)]
-#[command(name = "veil", version, about = "A local privacy proxy that tells the truth about what it covers.")]
+#[command(
+    name = "veil",
+    version,
+    about = "A local privacy proxy that tells the truth about what it covers."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -65,7 +65,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-
 #[cfg(unix)]
 async fn wait_for_signal() -> anyhow::Result<&'static str> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -81,6 +80,8 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
 
 #[cfg(not(unix))]
 async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     Ok("Ctrl-C")
 }

@@ -14,13 +14,22 @@ pub async fn status(json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let e = &report.engine;
-    println!("Veil {} (pid {}), up {}", report.version, report.pid, duration(e.uptime_s));
+    println!(
+        "Veil {} (pid {}), up {}",
+        report.version,
+        report.pid,
+        duration(e.uptime_s)
+    );
     println!("listening on {}, mode {}", e.listen, e.mode);
     println!(
         "connections: {} open, {} total; HTTP requests: {}; refused: {}",
         e.connections_open, e.connections_total, e.requests_total, e.rejected_total
     );
-    println!("traffic: {} up, {} down", bytes(e.bytes_up), bytes(e.bytes_down));
+    println!(
+        "traffic: {} up, {} down",
+        bytes(e.bytes_up),
+        bytes(e.bytes_down)
+    );
     println!(
         "DNS cache: {} hits, {} misses, {} entries",
         e.dns.hits, e.dns.misses, e.dns.entries
@@ -28,7 +37,12 @@ pub async fn status(json: bool) -> anyhow::Result<()> {
     if !e.hosts.is_empty() {
         println!("busiest hosts:");
         for h in e.hosts.iter().take(5) {
-            println!("  {:<40} {} up, {} down", h.host, bytes(h.bytes_up), bytes(h.bytes_down));
+            println!(
+                "  {:<40} {} up, {} down",
+                h.host,
+                bytes(h.bytes_up),
+                bytes(h.bytes_down)
+            );
         }
     }
     Ok(())

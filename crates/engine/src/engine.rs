@@ -197,11 +197,7 @@ impl EngineHandle {
             shared.emit(EngineEvent::ShuttingDown);
         }
         shared.shutdown.cancel();
-        let accept = self
-            .accept
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let accept = self.accept.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(accept) = accept {
             let _ = accept.await;
         }

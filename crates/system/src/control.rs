@@ -190,7 +190,8 @@ pub async fn request(path: &Path, request: &Request) -> Result<Reply, ControlErr
                 },
             })?;
         let (read, mut write) = stream.into_split();
-        let mut line = serde_json::to_vec(request).map_err(|e| ControlError::BadReply(e.to_string()))?;
+        let mut line =
+            serde_json::to_vec(request).map_err(|e| ControlError::BadReply(e.to_string()))?;
         line.push(b'\n');
         let io_err = |source| ControlError::Io {
             path: path.to_path_buf(),

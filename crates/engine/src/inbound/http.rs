@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use super::headers::{strip_hop_by_hop, wants_upgrade};
-use super::{ConnGuard, relay};
+use super::{ConnGuard, relay, spawn_tunnel};
 use crate::Target;
 use crate::engine::Shared;
 use crate::outbound::{ConnectError, HttpConnector, Outbound, connector::ConnectorError};
@@ -136,8 +136,7 @@ async fn connect(
         Err(e) => return bad_gateway(&e),
     };
     let host = shared.stats.host(&target.host(), false);
-    let tasks = shared.tasks.clone();
-    tasks.spawn(async move {
+    spawn_tunnel(&shared, async move {
         let _guard = guard;
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
@@ -205,7 +204,7 @@ async fn forward(
     {
         let origin_upgrade = hyper::upgrade::on(&mut resp);
         let host = host.clone();
-        shared.tasks.spawn(async move {
+        spawn_tunnel(&shared, async move {
             let _guard = guard;
             match tokio::try_join!(client_upgrade, origin_upgrade) {
                 Ok((client, origin)) => {

@@ -120,6 +120,18 @@ pub(crate) async fn serve(
     }
 }
 
+/// Runs a tunnel that outlives its HTTP exchange (CONNECT, upgrades), tracked
+/// for graceful shutdown and closed when the grace period ends.
+fn spawn_tunnel(shared: &Shared, tunnel: impl Future<Output = ()> + Send + 'static) {
+    let hard_stop = shared.hard_stop.clone();
+    shared.tasks.spawn(async move {
+        tokio::select! {
+            _ = tunnel => {}
+            _ = hard_stop.cancelled() => {}
+        }
+    });
+}
+
 /// Copies both ways until either side closes, counting the bytes for the
 /// target's host.
 async fn relay<C>(client: &mut C, target: TcpStream, host: Arc<HostCounters>)
