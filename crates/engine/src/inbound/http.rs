@@ -20,7 +20,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use super::headers::{strip_hop_by_hop, wants_upgrade};
-use super::{ConnGuard, relay, spawn_tunnel};
+use super::relay::{copy, relay};
+use super::{ConnGuard, spawn_tunnel};
 use crate::Target;
 use crate::engine::Shared;
 use crate::outbound::{ConnectError, HttpConnector, Outbound, connector::ConnectorError};
@@ -56,6 +57,9 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, io: Counte
         .timer(TokioTimer::new())
         .header_read_timeout(limits.handshake_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
+        // max_buf_size alone lets a head through when one read carries all of
+        // it past the limit; this checks the parsed head's size as well.
+        .max_header_size(limits.max_header_bytes)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
@@ -139,10 +143,15 @@ async fn connect(
     spawn_tunnel(&shared, async move {
         let _guard = guard;
         match hyper::upgrade::on(req).await {
-            Ok(upgraded) => {
-                let mut client = TokioIo::new(upgraded);
-                relay(&mut client, upstream, host).await;
-            }
+            // Take the client's socket back from hyper, so the relay can
+            // splice it.
+            Ok(upgraded) => match upgraded.downcast::<TokioIo<Counted<TcpStream>>>() {
+                Ok(parts) => relay(parts.io.into_inner(), parts.read_buf, upstream, host).await,
+                Err(upgraded) => {
+                    let mut client = TokioIo::new(upgraded);
+                    copy(&mut client, upstream, vec![host.bytes.clone()]).await;
+                }
+            },
             Err(e) => tracing::debug!("CONNECT upgrade failed: {e}"),
         }
     });

@@ -3,16 +3,17 @@
 //! [`serve`] peeks at the first byte: `0x05` starts a SOCKS5 handshake
 //! ([`socks`]), anything else is handed to hyper as HTTP/1.1 ([`http`]), which
 //! answers forward requests and `CONNECT`. Tunnels of both kinds end in
-//! [`relay`].
+//! `relay`.
 
 mod headers;
 mod http;
+mod relay;
 mod socks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
@@ -20,7 +21,7 @@ use tracing::Instrument;
 pub use http::HttpForwarder;
 
 use crate::engine::Shared;
-use crate::stats::{ConnEntry, Counted, HostCounters, Side};
+use crate::stats::{ConnEntry, Counted, Side};
 use crate::{EngineEvent, Target};
 
 const SOCKS5_VERSION: u8 = 0x05;
@@ -130,18 +131,4 @@ fn spawn_tunnel(shared: &Shared, tunnel: impl Future<Output = ()> + Send + 'stat
             _ = hard_stop.cancelled() => {}
         }
     });
-}
-
-/// Copies both ways until either side closes, counting the bytes for the
-/// target's host.
-async fn relay<C>(client: &mut C, target: TcpStream, host: Arc<HostCounters>)
-where
-    C: AsyncRead + AsyncWrite + Unpin + ?Sized,
-{
-    let mut target = Counted::new(target, Side::Target, vec![host.bytes.clone()]);
-    const BUF: usize = 64 * 1024;
-    match tokio::io::copy_bidirectional_with_sizes(client, &mut target, BUF, BUF).await {
-        Ok((up, down)) => tracing::debug!(up, down, "tunnel finished"),
-        Err(e) => tracing::debug!("tunnel ended: {e}"),
-    }
 }

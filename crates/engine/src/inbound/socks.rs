@@ -11,7 +11,8 @@ use fast_socks5::util::target_addr::TargetAddr;
 use fast_socks5::{ReplyError, Socks5Command};
 use tokio::net::TcpStream;
 
-use super::{ConnGuard, relay};
+use super::ConnGuard;
+use super::relay::relay;
 use crate::Target;
 use crate::engine::Shared;
 use crate::stats::Counted;
@@ -77,7 +78,7 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Cl
     let bound = upstream
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut client = match proto.reply_success(bound).await {
+    let client = match proto.reply_success(bound).await {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!("SOCKS5 client went away: {}", describe(&e));
@@ -85,7 +86,7 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Cl
         }
     };
     let host = shared.stats.host(&target.host(), false);
-    relay(&mut client, upstream, host).await;
+    relay(client, bytes::Bytes::new(), upstream, host).await;
 }
 
 /// A short description of a handshake failure that leaves out anything the

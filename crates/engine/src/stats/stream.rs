@@ -42,7 +42,13 @@ impl<S> Counted<S> {
         &self.inner
     }
 
-    fn count(counters: &[Arc<ByteCounters>], up: bool, n: usize) {
+    /// The wrapped stream and the counters it added to, for a relay that
+    /// moves bytes without reading them (splice) and counts them itself.
+    pub fn into_parts(self) -> (S, Vec<Arc<ByteCounters>>) {
+        (self.inner, self.counters)
+    }
+
+    pub(crate) fn count(counters: &[Arc<ByteCounters>], up: bool, n: usize) {
         if n == 0 {
             return;
         }
