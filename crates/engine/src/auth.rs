@@ -61,7 +61,8 @@ impl Credentials {
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8;
+    // Not `(a.len() ^ b.len()) as u8`: lengths 256 apart would look equal.
+    let mut diff = u8::from(a.len() != b.len());
     for (i, x) in a.iter().enumerate() {
         diff |= x ^ b.get(i).copied().unwrap_or(0xff);
     }
@@ -82,6 +83,8 @@ mod tests {
         assert!(!creds.matches_basic_header(b"Bearer abc"));
         assert!(!creds.matches_basic_header(b"Basic !!!"));
         assert!(!creds.matches("alice", "s3cret:with:colon"));
+        let longer = format!("s3cret:with:colons{}", "x".repeat(256));
+        assert!(!creds.matches("alice", &longer));
     }
 
     #[test]
