@@ -4,6 +4,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Credentials;
+use crate::routing::{Action, Routing};
+use crate::upstream::{HealthConfig, Strategy, UpstreamSpec};
 
 /// Where traffic leaves from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -79,6 +81,14 @@ pub struct EngineConfig {
     /// DNS servers for direct traffic; empty means the system's resolver
     /// configuration (and hosts file).
     pub dns_servers: Vec<SocketAddr>,
+    /// Upstream proxies used in mode `proxy`.
+    pub upstreams: Vec<UpstreamSpec>,
+    pub strategy: Strategy,
+    pub health: HealthConfig,
+    /// Hosts, `*.suffixes` and CIDRs that always go direct.
+    pub bypass: Vec<String>,
+    /// Per-domain rules; the most specific pattern wins.
+    pub rules: Vec<(String, Action)>,
 }
 
 /// The listener's default: loopback only, so nothing else on the network can
@@ -93,6 +103,11 @@ impl Default for EngineConfig {
             auth: None,
             limits: Limits::default(),
             dns_servers: Vec::new(),
+            upstreams: Vec::new(),
+            strategy: Strategy::default(),
+            health: HealthConfig::default(),
+            bypass: Routing::default_bypass(),
+            rules: Vec::new(),
         }
     }
 }

@@ -20,13 +20,17 @@ mod error;
 mod events;
 pub mod inbound;
 pub mod outbound;
+mod routing;
 pub mod stats;
 mod target;
+pub mod upstream;
 
 pub use auth::Credentials;
 pub use config::{EngineConfig, Limits, Mode};
 pub use engine::{Engine, EngineHandle};
 pub use error::EngineError;
 pub use events::EngineEvent;
+pub use routing::{Action, DEFAULT_BYPASS, HostPattern, Routing};
 pub use stats::{ConnectionInfo, DnsStats, HostStats, RateSample, StatsSnapshot};
 pub use target::{Target, TargetError};
+pub use upstream::{HealthConfig, ProxyKind, ProxyUrl, ProxyUrlError, Strategy, UpstreamSpec};

@@ -9,12 +9,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use veil_engine::{Credentials, EngineConfig, Limits, Mode};
+use veil_engine::{
+    Action, Credentials, EngineConfig, HealthConfig, Limits, Mode, ProxyUrl, Routing, Strategy,
+    UpstreamSpec,
+};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub proxy: ProxySection,
+    pub upstreams: UpstreamsSection,
+    /// Per-domain rules: `"*.ads.example" = "block"`, `"intranet.example" = "direct"`.
+    pub rules: std::collections::BTreeMap<String, Action>,
     pub limits: LimitsSection,
     pub dns: DnsSection,
 }
@@ -25,6 +31,8 @@ pub struct ProxySection {
     /// The mixed HTTP/CONNECT/SOCKS5 listener.
     pub listen: SocketAddr,
     pub mode: Mode,
+    /// Hosts, `*.suffixes` and CIDRs that always go direct.
+    pub bypass: Vec<String>,
     /// Inbound credentials; required for a listener that is not loopback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSection>,
@@ -36,9 +44,69 @@ impl Default for ProxySection {
         Self {
             listen: engine.listen,
             mode: engine.mode,
+            bypass: engine.bypass,
             auth: None,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamsSection {
+    pub strategy: Strategy,
+    pub health_check: HealthCheckSection,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server: Vec<ServerSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthCheckSection {
+    pub interval_s: f64,
+    /// A plain `http://` URL fetched through each upstream; unset checks
+    /// only that the proxy accepts connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Consecutive failures that mark an upstream down.
+    pub fall: u32,
+    /// Consecutive successes that bring it back.
+    pub rise: u32,
+}
+
+impl Default for HealthCheckSection {
+    fn default() -> Self {
+        let h = HealthConfig::default();
+        Self {
+            interval_s: h.interval.as_secs_f64(),
+            url: h.check_url,
+            fall: h.fall,
+            rise: h.rise,
+        }
+    }
+}
+
+/// One upstream proxy. Its password is never in this file: it comes from the
+/// OS keyring, or from the environment variable named by `password_env`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub weight: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// PEM file of extra CA certificates for an `https://` proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
 }
 
 /// The password is never in this file: it is read from the environment
@@ -100,6 +168,8 @@ pub enum ConfigError {
         "inbound password: the environment variable {var} named by proxy.auth.password_env is not set"
     )]
     MissingPassword { var: String },
+    #[error("upstream {name:?}: the environment variable {var} named by password_env is not set")]
+    MissingUpstreamPassword { name: String, var: String },
 }
 
 impl Config {
@@ -153,6 +223,50 @@ impl Config {
                 )));
             }
         }
+        let h = &self.upstreams.health_check;
+        if !(h.interval_s.is_finite() && h.interval_s >= 1.0 && h.interval_s <= 86_400.0) {
+            return Err(invalid(format!(
+                "upstreams.health_check.interval_s must be between 1 and 86400 seconds, not {}",
+                h.interval_s
+            )));
+        }
+        if h.fall == 0 || h.rise == 0 {
+            return Err(invalid(
+                "upstreams.health_check.fall and rise must be at least 1".into(),
+            ));
+        }
+        if let Some(url) = &h.url
+            && !url.starts_with("http://")
+        {
+            return Err(invalid(format!(
+                "upstreams.health_check.url must be a plain http:// URL, not {url:?}"
+            )));
+        }
+        let mut names = std::collections::HashSet::new();
+        for server in &self.upstreams.server {
+            if server.name.trim().is_empty() {
+                return Err(invalid("every [[upstreams.server]] needs a name".into()));
+            }
+            if !names.insert(server.name.as_str()) {
+                return Err(invalid(format!(
+                    "two upstreams are named {:?}; names must be unique",
+                    server.name
+                )));
+            }
+            server
+                .url
+                .parse::<ProxyUrl>()
+                .map_err(|e| invalid(format!("upstream {:?}: {e}", server.name)))?;
+            if server.weight == 0 {
+                return Err(invalid(format!(
+                    "upstream {:?}: weight must be at least 1",
+                    server.name
+                )));
+            }
+        }
+        let rules: Vec<(String, Action)> =
+            self.rules.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        Routing::new(&self.proxy.bypass, &rules).map_err(invalid)?;
         if let Some(auth) = &self.proxy.auth
             && (auth.username.is_empty() || auth.password_env.is_empty())
         {
@@ -191,7 +305,50 @@ impl Config {
                 ..Limits::default()
             },
             dns_servers: self.dns.servers.clone(),
+            upstreams: self.upstream_specs()?,
+            strategy: self.upstreams.strategy,
+            health: HealthConfig {
+                interval: Duration::from_secs_f64(self.upstreams.health_check.interval_s),
+                check_url: self.upstreams.health_check.url.clone(),
+                fall: self.upstreams.health_check.fall,
+                rise: self.upstreams.health_check.rise,
+            },
+            bypass: self.proxy.bypass.clone(),
+            rules: self.rules.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         })
+    }
+
+    /// The configured upstreams with their passwords filled in.
+    fn upstream_specs(&self) -> Result<Vec<UpstreamSpec>, ConfigError> {
+        self.upstreams
+            .server
+            .iter()
+            .map(|s| {
+                let url: ProxyUrl = s.url.parse().map_err(|e| ConfigError::Invalid {
+                    path: PathBuf::from("config.toml"),
+                    message: format!("upstream {:?}: {e}", s.name),
+                })?;
+                let password = match &s.password_env {
+                    Some(var) => Some(
+                        std::env::var(var)
+                            .ok()
+                            .filter(|p| !p.is_empty())
+                            .ok_or_else(|| ConfigError::MissingUpstreamPassword {
+                                name: s.name.clone(),
+                                var: var.clone(),
+                            })?,
+                    ),
+                    None => None,
+                };
+                Ok(UpstreamSpec {
+                    name: s.name.clone(),
+                    url,
+                    password,
+                    weight: s.weight,
+                    ca_file: s.ca_file.clone(),
+                })
+            })
+            .collect()
     }
 }
 
@@ -234,6 +391,27 @@ mod tests {
     fn refuses_nonsense_limits() {
         assert!(parse("[limits]\nmax_connections = 0\n").is_err());
         assert!(parse("[limits]\nconnect_timeout_s = -1\n").is_err());
+    }
+
+    #[test]
+    fn upstreams_and_rules() {
+        let c = parse(
+            "[upstreams]\nstrategy = \"leastconn\"\n[[upstreams.server]]\nname = \"home\"\n\
+             url = \"socks5://alice@127.0.0.3:1080\"\n[rules]\n\"*.ads.example\" = \"block\"\n",
+        )
+        .expect("ok");
+        let e = c.engine_config().expect("engine config");
+        assert_eq!(e.strategy, Strategy::LeastConn);
+        assert_eq!(
+            e.upstreams[0].url.to_string(),
+            "socks5://alice@127.0.0.3:1080"
+        );
+        assert_eq!(e.rules, vec![("*.ads.example".to_string(), Action::Block)]);
+        let err = parse("[[upstreams.server]]\nname = \"a\"\nurl = \"http://u:pw@h:1\"\n")
+            .expect_err("password in url");
+        assert!(!err.to_string().contains("pw@"), "{err}");
+        assert!(parse("[rules]\n\"a*b\" = \"block\"\n").is_err());
+        assert!(parse("[rules]\n\"a.example\" = \"maybe\"\n").is_err());
     }
 
     #[test]

@@ -1,0 +1,200 @@
+//! Which way a connection goes: direct, through the upstream pool, or
+//! nowhere. The bypass list always goes direct (local and private networks by
+//! default); per-domain rules can send a domain direct, through the proxy, or
+//! block it.
+//!
+//! Names are matched as names and never resolved here: resolving a name to
+//! test it against a CIDR would leak the lookup that the upstream was meant to
+//! make.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::{Mode, Target};
+
+/// What to do with a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Direct,
+    Proxy,
+    Block,
+}
+
+/// A host pattern: `example.com` (that host), `*.example.com` (its
+/// subdomains and itself), `10.0.0.0/8` or an address (for IP targets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Exact(String),
+    Suffix(String),
+    Net(IpNet),
+}
+
+impl FromStr for HostPattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty host pattern".into());
+        }
+        if let Ok(net) = s.parse::<IpNet>() {
+            return Ok(HostPattern::Net(net));
+        }
+        if let Ok(ip) = s
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            return Ok(HostPattern::Net(IpNet::from(ip)));
+        }
+        let lower = s.to_ascii_lowercase();
+        if let Some(suffix) = lower.strip_prefix("*.").or_else(|| lower.strip_prefix('.')) {
+            if suffix.is_empty() || suffix.contains('*') {
+                return Err(format!("bad host pattern {s:?}"));
+            }
+            return Ok(HostPattern::Suffix(suffix.to_owned()));
+        }
+        if lower.contains(['*', '/', ' ']) {
+            return Err(format!(
+                "bad host pattern {s:?}: use host, *.suffix, an IP address or a CIDR"
+            ));
+        }
+        Ok(HostPattern::Exact(lower))
+    }
+}
+
+impl HostPattern {
+    fn matches(&self, target: &Target) -> bool {
+        match (self, target) {
+            (HostPattern::Net(net), Target::Ip(addr)) => net.contains(&addr.ip()),
+            (HostPattern::Exact(h), Target::Domain(name, _)) => h == name,
+            (HostPattern::Suffix(sfx), Target::Domain(name, _)) => {
+                name == sfx
+                    || (name.len() > sfx.len()
+                        && name.ends_with(sfx.as_str())
+                        && name.as_bytes()[name.len() - sfx.len() - 1] == b'.')
+            }
+            _ => false,
+        }
+    }
+
+    /// Longer patterns are more specific; exact beats suffix.
+    fn specificity(&self) -> usize {
+        match self {
+            HostPattern::Exact(h) => 10_000 + h.len(),
+            HostPattern::Suffix(s) => s.len(),
+            HostPattern::Net(n) => usize::from(n.prefix_len()),
+        }
+    }
+}
+
+/// The bypass list every user expects: this machine and private networks.
+pub const DEFAULT_BYPASS: &[&str] = &[
+    "localhost",
+    "*.localhost",
+    "127.0.0.0/8",
+    "::1",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "fe80::/10",
+    "fc00::/7",
+    "*.local",
+];
+
+/// Bypass list and per-domain rules, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    bypass: Vec<HostPattern>,
+    rules: Vec<(HostPattern, Action)>,
+}
+
+impl Routing {
+    pub fn new(bypass: &[String], rules: &[(String, Action)]) -> Result<Self, String> {
+        let bypass = bypass
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<Vec<HostPattern>, _>>()?;
+        let mut rules = rules
+            .iter()
+            .map(|(p, a)| Ok((p.parse::<HostPattern>()?, *a)))
+            .collect::<Result<Vec<_>, String>>()?;
+        rules.sort_by_key(|(p, _)| std::cmp::Reverse(p.specificity()));
+        Ok(Self { bypass, rules })
+    }
+
+    pub fn default_bypass() -> Vec<String> {
+        DEFAULT_BYPASS.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The action for `target` in `mode`: the most specific rule wins, then
+    /// the bypass list, then the mode.
+    pub fn decide(&self, mode: Mode, target: &Target) -> Action {
+        if let Some((_, action)) = self.rules.iter().find(|(p, _)| p.matches(target)) {
+            return match (action, mode) {
+                // "proxy" in direct mode has no proxy to use: go direct.
+                (Action::Proxy, Mode::Direct) => Action::Direct,
+                (a, _) => *a,
+            };
+        }
+        if mode == Mode::Direct || self.bypass.iter().any(|p| p.matches(target)) {
+            return Action::Direct;
+        }
+        Action::Proxy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Target {
+        Target::parse_authority(s).expect("target")
+    }
+
+    #[test]
+    fn bypass_and_rules() {
+        let routing = Routing::new(
+            &Routing::default_bypass(),
+            &[
+                ("*.ads.example".into(), Action::Block),
+                ("intranet.example".into(), Action::Direct),
+                ("*.example".into(), Action::Proxy),
+            ],
+        )
+        .expect("routing");
+        let p = Mode::Proxy;
+        assert_eq!(routing.decide(p, &t("example.org:443")), Action::Proxy);
+        assert_eq!(routing.decide(p, &t("localhost:80")), Action::Direct);
+        assert_eq!(routing.decide(p, &t("printer.local:80")), Action::Direct);
+        assert_eq!(routing.decide(p, &t("192.168.1.4:80")), Action::Direct);
+        assert_eq!(routing.decide(p, &t("[::1]:80")), Action::Direct);
+        assert_eq!(routing.decide(p, &t("8.8.8.8:53")), Action::Proxy);
+        assert_eq!(routing.decide(p, &t("x.ads.example:443")), Action::Block);
+        assert_eq!(routing.decide(p, &t("ads.example:443")), Action::Block);
+        assert_eq!(routing.decide(p, &t("badads.example:443")), Action::Proxy);
+        assert_eq!(
+            routing.decide(p, &t("intranet.example:443")),
+            Action::Direct
+        );
+        assert_eq!(
+            routing.decide(Mode::Direct, &t("example.org:443")),
+            Action::Direct
+        );
+        assert_eq!(
+            routing.decide(Mode::Direct, &t("a.ads.example:1")),
+            Action::Block
+        );
+    }
+
+    #[test]
+    fn refuses_bad_patterns() {
+        assert!(Routing::new(&["a*b".into()], &[]).is_err());
+        assert!(Routing::new(&["*.".into()], &[]).is_err());
+        assert!(Routing::new(&["".into()], &[]).is_err());
+    }
+}
