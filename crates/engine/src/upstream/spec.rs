@@ -98,7 +98,7 @@ impl FromStr for ProxyUrl {
             port,
             username: userinfo
                 .filter(|u| !u.is_empty())
-                .map(|u| percent_decode(u)),
+                .map(percent_decode),
         })
     }
 }
