@@ -1,6 +1,5 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -10,8 +9,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::dns::DnsCache;
 use crate::inbound::{self, HttpForwarder};
-use crate::outbound::Outbound;
+use crate::outbound::{Direct, Outbound};
+use crate::routing::{Action, Routing};
 use crate::stats::Stats;
+use crate::upstream::{Pool, Strategy, UpstreamReport, UpstreamSpec};
 use crate::{EngineConfig, EngineError, EngineEvent, Mode, StatsSnapshot};
 
 /// State every connection task shares.
@@ -19,7 +20,6 @@ use crate::{EngineConfig, EngineError, EngineEvent, Mode, StatsSnapshot};
 pub(crate) struct Shared {
     pub config: EngineConfig,
     pub listen: SocketAddr,
-    proxy_mode: AtomicBool,
     pub stats: Stats,
     pub outbound: Outbound,
     pub forwarder: HttpForwarder,
@@ -33,11 +33,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn mode(&self) -> Mode {
-        if self.proxy_mode.load(Ordering::Relaxed) {
-            Mode::Proxy
-        } else {
-            Mode::Direct
-        }
+        self.outbound.mode()
     }
 
     pub fn emit(&self, event: EngineEvent) {
@@ -61,9 +57,10 @@ impl Engine {
                 addr: config.listen,
             });
         }
-        if config.mode == Mode::Proxy {
+        if config.mode == Mode::Proxy && config.upstreams.is_empty() {
             return Err(EngineError::NoUpstream);
         }
+        let routing = Routing::new(&config.bypass, &config.rules).map_err(EngineError::Config)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -76,14 +73,23 @@ impl Engine {
             source,
         })?;
         let dns = DnsCache::new(&config.dns_servers)?;
-        let outbound = Outbound::new(dns, config.limits.connect_timeout, listen);
+        let direct = Direct::new(dns.clone(), config.limits.connect_timeout, listen);
         let (events, _) = broadcast::channel(1024);
+        let pool = Pool::new(
+            config.upstreams.clone(),
+            config.strategy,
+            config.health.clone(),
+            dns,
+            config.limits.connect_timeout,
+            events.clone(),
+        )
+        .map_err(EngineError::Config)?;
+        let pool = Arc::new(pool);
         let shared = Arc::new(Shared {
             listen,
-            proxy_mode: AtomicBool::new(config.mode == Mode::Proxy),
             stats: Stats::default(),
-            forwarder: HttpForwarder::new(outbound.clone()),
-            outbound,
+            forwarder: HttpForwarder::new(direct.clone()),
+            outbound: Outbound::new(direct, pool.clone(), routing, config.mode),
             events,
             shutdown: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
@@ -92,6 +98,7 @@ impl Engine {
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         tokio::spawn(sample_rates(shared.clone()));
+        tokio::spawn(crate::upstream::run_checks(pool, shared.shutdown.clone()));
         tracing::info!(%listen, mode = %shared.mode(), "engine started");
         Ok(EngineHandle {
             shared,
@@ -165,20 +172,65 @@ impl EngineHandle {
     /// Switches between direct and proxy for new connections; open ones
     /// keep their route.
     pub fn set_mode(&self, mode: Mode) -> Result<(), EngineError> {
-        if mode == Mode::Proxy {
+        if mode == Mode::Proxy && self.shared.outbound.pool.is_empty() {
             return Err(EngineError::NoUpstream);
         }
-        self.shared
-            .proxy_mode
-            .store(mode == Mode::Proxy, Ordering::Relaxed);
+        self.shared.outbound.set_mode(mode);
         Ok(())
     }
 
+    /// Replaces the upstream proxies for new connections. Open tunnels keep
+    /// the upstream they started on; an unchanged upstream keeps its health
+    /// and counters.
+    pub fn set_upstreams(&self, upstreams: Vec<UpstreamSpec>) -> Result<(), EngineError> {
+        if upstreams.is_empty() && self.mode() == Mode::Proxy {
+            return Err(EngineError::NoUpstream);
+        }
+        self.shared
+            .outbound
+            .pool
+            .set_upstreams(upstreams)
+            .map_err(EngineError::Config)
+    }
+
+    pub fn set_strategy(&self, strategy: Strategy) {
+        self.shared.outbound.pool.set_strategy(strategy);
+    }
+
+    /// Replaces the bypass list and per-domain rules for new connections.
+    pub fn set_routing(
+        &self,
+        bypass: &[String],
+        rules: &[(String, Action)],
+    ) -> Result<(), EngineError> {
+        let routing = Routing::new(bypass, rules).map_err(EngineError::Config)?;
+        self.shared.outbound.set_routing(routing);
+        Ok(())
+    }
+
+    pub fn upstreams(&self) -> Vec<UpstreamReport> {
+        self.shared.outbound.pool.reports()
+    }
+
+    /// The latency test of one configured upstream: connect, and fetch the
+    /// health-check URL through it when one is configured.
+    pub async fn test_upstream(&self, name: &str) -> Result<Duration, String> {
+        self.shared.outbound.pool.test(name).await
+    }
+
+    /// Runs the active health check of every upstream now.
+    pub async fn check_upstreams(&self) {
+        self.shared.outbound.pool.check_now().await;
+    }
+
     pub fn stats(&self) -> StatsSnapshot {
+        let pool = &self.shared.outbound.pool;
         self.shared.stats.snapshot(
             self.shared.listen,
             self.shared.mode(),
-            self.shared.outbound.dns().stats(),
+            self.shared.outbound.direct.dns().stats(),
+            pool.strategy(),
+            pool.reports(),
         )
     }
 

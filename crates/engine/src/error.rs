@@ -23,4 +23,6 @@ pub enum EngineError {
     NoUpstream,
     #[error("cannot set up the DNS resolver: {0}")]
     Resolver(String),
+    #[error("{0}")]
+    Config(String),
 }

@@ -21,5 +21,14 @@ pub enum EngineEvent {
         bytes_up: u64,
         bytes_down: u64,
     },
+    /// An upstream passed enough checks to carry traffic again.
+    UpstreamUp {
+        name: String,
+    },
+    /// An upstream failed too often and is out of rotation.
+    UpstreamDown {
+        name: String,
+        reason: String,
+    },
     ShuttingDown,
 }

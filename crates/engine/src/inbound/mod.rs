@@ -5,6 +5,7 @@
 //! answers forward requests and `CONNECT`. Tunnels of both kinds end in
 //! `relay`.
 
+mod forward;
 mod headers;
 mod http;
 mod relay;
@@ -18,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-pub use http::HttpForwarder;
+pub use forward::HttpForwarder;
 
 use crate::engine::Shared;
 use crate::stats::{ConnEntry, Counted, Side};

@@ -13,45 +13,89 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::outbound::Opened;
 use crate::stats::{ByteCounters, Counted, HostCounters, Side};
+use crate::upstream::OutStream;
 
 const COPY_BUF: usize = 64 * 1024;
 
-/// Relays between `client` and `target` until both directions are done.
-/// `pending` holds bytes the client already sent that were read while
-/// parsing its request (they go to the target first).
+/// Relays between `client` and the opened target until both directions are
+/// done. `pending_up` holds bytes the client already sent that were read while
+/// parsing its request; `opened.pending` holds bytes an upstream already sent
+/// from the target. Each goes on first.
 pub(super) async fn relay(
     client: Counted<TcpStream>,
-    pending: Bytes,
-    mut target: TcpStream,
+    pending_up: Bytes,
+    opened: Opened,
     host: Arc<HostCounters>,
 ) {
-    if !pending.is_empty() {
-        if let Err(e) = target.write_all(&pending).await {
-            tracing::debug!("tunnel ended before it began: {e}");
-            return;
-        }
-        host.bytes.add_up(pending.len() as u64);
-    }
+    let Opened {
+        stream: mut target,
+        pending: pending_down,
+        lease,
+    } = opened;
     let (mut client, mut counters) = client.into_parts();
-    counters.push(host.bytes.clone());
-    #[cfg(target_os = "linux")]
-    {
-        match splice::both_ways(&mut client, &mut target, &counters).await {
-            Ok(()) => tracing::debug!("tunnel finished"),
-            Err(splice::Error::Setup(e)) => {
-                tracing::debug!("splice unavailable ({e}); copying instead");
-                copy(&mut client, target, counters).await;
-            }
-            Err(splice::Error::Io(e)) => tracing::debug!("tunnel ended: {e}"),
-        }
+    // The client's counters already saw `pending_up` when hyper read it.
+    let mut beyond_client = vec![host.bytes.clone()];
+    if let Some(lease) = &lease {
+        beyond_client.push(lease.upstream().bytes.clone());
     }
-    #[cfg(not(target_os = "linux"))]
-    copy(&mut client, target, counters).await;
+    counters.extend(beyond_client.iter().cloned());
+    let pending = Pending {
+        up: &pending_up,
+        up_counters: &beyond_client,
+        down: &pending_down,
+        down_counters: &counters,
+    };
+    if let Err(e) = pending.send(&mut client, &mut target).await {
+        tracing::debug!("tunnel ended before it began: {e}");
+        return;
+    }
+    match target {
+        #[cfg(target_os = "linux")]
+        OutStream::Tcp(mut target) => {
+            match splice::both_ways(&mut client, &mut target, &counters).await {
+                Ok(()) => tracing::debug!("tunnel finished"),
+                Err(splice::Error::Setup(e)) => {
+                    tracing::debug!("splice unavailable ({e}); copying instead");
+                    copy(&mut client, OutStream::Tcp(target), counters).await;
+                }
+                Err(splice::Error::Io(e)) => tracing::debug!("tunnel ended: {e}"),
+            }
+        }
+        target => copy(&mut client, target, counters).await,
+    }
+    drop(lease);
+}
+
+/// Bytes read ahead on either side before the relay starts.
+struct Pending<'a> {
+    up: &'a [u8],
+    up_counters: &'a [Arc<ByteCounters>],
+    down: &'a [u8],
+    down_counters: &'a [Arc<ByteCounters>],
+}
+
+impl Pending<'_> {
+    async fn send(&self, client: &mut TcpStream, target: &mut OutStream) -> std::io::Result<()> {
+        if !self.up.is_empty() {
+            target.write_all(self.up).await?;
+            self.up_counters
+                .iter()
+                .for_each(|c| c.add_up(self.up.len() as u64));
+        }
+        if !self.down.is_empty() {
+            client.write_all(self.down).await?;
+            self.down_counters
+                .iter()
+                .for_each(|c| c.add_down(self.down.len() as u64));
+        }
+        Ok(())
+    }
 }
 
 /// The portable relay: a buffered copy, counted by the stream wrapper.
-pub(super) async fn copy<C>(client: &mut C, target: TcpStream, counters: Vec<Arc<ByteCounters>>)
+pub(super) async fn copy<C>(client: &mut C, target: OutStream, counters: Vec<Arc<ByteCounters>>)
 where
     C: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {

@@ -67,15 +67,16 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Cl
         },
     };
     guard.routed("socks5", &target);
-    let upstream = match shared.outbound.connect(&target).await {
-        Ok(s) => s,
+    let opened = match shared.outbound.open(&target).await {
+        Ok(o) => o,
         Err(e) => {
             tracing::debug!("connect failed: {e}");
             let _ = proto.reply_error(&e.socks_reply()).await;
             return;
         }
     };
-    let bound = upstream
+    let bound = opened
+        .stream
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let client = match proto.reply_success(bound).await {
@@ -86,7 +87,7 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Cl
         }
     };
     let host = shared.stats.host(&target.host(), false);
-    relay(client, bytes::Bytes::new(), upstream, host).await;
+    relay(client, bytes::Bytes::new(), opened, host).await;
 }
 
 /// A short description of a handshake failure that leaves out anything the

@@ -6,19 +6,19 @@ use http::Uri;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::{ConnectError, Outbound};
+use super::{ConnectError, Direct};
 use crate::Target;
 
 /// Hyper's pooled client connects through this, so forwarded HTTP requests use
 /// the same DNS cache, timeouts and loop guard as tunnels.
 #[derive(Debug, Clone)]
 pub struct HttpConnector {
-    outbound: Outbound,
+    direct: Direct,
 }
 
 impl HttpConnector {
-    pub fn new(outbound: Outbound) -> Self {
-        Self { outbound }
+    pub fn new(direct: Direct) -> Self {
+        Self { direct }
     }
 }
 
@@ -44,7 +44,7 @@ impl tower_service::Service<Uri> for HttpConnector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let outbound = self.outbound.clone();
+        let direct = self.direct.clone();
         Box::pin(async move {
             let host = uri
                 .host()
@@ -52,7 +52,7 @@ impl tower_service::Service<Uri> for HttpConnector {
             let port = uri.port_u16().unwrap_or(80);
             let target =
                 Target::new(host, port).map_err(|e| ConnectorError::BadTarget(e.to_string()))?;
-            let stream = outbound.connect(&target).await?;
+            let stream = direct.connect(&target).await?;
             Ok(TokioIo::new(stream))
         })
     }

@@ -10,14 +10,14 @@ use crate::dns::DnsCache;
 
 /// Direct connections from this machine, names resolved through the cache.
 #[derive(Debug, Clone)]
-pub struct Outbound {
+pub struct Direct {
     dns: DnsCache,
     connect_timeout: Duration,
     /// The engine's own listener; a target equal to it would loop forever.
     own_listener: SocketAddr,
 }
 
-impl Outbound {
+impl Direct {
     pub fn new(dns: DnsCache, connect_timeout: Duration, own_listener: SocketAddr) -> Self {
         Self {
             dns,

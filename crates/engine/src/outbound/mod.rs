@@ -1,19 +1,32 @@
 //! How connections leave the machine.
 //!
-//! [`Outbound`] opens a TCP connection to a [`Target`]: directly, through the
-//! DNS cache. [`HttpConnector`] adapts it for hyper's pooled client, so plain
-//! HTTP forwarding and tunnels take the same path out.
+//! [`Outbound`] decides the route of each [`Target`] ([`Routing`] and the
+//! mode) and opens it: [`Direct`] connects from this machine through the DNS
+//! cache; the upstream [`Pool`] connects through a proxy and never resolves
+//! the target's name. [`HttpConnector`] plugs `Direct` into hyper's pooled
+//! client, so plain HTTP and tunnels take the same way out.
 
 pub(crate) mod connector;
 mod direct;
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 pub use connector::HttpConnector;
-pub use direct::Outbound;
+pub use direct::Direct;
+
+use crate::Mode;
+use crate::routing::{Action, Routing};
+use crate::upstream::{Lease, OutStream, Pool, PoolError};
 
 use crate::Target;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of every request and response the engine sends on.
+pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
 
 /// Why a target could not be reached. The message is shown to the client in
 /// a 502, so it names the target and says what went wrong, and nothing else.
@@ -49,6 +62,104 @@ impl ConnectError {
                 io::ErrorKind::HostUnreachable => ReplyError::HostUnreachable,
                 _ => ReplyError::GeneralFailure,
             },
+        }
+    }
+}
+
+/// A connection to a target, ready for relaying.
+#[derive(Debug)]
+pub struct Opened {
+    pub stream: OutStream,
+    /// Bytes the upstream already sent from the target.
+    pub pending: Bytes,
+    /// The upstream carrying it, if any; held for the connection's life.
+    pub lease: Option<Lease>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{target} is blocked by a rule in Veil's config")]
+    Blocked { target: Target },
+    #[error(transparent)]
+    Direct(#[from] ConnectError),
+    #[error(transparent)]
+    Upstream(#[from] PoolError),
+}
+
+impl OpenError {
+    pub fn socks_reply(&self) -> fast_socks5::ReplyError {
+        match self {
+            OpenError::Blocked { .. } => fast_socks5::ReplyError::ConnectionNotAllowed,
+            OpenError::Direct(e) => e.socks_reply(),
+            OpenError::Upstream(e) => e.socks_reply(),
+        }
+    }
+}
+
+/// Routing plus the ways out.
+#[derive(Debug)]
+pub struct Outbound {
+    pub direct: Direct,
+    pub pool: Arc<Pool>,
+    routing: RwLock<Arc<Routing>>,
+    proxy_mode: AtomicBool,
+}
+
+impl Outbound {
+    pub fn new(direct: Direct, pool: Arc<Pool>, routing: Routing, mode: Mode) -> Self {
+        Self {
+            direct,
+            pool,
+            routing: RwLock::new(Arc::new(routing)),
+            proxy_mode: AtomicBool::new(mode == Mode::Proxy),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        if self.proxy_mode.load(Ordering::Relaxed) {
+            Mode::Proxy
+        } else {
+            Mode::Direct
+        }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.proxy_mode
+            .store(mode == Mode::Proxy, Ordering::Relaxed);
+    }
+
+    pub fn set_routing(&self, routing: Routing) {
+        *self.routing.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(routing);
+    }
+
+    pub fn route(&self, target: &Target) -> Action {
+        let routing = self
+            .routing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        routing.decide(self.mode(), target)
+    }
+
+    /// Opens a connection to `target` the way the routing says.
+    pub async fn open(&self, target: &Target) -> Result<Opened, OpenError> {
+        match self.route(target) {
+            Action::Block => Err(OpenError::Blocked {
+                target: target.clone(),
+            }),
+            Action::Direct => Ok(Opened {
+                stream: OutStream::Tcp(self.direct.connect(target).await?),
+                pending: Bytes::new(),
+                lease: None,
+            }),
+            Action::Proxy => {
+                let (stream, pending, lease) = self.pool.tunnel(target).await?;
+                Ok(Opened {
+                    stream,
+                    pending,
+                    lease: Some(lease),
+                })
+            }
         }
     }
 }

@@ -9,30 +9,41 @@ use pin_project_lite::pin_project;
 use super::ByteCounters;
 
 pin_project! {
-    /// An HTTP body that adds the size of each data frame to a counter, up
-    /// for request bodies and down for response bodies.
+    /// An HTTP body that adds the size of each data frame to counters, up for
+    /// request bodies and down for response bodies. It can also keep
+    /// something alive for as long as the body streams (an upstream's lease).
     pub struct CountedBody<B> {
         #[pin]
         inner: B,
-        counters: Arc<ByteCounters>,
+        counters: Vec<Arc<ByteCounters>>,
         up: bool,
+        keep: Option<Box<dyn std::any::Any + Send + Sync>>,
     }
 }
 
 impl<B> CountedBody<B> {
-    pub fn up(inner: B, counters: Arc<ByteCounters>) -> Self {
+    pub fn up(inner: B, counters: Vec<Arc<ByteCounters>>) -> Self {
         Self {
             inner,
             counters,
             up: true,
+            keep: None,
         }
     }
-    pub fn down(inner: B, counters: Arc<ByteCounters>) -> Self {
+
+    pub fn down(inner: B, counters: Vec<Arc<ByteCounters>>) -> Self {
         Self {
             inner,
             counters,
             up: false,
+            keep: None,
         }
+    }
+
+    /// Keeps `value` until the body is dropped.
+    pub fn keeping(mut self, value: impl std::any::Any + Send + Sync) -> Self {
+        self.keep = Some(Box::new(value));
+        self
     }
 }
 
@@ -49,10 +60,13 @@ impl<B: Body<Data = Bytes>> Body for CountedBody<B> {
         if let Poll::Ready(Some(Ok(frame))) = &res
             && let Some(data) = frame.data_ref()
         {
-            if *this.up {
-                this.counters.add_up(data.len() as u64);
-            } else {
-                this.counters.add_down(data.len() as u64);
+            let n = data.len() as u64;
+            for c in this.counters.iter() {
+                if *this.up {
+                    c.add_up(n);
+                } else {
+                    c.add_down(n);
+                }
             }
         }
         res

@@ -23,6 +23,7 @@ pub use body::CountedBody;
 pub use stream::{Counted, Side};
 
 use crate::Mode;
+use crate::upstream::{Strategy, UpstreamReport};
 
 /// Up (client to target) and down (target to client) byte totals.
 #[derive(Debug, Default)]
@@ -184,7 +185,14 @@ impl Stats {
         rates.push_back(sample);
     }
 
-    pub fn snapshot(&self, listen: SocketAddr, mode: Mode, dns: DnsStats) -> StatsSnapshot {
+    pub fn snapshot(
+        &self,
+        listen: SocketAddr,
+        mode: Mode,
+        dns: DnsStats,
+        strategy: Strategy,
+        upstreams: Vec<UpstreamReport>,
+    ) -> StatsSnapshot {
         let mut hosts: Vec<HostStats> = self
             .hosts
             .iter()
@@ -239,6 +247,8 @@ impl Stats {
             hosts,
             connections,
             dns,
+            strategy,
+            upstreams,
         }
     }
 }
@@ -305,4 +315,7 @@ pub struct StatsSnapshot {
     pub hosts: Vec<HostStats>,
     pub connections: Vec<ConnectionInfo>,
     pub dns: DnsStats,
+    pub strategy: Strategy,
+    /// Every configured upstream with its health and counters.
+    pub upstreams: Vec<UpstreamReport>,
 }

@@ -96,9 +96,7 @@ impl FromStr for ProxyUrl {
             kind,
             host: host.to_ascii_lowercase(),
             port,
-            username: userinfo
-                .filter(|u| !u.is_empty())
-                .map(percent_decode),
+            username: userinfo.filter(|u| !u.is_empty()).map(percent_decode),
         })
     }
 }

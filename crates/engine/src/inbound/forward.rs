@@ -1,0 +1,268 @@
+//! Plain-HTTP forwarding: a request in absolute form (`GET http://host/path`)
+//! is passed on over a pooled keep-alive connection, directly or through an
+//! upstream, without hop-by-hop headers and without adding any header that
+//! would reveal a proxy (`Via`, `X-Forwarded-For`). WebSocket upgrades over
+//! plain HTTP take the same way and then become a two-way copy.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use http::header;
+use http::{Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use super::ConnGuard;
+use super::headers::{strip_hop_by_hop, wants_upgrade};
+use super::http::{empty, text};
+use super::spawn_tunnel;
+use crate::Target;
+use crate::engine::Shared;
+use crate::outbound::connector::ConnectorError;
+use crate::outbound::{Body, BoxError, Direct, HttpConnector};
+use crate::routing::Action;
+use crate::stats::{ByteCounters, Counted, CountedBody, Side};
+use crate::upstream::{Lease, PoolError, ProxyKind, UpstreamError};
+
+/// Pooled keep-alive connections to origins, for direct plain HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpForwarder {
+    client: Client<HttpConnector, Body>,
+}
+
+impl HttpForwarder {
+    pub fn new(direct: Direct) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build(HttpConnector::new(direct));
+        Self { client }
+    }
+}
+
+pub(super) async fn forward(
+    shared: Arc<Shared>,
+    guard: Arc<ConnGuard>,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let uri = req.uri();
+    let (Some(host), Some(scheme)) = (uri.host(), uri.scheme_str()) else {
+        shared.stats.count_rejected();
+        return text(
+            StatusCode::BAD_REQUEST,
+            "This is a proxy: send requests in absolute form (GET http://host/path), or use CONNECT.",
+        );
+    };
+    if scheme != "http" {
+        shared.stats.count_rejected();
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Only http:// requests are forwarded in absolute form; use CONNECT for https.",
+        );
+    }
+    let target = match Target::new(host, uri.port_u16().unwrap_or(80)) {
+        Ok(t) => t,
+        Err(e) => {
+            shared.stats.count_rejected();
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!("Bad request target: {e}."),
+            );
+        }
+    };
+    guard.routed("http", &target);
+    let action = shared.outbound.route(&target);
+    if action == Action::Block {
+        shared.stats.count_rejected();
+        return text(
+            StatusCode::FORBIDDEN,
+            &format!("{target} is blocked by a rule in Veil's config."),
+        );
+    }
+    let host = shared.stats.host(&target.host(), true);
+
+    let upgrade = wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    parts.version = Version::HTTP_11;
+    let out = Request::from_parts(parts, body);
+
+    let sent = match action {
+        Action::Proxy => send_upstream(&shared, &target, out, &host.bytes).await,
+        _ => send_direct(&shared, &target, out, &host.bytes).await,
+    };
+    let (mut resp, lease) = match sent {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let mut counters = vec![host.bytes.clone()];
+    counters.extend(lease.as_ref().map(|l| l.upstream().bytes.clone()));
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_upgrade) = client_upgrade
+    {
+        let origin_upgrade = hyper::upgrade::on(&mut resp);
+        spawn_tunnel(&shared, async move {
+            let _guard = guard;
+            let _lease = lease;
+            match tokio::try_join!(client_upgrade, origin_upgrade) {
+                Ok((client, origin)) => {
+                    let mut client = TokioIo::new(client);
+                    let mut origin = Counted::new(TokioIo::new(origin), Side::Target, counters);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut origin).await {
+                        tracing::debug!("upgraded connection ended: {e}");
+                    }
+                }
+                Err(e) => tracing::debug!("protocol upgrade failed: {e}"),
+            }
+        });
+        let (mut parts, _) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers, true);
+        return Response::from_parts(parts, empty());
+    }
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    let body = CountedBody::down(body, counters).keeping(lease);
+    Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
+}
+
+type Sent = Result<(Response<Incoming>, Option<Lease>), Response<Body>>;
+
+fn counted(body: Incoming, counters: Vec<Arc<ByteCounters>>) -> Body {
+    CountedBody::up(body, counters)
+        .map_err(|e| Box::new(e) as BoxError)
+        .boxed()
+}
+
+async fn send_direct(
+    shared: &Shared,
+    target: &Target,
+    req: Request<Incoming>,
+    host: &Arc<ByteCounters>,
+) -> Sent {
+    let req = req.map(|b| counted(b, vec![host.clone()]));
+    match shared.forwarder.client.request(req).await {
+        Ok(resp) => Ok((resp, None)),
+        Err(e) => Err(direct_error(target, &e)),
+    }
+}
+
+/// Sends through the pool's upstreams in strategy order. A request without
+/// a body is retried on the next upstream when one fails before answering;
+/// one with a body cannot be replayed, so its failure is final.
+async fn send_upstream(
+    shared: &Shared,
+    target: &Target,
+    req: Request<Incoming>,
+    host: &Arc<ByteCounters>,
+) -> Sent {
+    let pool = &shared.outbound.pool;
+    let candidates = pool.candidates();
+    if candidates.is_empty() {
+        return Err(pool_error(&pool.all_down()));
+    }
+    let replayable = req.body().is_end_stream();
+    let (parts, body) = req.into_parts();
+    let mut body = Some(body);
+    let mut errors = Vec::new();
+    for upstream in candidates {
+        let this_body = match body.take() {
+            Some(b) => counted(b, vec![host.clone(), upstream.bytes.clone()]),
+            None if replayable => empty(),
+            None => break,
+        };
+        let mut req = Request::from_parts(clone_parts(&parts), this_body);
+        if let Some(auth) = &upstream.dialer.auth_header {
+            req.headers_mut()
+                .insert(header::PROXY_AUTHORIZATION, auth.clone());
+        }
+        let lease = upstream.lease();
+        let failure = match upstream.client.request(req).await {
+            Ok(resp)
+                if resp.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+                    && upstream.spec().url.kind != ProxyKind::Socks5 =>
+            {
+                UpstreamError::AuthRejected {
+                    name: upstream.name().to_owned(),
+                    detail: "407 Proxy Authentication Required".into(),
+                }
+            }
+            Ok(resp) => {
+                pool.record_success(&upstream);
+                return Ok((resp, Some(lease)));
+            }
+            Err(e) => match upstream_error(&e) {
+                Some(e) => e,
+                None => {
+                    // The upstream took the request and the exchange broke
+                    // later: not something another upstream can fix.
+                    return Err(direct_error(target, &e));
+                }
+            },
+        };
+        if failure.is_upstream_fault() {
+            pool.record_failure(&upstream, &failure.to_string());
+        }
+        let retry = failure.is_upstream_fault() && replayable;
+        errors.push(failure);
+        if !retry {
+            break;
+        }
+    }
+    Err(pool_error(&PoolError(errors)))
+}
+
+fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {
+    let mut req = Request::new(());
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    *req.headers_mut() = parts.headers.clone();
+    req.into_parts().0
+}
+
+fn upstream_error(err: &hyper_util::client::legacy::Error) -> Option<UpstreamError> {
+    let mut source: Option<&(dyn StdError + 'static)> = err.source();
+    while let Some(e) = source {
+        if let Some(u) = e.downcast_ref::<UpstreamError>() {
+            return Some(u.clone());
+        }
+        source = e.source();
+    }
+    None
+}
+
+fn pool_error(err: &PoolError) -> Response<Body> {
+    tracing::debug!("no upstream could carry the request: {err}");
+    text(
+        StatusCode::BAD_GATEWAY,
+        &format!("Veil could not connect: {err}."),
+    )
+}
+
+fn direct_error(target: &Target, err: &hyper_util::client::legacy::Error) -> Response<Body> {
+    let mut source: Option<&(dyn StdError + 'static)> = err.source();
+    while let Some(e) = source {
+        if let Some(ConnectorError::Connect(connect)) = e.downcast_ref::<ConnectorError>() {
+            tracing::debug!("connect failed: {connect}");
+            return text(
+                StatusCode::BAD_GATEWAY,
+                &format!("Veil could not connect: {connect}."),
+            );
+        }
+        source = e.source();
+    }
+    let detail = err
+        .source()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| err.to_string());
+    tracing::debug!(%target, "forwarding failed: {detail}");
+    text(
+        StatusCode::BAD_GATEWAY,
+        &format!("Veil could not get a response from {target}: {detail}."),
+    )
+}
