@@ -2,7 +2,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use veil_engine::{Engine, EngineHandle};
+use veil_engine::{Engine, EngineHandle, Mode};
 use veil_system::control::{ControlServer, Controller, Reply, Request, StatusReport};
 use veil_system::{Config, Paths};
 
@@ -34,8 +34,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         engine_config.listen = listen;
     }
+    if !args.upstreams.is_empty() {
+        engine_config.upstreams = crate::upstream::specs_from_flags(&args.upstreams)?;
+        engine_config.mode = Mode::Proxy;
+    }
     if let Some(mode) = args.mode {
         engine_config.mode = mode;
+    }
+    if let Some(strategy) = args.strategy {
+        engine_config.strategy = strategy;
     }
 
     // Claim the control socket before the port, so a second `veil run` fails

@@ -34,6 +34,29 @@ pub async fn status(json: bool) -> anyhow::Result<()> {
         "DNS cache: {} hits, {} misses, {} entries",
         e.dns.hits, e.dns.misses, e.dns.entries
     );
+    if !e.upstreams.is_empty() {
+        println!("upstreams ({}):", e.strategy);
+        for u in &e.upstreams {
+            let health = if u.healthy { "up" } else { "DOWN" };
+            let latency = u
+                .latency_ms
+                .map(|ms| format!("{ms} ms"))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "  {:<12} {:<4} {:<40} {} open, {} total, {} up, {} down, latency {latency}",
+                u.name,
+                health,
+                u.url,
+                u.open_connections,
+                u.total_connections,
+                bytes(u.bytes_up),
+                bytes(u.bytes_down)
+            );
+            if let (false, Some(err)) = (u.healthy, &u.last_error) {
+                println!("               {err}");
+            }
+        }
+    }
     if !e.hosts.is_empty() {
         println!("busiest hosts:");
         for h in e.hosts.iter().take(5) {
