@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::ConnGuard;
 use super::headers::{strip_hop_by_hop, wants_upgrade};
-use super::http::{empty, text};
+use super::http::{empty, refuse, text};
 use super::spawn_tunnel;
 use crate::Target;
 use crate::engine::Shared;
@@ -51,15 +51,15 @@ pub(super) async fn forward(
 ) -> Response<Body> {
     let uri = req.uri();
     let (Some(host), Some(scheme)) = (uri.host(), uri.scheme_str()) else {
-        shared.stats.count_rejected();
-        return text(
+        return refuse(
+            &shared,
             StatusCode::BAD_REQUEST,
             "This is a proxy: send requests in absolute form (GET http://host/path), or use CONNECT.",
         );
     };
     if scheme != "http" {
-        shared.stats.count_rejected();
-        return text(
+        return refuse(
+            &shared,
             StatusCode::BAD_REQUEST,
             "Only http:// requests are forwarded in absolute form; use CONNECT for https.",
         );
@@ -67,8 +67,8 @@ pub(super) async fn forward(
     let target = match Target::new(host, uri.port_u16().unwrap_or(80)) {
         Ok(t) => t,
         Err(e) => {
-            shared.stats.count_rejected();
-            return text(
+            return refuse(
+                &shared,
                 StatusCode::BAD_REQUEST,
                 &format!("Bad request target: {e}."),
             );
@@ -77,11 +77,8 @@ pub(super) async fn forward(
     guard.routed("http", &target);
     let action = shared.outbound.route(&target);
     if action == Action::Block {
-        shared.stats.count_rejected();
-        return text(
-            StatusCode::FORBIDDEN,
-            &format!("{target} is blocked by a rule in Veil's config."),
-        );
+        let blocked = format!("{target} is blocked by a rule in Veil's config.");
+        return refuse(&shared, StatusCode::FORBIDDEN, &blocked);
     }
     let host = shared.stats.host(&target.host(), true);
 

@@ -98,14 +98,17 @@ async fn connect(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let Some(authority) = req.uri().authority() else {
-        shared.stats.count_rejected();
-        return text(StatusCode::BAD_REQUEST, "CONNECT needs a host:port target.");
+        return refuse(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "CONNECT needs a host:port target.",
+        );
     };
     let target = match Target::parse_authority(authority.as_str()) {
         Ok(t) => t,
         Err(e) => {
-            shared.stats.count_rejected();
-            return text(
+            return refuse(
+                &shared,
                 StatusCode::BAD_REQUEST,
                 &format!("Bad CONNECT target: {e}."),
             );
@@ -148,6 +151,12 @@ pub(super) fn open_error(err: &OpenError) -> Response<Body> {
             &format!("Veil could not connect: {err}."),
         ),
     }
+}
+
+/// Answers a request Veil will not serve, counting it as refused.
+pub(super) fn refuse(shared: &Shared, status: StatusCode, message: &str) -> Response<Body> {
+    shared.stats.count_rejected();
+    text(status, message)
 }
 
 pub(super) fn text(status: StatusCode, message: &str) -> Response<Body> {
