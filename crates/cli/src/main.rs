@@ -1,10 +1,13 @@
 //! `veil`: runs the engine without a window, and talks to a running engine
 //! (this one or the app's) over the control socket.
 
+mod env;
 mod logging;
 mod run;
 mod status;
+mod sysproxy;
 mod upstream;
+mod upstream_edit;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,10 +40,62 @@ enum Command {
     /// Upstream proxies.
     #[command(subcommand)]
     Upstream(UpstreamCommand),
+    /// Point the OS's proxy setting at the running engine, or give back yours.
+    #[command(subcommand)]
+    Sysproxy(SysproxyCommand),
+    /// Print proxy variables for shells and the CLI tools that read them.
+    Env {
+        /// bash, zsh, fish or powershell (default: from $SHELL).
+        #[arg(long)]
+        shell: Option<env::Shell>,
+        /// Config file to read instead of the usual `config.toml`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SysproxyCommand {
+    /// Ask the running engine to point the OS at itself (your settings are saved first).
+    On,
+    /// Ask the running engine to put your own settings back.
+    Off,
+    /// The OS's proxy settings now, beside the ones Veil saved.
+    Status {
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put back the settings saved by a Veil that is no longer running (after a crash).
+    Restore,
 }
 
 #[derive(Debug, Subcommand)]
 enum UpstreamCommand {
+    /// Add an upstream to config.toml: http://[USER@]HOST:PORT, https://... or socks5://...
+    ///
+    /// When the URL names a user, the password is asked for without echo (or
+    /// read from standard input with --password-stdin) and stored in the OS
+    /// keyring, never in config.toml. A running engine uses it after a restart.
+    Add {
+        /// A short name: the upstream's key in the keyring and in `veil status`.
+        name: String,
+        url: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Share of connections under weighted strategies.
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+    },
+    /// List the configured upstreams and whether each has its password stored.
+    List {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an upstream from config.toml and its password from the keyring.
+    Remove { name: String },
     /// Measure an upstream proxy: connect, and fetch the check URL through it.
     Test {
         /// http://[user@]host:port, https://... or socks5://[user@]host:port.
@@ -70,6 +125,10 @@ struct RunArgs {
     /// Config file to read instead of the usual `config.toml`.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Point the OS's proxy setting at Veil once the listener is ready; your
+    /// own settings come back on exit (Ctrl-C, SIGTERM, SIGHUP).
+    #[arg(long)]
+    system_proxy: bool,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +150,19 @@ fn main() -> ExitCode {
             Command::Upstream(UpstreamCommand::Test { url, check_url }) => {
                 upstream::test(&url, check_url).await
             }
+            Command::Upstream(UpstreamCommand::Add {
+                name,
+                url,
+                password_stdin,
+                weight,
+            }) => upstream_edit::add(&name, &url, password_stdin, weight),
+            Command::Upstream(UpstreamCommand::List { json }) => upstream_edit::list(json),
+            Command::Upstream(UpstreamCommand::Remove { name }) => upstream_edit::remove(&name),
+            Command::Sysproxy(SysproxyCommand::On) => sysproxy::on().await,
+            Command::Sysproxy(SysproxyCommand::Off) => sysproxy::off().await,
+            Command::Sysproxy(SysproxyCommand::Status { json }) => sysproxy::status(json).await,
+            Command::Sysproxy(SysproxyCommand::Restore) => sysproxy::restore(),
+            Command::Env { shell, config } => env::env(shell, config).await,
         }
     });
     match result {

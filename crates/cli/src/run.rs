@@ -1,25 +1,82 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
 use veil_engine::{Engine, EngineHandle, Mode};
 use veil_system::control::{ControlServer, Controller, Reply, Request, StatusReport};
+use veil_system::sysproxy::{self, Recovery, SystemProxyGuard, VeilProxy};
 use veil_system::{Config, Paths};
 
 use crate::RunArgs;
 
 struct CliController {
     engine: Arc<EngineHandle>,
+    /// This engine owns the system proxy setting while it runs.
+    guard: Arc<SystemProxyGuard>,
+    proxy: VeilProxy,
+    data_dir: PathBuf,
+}
+
+impl CliController {
+    fn sysproxy_status(&self) -> Reply {
+        match sysproxy::status(&self.data_dir) {
+            Ok(status) => Reply::Sysproxy {
+                ok: true,
+                sysproxy: Box::new(status),
+            },
+            Err(e) => Reply::error(e.to_string()),
+        }
+    }
 }
 
 impl Controller for CliController {
     fn handle(&self, request: Request) -> Reply {
+        // The desktop tools are separate processes that take a moment;
+        // block_in_place keeps the other runtime threads serving traffic.
         match request {
-            Request::Status => Reply::Status {
-                ok: true,
-                status: Box::new(StatusReport::new(self.engine.stats())),
+            Request::Status => {
+                let mut status = StatusReport::new(self.engine.stats());
+                status.system_proxy = self.guard.is_on();
+                Reply::Status {
+                    ok: true,
+                    status: Box::new(status),
+                }
+            }
+            Request::SysproxyOn => {
+                match tokio::task::block_in_place(|| self.guard.enable(&self.proxy)) {
+                    Ok(()) => tokio::task::block_in_place(|| self.sysproxy_status()),
+                    Err(e) => Reply::error(format!("system proxy not changed: {e}")),
+                }
+            }
+            Request::SysproxyOff => match tokio::task::block_in_place(|| self.guard.disable()) {
+                Ok(_) => tokio::task::block_in_place(|| self.sysproxy_status()),
+                Err(e) => Reply::error(format!("could not restore your settings: {e}")),
             },
+            Request::SysproxyStatus => tokio::task::block_in_place(|| self.sysproxy_status()),
         }
+    }
+}
+
+/// A guard file whose owner is gone means a Veil died with the system
+/// proxy pointing at it: put the user's settings back before anything else.
+pub fn recover_from_crash(paths: &Paths) {
+    match sysproxy::recover(&paths.data_dir) {
+        Ok(Recovery::Restored { pid, restored, .. }) => {
+            eprintln!(
+                "veil: a Veil that stopped unexpectedly (pid {pid}) had left the system proxy \
+                 pointing at it; your previous settings are restored:"
+            );
+            for (backend, state) in restored {
+                eprintln!("veil:   {backend}: {state}");
+            }
+        }
+        Ok(Recovery::Nothing | Recovery::OwnerRunning { .. }) => {}
+        Err(e) => eprintln!(
+            "veil: a Veil that stopped unexpectedly left the system proxy changed, and restoring \
+             your previous settings failed: {e}. Try `veil sysproxy restore`."
+        ),
     }
 }
 
@@ -48,12 +105,39 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Claim the control socket before the port, so a second `veil run` fails
     // with a clear message instead of racing for the listener.
     let control = ControlServer::bind(&paths.control_socket()).await?;
+    recover_from_crash(&paths);
+    // Signals are caught from here on, so one that arrives right after the
+    // system proxy is switched on still restores it.
+    let mut signals = Signals::install()?;
+    let bypass = engine_config.bypass.clone();
     let engine = Arc::new(Engine::start(engine_config).await?);
     let listen = engine.local_addr();
+    let guard = Arc::new(SystemProxyGuard::new(&paths.data_dir));
+    let proxy = VeilProxy { listen, bypass };
+    if args.system_proxy {
+        let enabled = tokio::task::spawn_blocking({
+            let guard = guard.clone();
+            let proxy = proxy.clone();
+            move || guard.enable(&proxy)
+        })
+        .await
+        .context("switching the system proxy on")?;
+        if let Err(e) = enabled {
+            engine.shutdown().await;
+            anyhow::bail!("system proxy not changed: {e}");
+        }
+        eprintln!(
+            "veil: system proxy on: apps that follow it now use {}",
+            proxy.client_addr()
+        );
+    }
     let stop = Arc::new(tokio::sync::Notify::new());
     let control_task = tokio::spawn(control.serve(
         Arc::new(CliController {
             engine: engine.clone(),
+            guard: guard.clone(),
+            proxy,
+            data_dir: paths.data_dir.clone(),
         }),
         {
             let stop = stop.clone();
@@ -64,31 +148,101 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     println!("veil: listening on {listen}");
     std::io::stdout().flush().context("writing to stdout")?;
 
-    let signal = wait_for_signal().await?;
+    let signal = signals.recv().await;
     tracing::info!("{signal}: shutting down");
+    // The user's proxy settings first: once the listener closes, anything
+    // still pointing at it is stranded.
+    let restored = tokio::task::spawn_blocking({
+        let guard = guard.clone();
+        move || guard.disable()
+    })
+    .await;
+    match restored {
+        Ok(Ok(true)) => eprintln!("veil: system proxy off: your previous settings are restored"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => eprintln!(
+            "veil: could not restore your system proxy settings: {e}. Run `veil sysproxy restore`."
+        ),
+        Err(e) => eprintln!("veil: restoring the system proxy settings failed: {e}"),
+    }
     stop.notify_one();
     engine.shutdown().await;
     let _ = control_task.await;
     Ok(())
 }
 
+/// The signals that stop `veil run`, caught from the moment they are
+/// installed.
 #[cfg(unix)]
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = hup.recv() => "SIGHUP",
-        _ = int.recv() => "SIGINT",
-    })
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
 }
 
-#[cfg(not(unix))]
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    Ok("Ctrl-C")
+#[cfg(unix)]
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Ctrl-C, closing the console window, logging off and shutting down (the
+/// last two reach console programs only where Windows delivers them).
+#[cfg(windows)]
+struct Signals {
+    c: tokio::signal::windows::CtrlC,
+    close: tokio::signal::windows::CtrlClose,
+    logoff: tokio::signal::windows::CtrlLogoff,
+    shutdown: tokio::signal::windows::CtrlShutdown,
+}
+
+#[cfg(windows)]
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::windows::{ctrl_c, ctrl_close, ctrl_logoff, ctrl_shutdown};
+        Ok(Self {
+            c: ctrl_c().context("installing the Ctrl-C handler")?,
+            close: ctrl_close().context("installing the console-close handler")?,
+            logoff: ctrl_logoff().context("installing the log-off handler")?,
+            shutdown: ctrl_shutdown().context("installing the shutdown handler")?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.c.recv() => "Ctrl-C",
+            _ = self.close.recv() => "console close",
+            _ = self.logoff.recv() => "log off",
+            _ = self.shutdown.recv() => "shutdown",
+        }
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
+struct Signals;
+
+#[cfg(not(any(unix, windows)))]
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }

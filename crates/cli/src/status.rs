@@ -8,6 +8,7 @@ pub async fn status(json: bool) -> anyhow::Result<()> {
     let report = match reply {
         Reply::Status { status, .. } => status,
         Reply::Error { error, .. } => bail!("the engine answered: {error}"),
+        other => bail!("unexpected answer from the engine: {other:?}"),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::secrets::{self, SecretKey};
 use serde::{Deserialize, Serialize};
 use veil_engine::{
     Action, Credentials, EngineConfig, HealthConfig, Limits, Mode, ProxyUrl, Routing, Strategy,
@@ -110,12 +111,14 @@ fn is_one(v: &u32) -> bool {
 }
 
 /// The password is never in this file: it is read from the environment
-/// variable named here.
+/// variable named by `password_env`, else from the OS keyring (entry
+/// `inbound:USERNAME`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSection {
     pub username: String,
-    pub password_env: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +150,10 @@ pub struct DnsSection {
     pub servers: Vec<SocketAddr>,
 }
 
+/// Finds the stored password for a keyring entry; `None` when there is none.
+pub type SecretLookup<'a> =
+    dyn Fn(&SecretKey) -> Result<Option<String>, secrets::SecretsError> + 'a;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -170,6 +177,25 @@ pub enum ConfigError {
     MissingPassword { var: String },
     #[error("upstream {name:?}: the environment variable {var} named by password_env is not set")]
     MissingUpstreamPassword { name: String, var: String },
+    #[error(
+        "upstream {name:?} logs in as {user:?}, but the OS keyring has no password for it; store \
+         one with `veil upstream add {name} URL` (it asks for the password), or name an \
+         environment variable with password_env"
+    )]
+    NoStoredUpstreamPassword { name: String, user: String },
+    #[error(
+        "inbound user {user:?} has no password in the OS keyring (entry \"inbound:{user}\" of \
+         service \"veil\"); store one, or name an environment variable with proxy.auth.password_env"
+    )]
+    NoStoredInboundPassword { user: String },
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Config {
@@ -268,26 +294,42 @@ impl Config {
             self.rules.iter().map(|(k, v)| (k.clone(), *v)).collect();
         Routing::new(&self.proxy.bypass, &rules).map_err(invalid)?;
         if let Some(auth) = &self.proxy.auth
-            && (auth.username.is_empty() || auth.password_env.is_empty())
+            && (auth.username.is_empty() || auth.password_env.as_deref() == Some(""))
         {
             return Err(invalid(
-                "proxy.auth needs a non-empty username and password_env".into(),
+                "proxy.auth needs a non-empty username, and password_env must not be empty \
+                 when given"
+                    .into(),
             ));
         }
         Ok(())
     }
 
-    /// The engine's view of this config. Reads the inbound password from its
-    /// environment variable.
+    /// The engine's view of this config, with passwords filled in from
+    /// their environment variables or the OS keyring.
     pub fn engine_config(&self) -> Result<EngineConfig, ConfigError> {
+        self.engine_config_with(&secrets::get)
+    }
+
+    /// [`Self::engine_config`] with another place to look passwords up
+    /// (tests, or a front end that already holds them).
+    pub fn engine_config_with(
+        &self,
+        secret: &SecretLookup<'_>,
+    ) -> Result<EngineConfig, ConfigError> {
         let auth = match &self.proxy.auth {
             Some(a) => {
-                let password = std::env::var(&a.password_env)
-                    .ok()
-                    .filter(|p| !p.is_empty())
-                    .ok_or_else(|| ConfigError::MissingPassword {
-                        var: a.password_env.clone(),
-                    })?;
+                let password = match &a.password_env {
+                    Some(var) => std::env::var(var)
+                        .ok()
+                        .filter(|p| !p.is_empty())
+                        .ok_or_else(|| ConfigError::MissingPassword { var: var.clone() })?,
+                    None => secret(&SecretKey::Inbound(a.username.clone()))?.ok_or_else(|| {
+                        ConfigError::NoStoredInboundPassword {
+                            user: a.username.clone(),
+                        }
+                    })?,
+                };
                 Some(Credentials::new(a.username.clone(), password))
             }
             None => None,
@@ -305,7 +347,7 @@ impl Config {
                 ..Limits::default()
             },
             dns_servers: self.dns.servers.clone(),
-            upstreams: self.upstream_specs()?,
+            upstreams: self.upstream_specs(secret)?,
             strategy: self.upstreams.strategy,
             health: HealthConfig {
                 interval: Duration::from_secs_f64(self.upstreams.health_check.interval_s),
@@ -318,8 +360,11 @@ impl Config {
         })
     }
 
-    /// The configured upstreams with their passwords filled in.
-    fn upstream_specs(&self) -> Result<Vec<UpstreamSpec>, ConfigError> {
+    /// The configured upstreams with their passwords filled in: from the
+    /// variable named by `password_env` when set, else from the OS keyring
+    /// when the URL names a user. A URL without a user needs no password and
+    /// never touches the keyring.
+    fn upstream_specs(&self, secret: &SecretLookup<'_>) -> Result<Vec<UpstreamSpec>, ConfigError> {
         self.upstreams
             .server
             .iter()
@@ -338,7 +383,17 @@ impl Config {
                                 var: var.clone(),
                             })?,
                     ),
-                    None => None,
+                    None => match &url.username {
+                        Some(user) => {
+                            Some(secret(&SecretKey::Upstream(s.name.clone()))?.ok_or_else(
+                                || ConfigError::NoStoredUpstreamPassword {
+                                    name: s.name.clone(),
+                                    user: user.clone(),
+                                },
+                            )?)
+                        }
+                        None => None,
+                    },
                 };
                 Ok(UpstreamSpec {
                     name: s.name.clone(),
@@ -400,7 +455,9 @@ mod tests {
              url = \"socks5://alice@127.0.0.3:1080\"\n[rules]\n\"*.ads.example\" = \"block\"\n",
         )
         .expect("ok");
-        let e = c.engine_config().expect("engine config");
+        let e = c
+            .engine_config_with(&|_| Ok(Some("pw".into())))
+            .expect("engine config");
         assert_eq!(e.strategy, Strategy::LeastConn);
         assert_eq!(
             e.upstreams[0].url.to_string(),
@@ -412,6 +469,47 @@ mod tests {
         assert!(!err.to_string().contains("pw@"), "{err}");
         assert!(parse("[rules]\n\"a*b\" = \"block\"\n").is_err());
         assert!(parse("[rules]\n\"a.example\" = \"maybe\"\n").is_err());
+    }
+
+    #[test]
+    fn upstream_passwords_come_from_the_keyring_only_when_a_user_is_named() {
+        let c = parse(
+            "[[upstreams.server]]\nname = \"home\"\nurl = \"socks5://alice@127.0.0.3:1080\"\n\
+             [[upstreams.server]]\nname = \"open\"\nurl = \"http://127.0.0.2:3128\"\n",
+        )
+        .expect("ok");
+        let asked = std::cell::RefCell::new(Vec::new());
+        let e = c
+            .engine_config_with(&|key| {
+                asked.borrow_mut().push(key.clone());
+                Ok(Some("s3cret".into()))
+            })
+            .expect("engine config");
+        assert_eq!(*asked.borrow(), vec![SecretKey::Upstream("home".into())]);
+        assert_eq!(e.upstreams[0].password.as_deref(), Some("s3cret"));
+        assert_eq!(e.upstreams[1].password, None);
+
+        let err = c.engine_config_with(&|_| Ok(None)).expect_err("no entry");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("\"home\"") && msg.contains("veil upstream add"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn inbound_password_from_the_keyring_when_no_variable_is_named() {
+        let c = parse("[proxy.auth]\nusername = \"me\"\n").expect("ok");
+        let e = c
+            .engine_config_with(&|key| {
+                assert_eq!(key, &SecretKey::Inbound("me".into()));
+                Ok(Some("pw".into()))
+            })
+            .expect("engine config");
+        assert!(e.auth.is_some());
+        let err = c.engine_config_with(&|_| Ok(None)).expect_err("no entry");
+        assert!(err.to_string().contains("inbound:me"), "{err}");
+        assert!(parse("[proxy.auth]\nusername = \"me\"\npassword_env = \"\"\n").is_err());
     }
 
     #[test]

@@ -14,19 +14,38 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use veil_engine::StatsSnapshot;
 
+use crate::sysproxy::SystemProxyStatus;
+
 /// What a client can ask.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Status,
+    /// Point the OS at this engine (saving the user's settings first).
+    SysproxyOn,
+    /// Put the user's own settings back.
+    SysproxyOff,
+    /// The OS's settings now and the saved ones.
+    SysproxyStatus,
 }
 
 /// The engine's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Reply {
-    Status { ok: bool, status: Box<StatusReport> },
-    Error { ok: bool, error: String },
+    Status {
+        ok: bool,
+        status: Box<StatusReport>,
+    },
+    /// The answer to the `sysproxy_*` requests: what the OS has now.
+    Sysproxy {
+        ok: bool,
+        sysproxy: Box<SystemProxyStatus>,
+    },
+    Error {
+        ok: bool,
+        error: String,
+    },
 }
 
 impl Reply {
@@ -43,6 +62,9 @@ impl Reply {
 pub struct StatusReport {
     pub version: String,
     pub pid: u32,
+    /// Whether this engine has pointed the OS's proxy setting at itself.
+    #[serde(default)]
+    pub system_proxy: bool,
     #[serde(flatten)]
     pub engine: StatsSnapshot,
 }
@@ -52,6 +74,7 @@ impl StatusReport {
         Self {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
+            system_proxy: false,
             engine,
         }
     }

@@ -2,13 +2,23 @@
 //!
 //! [`Paths`] says where Veil keeps its files (one folder with `VEIL_HOME`),
 //! [`config`] reads and checks `config.toml` and turns it into an
-//! [`veil_engine::EngineConfig`], and [`control`] is the local control channel:
-//! a Unix domain socket, private to the user, that speaks JSON lines. There is
+//! [`veil_engine::EngineConfig`], filling in passwords from [`secrets`] (the
+//! OS keyring, never a file), and [`config_file`] edits the file in place,
+//! keeping the user's comments. [`sysproxy`] points the desktop's proxy
+//! setting at Veil behind a guard file, so the user's own settings always
+//! come back, even after a crash; [`env`] gives the same to shells as
+//! variables. [`control`] is the local control channel: a Unix domain
+//! socket, private to the user, that speaks JSON lines. There is
 //! deliberately no TCP control port, so no web page can reach the controls.
 
 pub mod config;
+pub mod config_file;
 pub mod control;
+pub mod env;
 mod paths;
+pub mod secrets;
+pub mod sysproxy;
 
 pub use config::{Config, ConfigError};
+pub use config_file::ConfigFile;
 pub use paths::{Paths, PathsError};

@@ -1,0 +1,336 @@
+//! [`SystemProxyGuard`]: the one place that changes the system proxy, and
+//! the guard file that lets any later Veil undo the change.
+//!
+//! The order matters and is the point of this file: read the user's
+//! settings, write them to the guard file (flushed to disk), only then
+//! change the OS, read the change back, and undo everything if any step
+//! fails. Restoring writes the saved values back, checks them, and only then
+//! deletes the guard file, so a failed restore can be tried again.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::state::{BackendStatus, ProxyState, SystemProxyStatus};
+use super::{Backend, Owner, Settings, SysProxyError, VeilProxy, backend_named, detect_backends};
+
+/// The guard file's name in the data folder.
+pub const GUARD_FILE: &str = "system-proxy-guard.json";
+
+pub fn guard_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(GUARD_FILE)
+}
+
+/// What the guard file holds: who changed the system proxy, to what, and
+/// what the user had before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardFile {
+    pub owner: Owner,
+    /// The listener the OS was pointed at.
+    pub proxy: String,
+    pub saved_at_unix: u64,
+    pub saved: Vec<SavedSettings>,
+}
+
+/// One backend's settings as they were before Veil changed them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedSettings {
+    pub backend: String,
+    pub settings: Settings,
+}
+
+impl GuardFile {
+    /// The guard file in `path`; `None` when there is none.
+    pub fn load(path: &Path) -> Result<Option<Self>, SysProxyError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(SysProxyError::GuardIo {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| SysProxyError::GuardCorrupt {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+    }
+
+    fn store(&self, path: &Path) -> Result<(), SysProxyError> {
+        let io = |source| SysProxyError::GuardIo {
+            path: path.to_path_buf(),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        crate::config_file::write_atomically(path, &json).map_err(io)
+    }
+
+    fn remove(path: &Path) -> Result<(), SysProxyError> {
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(SysProxyError::GuardIo {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Writes every saved backend's settings back and checks them. All
+    /// backends are tried; the first failure is returned.
+    fn restore(&self) -> Result<(), SysProxyError> {
+        let mut first_error = None;
+        for saved in &self.saved {
+            let result = backend_named(&saved.backend).and_then(|backend| {
+                backend.write(&saved.settings)?;
+                verify(backend.as_ref(), &saved.settings)
+            });
+            if let Err(e) = result {
+                tracing::error!("restoring the {} proxy settings failed: {e}", saved.backend);
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Reads `backend` back and fails if it does not hold `wanted`.
+fn verify(backend: &dyn Backend, wanted: &Settings) -> Result<(), SysProxyError> {
+    let found = backend.read()?;
+    match backend.mismatch(wanted, &found) {
+        Some(mismatch) => Err(SysProxyError::NotTaken {
+            backend: backend.name(),
+            mismatch,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// What [`recover`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recovery {
+    /// No guard file: the system proxy is the user's own.
+    Nothing,
+    /// A running Veil owns the guard file; it was left alone.
+    OwnerRunning { pid: u32 },
+    /// The owner had died (a crash, SIGKILL, power loss) with Veil's settings
+    /// in place; the user's own were put back.
+    Restored {
+        pid: u32,
+        saved_at_unix: u64,
+        restored: Vec<(String, ProxyState)>,
+    },
+}
+
+/// Puts the user's settings back from a guard file whose owner is gone.
+/// Every start of an engine does this first, and `veil sysproxy restore`
+/// does it on demand.
+pub fn recover(data_dir: &Path) -> Result<Recovery, SysProxyError> {
+    let path = guard_path(data_dir);
+    let Some(file) = GuardFile::load(&path)? else {
+        return Ok(Recovery::Nothing);
+    };
+    if file.owner.is_running() {
+        return Ok(Recovery::OwnerRunning {
+            pid: file.owner.pid,
+        });
+    }
+    file.restore()?;
+    GuardFile::remove(&path)?;
+    let restored = file
+        .saved
+        .iter()
+        .map(|s| {
+            let state = backend_named(&s.backend)
+                .map(|b| b.describe(&s.settings))
+                .unwrap_or(ProxyState::Other {
+                    detail: "unknown".into(),
+                });
+            (s.backend.clone(), state)
+        })
+        .collect();
+    tracing::warn!(
+        "restored the system proxy settings saved by Veil pid {}, which stopped without restoring them",
+        file.owner.pid
+    );
+    Ok(Recovery::Restored {
+        pid: file.owner.pid,
+        saved_at_unix: file.saved_at_unix,
+        restored,
+    })
+}
+
+/// The OS's settings now, beside the saved ones from the guard file.
+pub fn status(data_dir: &Path) -> Result<SystemProxyStatus, SysProxyError> {
+    let file = GuardFile::load(&guard_path(data_dir))?;
+    let running = file.as_ref().is_some_and(|f| f.owner.is_running());
+    let backends: Vec<Box<dyn Backend>> = match &file {
+        Some(f) => f
+            .saved
+            .iter()
+            .map(|s| backend_named(&s.backend))
+            .collect::<Result<_, _>>()?,
+        None => detect_backends()?,
+    };
+    let backends = backends
+        .iter()
+        .map(|backend| {
+            let saved_values = file
+                .as_ref()
+                .and_then(|f| f.saved.iter().find(|s| s.backend == backend.name()))
+                .map(|s| s.settings.clone());
+            let (current_values, error) = match backend.read() {
+                Ok(v) => (Some(v), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            BackendStatus {
+                backend: backend.name().to_owned(),
+                current: current_values.as_ref().map(|v| backend.describe(v)),
+                error,
+                saved: saved_values.as_ref().map(|v| backend.describe(v)),
+                current_values: current_values.unwrap_or_default(),
+                saved_values: saved_values.unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok(SystemProxyStatus {
+        on: running,
+        owner_pid: file.as_ref().map(|f| f.owner.pid),
+        stale: file.is_some() && !running,
+        proxy: file.map(|f| f.proxy),
+        backends,
+    })
+}
+
+/// Points the OS at Veil and gives the user's settings back. Held by the
+/// running engine; dropping it while on restores.
+#[derive(Debug)]
+pub struct SystemProxyGuard {
+    path: PathBuf,
+    data_dir: PathBuf,
+    on: Mutex<bool>,
+}
+
+impl SystemProxyGuard {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            path: guard_path(data_dir),
+            data_dir: data_dir.to_path_buf(),
+            on: Mutex::new(false),
+        }
+    }
+
+    pub fn is_on(&self) -> bool {
+        *self.on.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Saves the user's settings (the first time), points every backend at
+    /// `proxy` and checks that each took it. On any failure the user's
+    /// settings are put back and the error says what went wrong.
+    pub fn enable(&self, proxy: &VeilProxy) -> Result<(), SysProxyError> {
+        let mut on = self.on.lock().unwrap_or_else(PoisonError::into_inner);
+        let file = match GuardFile::load(&self.path)? {
+            Some(file) if file.owner.is_current() => file,
+            Some(file) if file.owner.is_running() => {
+                return Err(SysProxyError::OwnedByOther {
+                    pid: file.owner.pid,
+                });
+            }
+            stale => {
+                if stale.is_some() {
+                    recover(&self.data_dir)?;
+                }
+                let backends = detect_backends()?;
+                // Nothing is changed until every backend could be read and
+                // the result is safely on disk.
+                let saved = backends
+                    .iter()
+                    .map(|b| {
+                        Ok(SavedSettings {
+                            backend: b.name().to_owned(),
+                            settings: b.read()?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, SysProxyError>>()?;
+                let file = GuardFile {
+                    owner: Owner::current(),
+                    proxy: proxy.client_addr().to_string(),
+                    saved_at_unix: SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    saved,
+                };
+                file.store(&self.path)?;
+                file
+            }
+        };
+        let applied = file.saved.iter().try_for_each(|saved| {
+            let backend = backend_named(&saved.backend)?;
+            let wanted = backend.veil_settings(proxy);
+            backend.write(&wanted)?;
+            verify(backend.as_ref(), &wanted)
+        });
+        match applied {
+            Ok(()) => {
+                *on = true;
+                tracing::info!("system proxy on: {}", proxy.client_addr());
+                Ok(())
+            }
+            Err(failure) => match file.restore() {
+                Ok(()) => {
+                    GuardFile::remove(&self.path)?;
+                    *on = false;
+                    Err(failure)
+                }
+                Err(restore) => {
+                    // The guard file stays, so `off`, exit or the next start
+                    // try again.
+                    *on = true;
+                    Err(SysProxyError::RollbackFailed {
+                        failure: failure.to_string(),
+                        restore: restore.to_string(),
+                    })
+                }
+            },
+        }
+    }
+
+    /// Puts the user's saved settings back and removes the guard file.
+    /// `false` when there was nothing to restore.
+    pub fn disable(&self) -> Result<bool, SysProxyError> {
+        let mut on = self.on.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(file) = GuardFile::load(&self.path)? else {
+            *on = false;
+            return Ok(false);
+        };
+        if !file.owner.is_current() && file.owner.is_running() {
+            return Err(SysProxyError::OwnedByOther {
+                pid: file.owner.pid,
+            });
+        }
+        file.restore()?;
+        GuardFile::remove(&self.path)?;
+        *on = false;
+        tracing::info!("system proxy off: the previous settings are back");
+        Ok(true)
+    }
+}
+
+impl Drop for SystemProxyGuard {
+    fn drop(&mut self) {
+        if self.is_on()
+            && let Err(e) = self.disable()
+        {
+            tracing::error!(
+                "could not restore the system proxy settings: {e}; run `veil sysproxy restore`"
+            );
+        }
+    }
+}

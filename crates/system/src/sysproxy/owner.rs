@@ -1,0 +1,106 @@
+//! Which process owns a guard file, told apart from a later process that
+//! happens to get the same pid: the pid is saved with the process's start
+//! time, and both must match for the owner to count as running.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub pid: u32,
+    /// The process's start time in the platform's notation (clock ticks after
+    /// boot on Linux); `None` when it could not be found.
+    pub started: Option<String>,
+}
+
+impl Owner {
+    /// This process.
+    pub fn current() -> Self {
+        let pid = std::process::id();
+        Self {
+            pid,
+            started: start_time(pid),
+        }
+    }
+
+    /// Whether the owner still runs: same pid, same start time.
+    pub fn is_running(&self) -> bool {
+        match (start_time(self.pid), &self.started) {
+            (Some(now), Some(saved)) => now == *saved,
+            // Without a saved start time, a live pid is trusted: refusing to
+            // restore is the safe mistake.
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
+    pub fn is_current(&self) -> bool {
+        *self == Self::current()
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces;
+    // fields are counted after its closing one. Start time is field 22.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19).map(str::to_owned)
+}
+
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+fn start_time(pid: u32) -> Option<String> {
+    let out = std::process::Command::new("ps")
+        .args(["-o", "lstart=", "-p", &pid.to_string()])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+#[cfg(windows)]
+fn start_time(pid: u32) -> Option<String> {
+    let script = format!("(Get-Process -Id {pid} -ErrorAction Stop).StartTime.ToFileTimeUtc()");
+    let out = std::process::Command::new("powershell")
+        .args(["-NoProfile", "-NonInteractive", "-Command", &script])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+#[cfg(not(any(unix, windows)))]
+fn start_time(_pid: u32) -> Option<String> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_runs_and_a_reused_pid_does_not_count() {
+        let me = Owner::current();
+        assert!(me.started.is_some());
+        assert!(me.is_running());
+        assert!(me.is_current());
+        let impostor = Owner {
+            pid: me.pid,
+            started: Some("1".into()),
+        };
+        assert!(!impostor.is_running(), "same pid, other start time");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_finished_process_is_not_running() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let owner = Owner {
+            pid: child.id(),
+            started: start_time(child.id()),
+        };
+        child.wait().expect("wait");
+        assert!(!owner.is_running());
+    }
+}
