@@ -4,6 +4,7 @@
 //! but this machine.
 
 pub mod origin;
+pub mod scripted;
 pub mod veil_process;
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 pub use origin::Origin;
+pub use scripted::{Script, ScriptedOrigin};
 use veil_engine::{Engine, EngineConfig, EngineHandle};
 pub use veil_process::VeilProcess;
 

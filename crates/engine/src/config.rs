@@ -4,6 +4,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Credentials;
+use crate::cache::CacheConfig;
 use crate::routing::{Action, Routing};
 use crate::upstream::{HealthConfig, Strategy, UpstreamSpec};
 
@@ -89,6 +90,8 @@ pub struct EngineConfig {
     pub bypass: Vec<String>,
     /// Per-domain rules; the most specific pattern wins.
     pub rules: Vec<(String, Action)>,
+    /// The shared HTTP cache for plain-HTTP `GET`/`HEAD`.
+    pub cache: CacheConfig,
 }
 
 /// The listener's default: loopback only, so nothing else on the network can
@@ -108,6 +111,7 @@ impl Default for EngineConfig {
             health: HealthConfig::default(),
             bypass: Routing::default_bypass(),
             rules: Vec::new(),
+            cache: CacheConfig::default(),
         }
     }
 }

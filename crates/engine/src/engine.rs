@@ -7,6 +7,7 @@ use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cache::HttpCache;
 use crate::dns::DnsCache;
 use crate::inbound::{self, HttpForwarder};
 use crate::outbound::{Direct, Outbound};
@@ -23,6 +24,7 @@ pub(crate) struct Shared {
     pub stats: Stats,
     pub outbound: Outbound,
     pub forwarder: HttpForwarder,
+    pub cache: Arc<HttpCache>,
     pub events: broadcast::Sender<EngineEvent>,
     /// Cancelled when shutdown begins: stop accepting, finish requests.
     pub shutdown: CancellationToken,
@@ -89,6 +91,7 @@ impl Engine {
             listen,
             stats: Stats::default(),
             forwarder: HttpForwarder::new(direct.clone()),
+            cache: HttpCache::new(&config.cache),
             outbound: Outbound::new(direct, pool.clone(), routing, config.mode),
             events,
             shutdown: CancellationToken::new(),
@@ -231,7 +234,33 @@ impl EngineHandle {
             self.shared.outbound.direct.dns().stats(),
             pool.strategy(),
             pool.reports(),
+            self.shared.cache.stats(),
         )
+    }
+
+    /// Switches the HTTP cache on or off for new requests; what is stored
+    /// stays until cleared.
+    pub fn set_cache_enabled(&self, enabled: bool) {
+        self.shared.cache.set_enabled(enabled);
+    }
+
+    /// Drops every stored response.
+    pub async fn cache_clear(&self) {
+        self.shared.cache.clear().await;
+    }
+
+    /// Drops every stored variant of one `http://` URL.
+    pub async fn cache_purge(&self, url: &str) -> Result<(), EngineError> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| EngineError::Config(format!("cannot purge {url:?}: {e}")))?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(EngineError::Config(format!(
+                "cannot purge {url:?}: only absolute http:// URLs are cached"
+            )));
+        }
+        self.shared.cache.purge(&uri).await;
+        Ok(())
     }
 
     /// Events from now on. A slow receiver misses events rather than slowing

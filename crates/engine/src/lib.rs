@@ -6,13 +6,15 @@
 //! routed to a [`Target`] and reaches it through [`outbound`], which today
 //! connects directly through the caching resolver in [`dns`]. Bytes are counted
 //! by stream wrappers that add to atomics ([`stats`]), so the data path takes no
-//! locks. [`Engine::start`] returns an [`EngineHandle`] that reports statistics,
+//! locks. Plain-HTTP `GET`/`HEAD` responses go through the shared cache in
+//! [`cache`]. [`Engine::start`] returns an [`EngineHandle`] that reports statistics,
 //! streams [`EngineEvent`]s and shuts the engine down gracefully.
 //!
 //! The engine knows nothing about the operating system's proxy settings, files
 //! or the GUI; `veil-system` and the front ends build on it.
 
 mod auth;
+pub mod cache;
 mod config;
 pub mod dns;
 mod engine;
@@ -26,6 +28,7 @@ mod target;
 pub mod upstream;
 
 pub use auth::Credentials;
+pub use cache::{CacheConfig, CacheStats};
 pub use config::{EngineConfig, Limits, Mode};
 pub use engine::{Engine, EngineHandle};
 pub use error::EngineError;

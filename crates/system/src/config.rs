@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::secrets::{self, SecretKey};
 use serde::{Deserialize, Serialize};
 use veil_engine::{
-    Action, Credentials, EngineConfig, HealthConfig, Limits, Mode, ProxyUrl, Routing, Strategy,
+    Action, CacheConfig, Credentials, EngineConfig, HealthConfig, Limits, Mode, ProxyUrl, Routing, Strategy,
     UpstreamSpec,
 };
 
@@ -24,6 +24,7 @@ pub struct Config {
     pub rules: std::collections::BTreeMap<String, Action>,
     pub limits: LimitsSection,
     pub dns: DnsSection,
+    pub cache: CacheSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,6 +149,43 @@ pub struct DnsSection {
     /// DNS servers for direct traffic (`"9.9.9.9:53"`); empty means the
     /// system's configuration.
     pub servers: Vec<SocketAddr>,
+}
+
+/// The shared HTTP cache for plain-HTTP `GET`/`HEAD` (HTTPS is never cached).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSection {
+    pub enabled: bool,
+    pub memory_mb: u64,
+    pub disk_mb: u64,
+    /// Larger responses pass through without being stored.
+    pub max_object_mb: u64,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        let c = CacheConfig::default();
+        Self {
+            enabled: c.enabled,
+            memory_mb: c.memory_bytes >> 20,
+            disk_mb: c.disk_bytes >> 20,
+            max_object_mb: c.max_object_bytes >> 20,
+        }
+    }
+}
+
+impl CacheSection {
+    /// The engine's cache settings; the disk directory is the caller's to
+    /// set (from `Paths`).
+    pub fn engine_cache(&self) -> CacheConfig {
+        CacheConfig {
+            enabled: self.enabled,
+            memory_bytes: self.memory_mb << 20,
+            disk_bytes: self.disk_mb << 20,
+            max_object_bytes: self.max_object_mb << 20,
+            dir: None,
+        }
+    }
 }
 
 /// Finds the stored password for a keyring entry; `None` when there is none.
@@ -357,6 +395,7 @@ impl Config {
             },
             bypass: self.proxy.bypass.clone(),
             rules: self.rules.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            cache: self.cache.engine_cache(),
         })
     }
 

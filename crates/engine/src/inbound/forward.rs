@@ -20,6 +20,7 @@ use super::headers::{strip_hop_by_hop, wants_upgrade};
 use super::http::{empty, refuse, text};
 use super::spawn_tunnel;
 use crate::Target;
+use crate::cache::Lookup;
 use crate::engine::Shared;
 use crate::outbound::connector::ConnectorError;
 use crate::outbound::{Body, BoxError, Direct, HttpConnector};
@@ -87,7 +88,21 @@ pub(super) async fn forward(
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrade);
     parts.version = Version::HTTP_11;
-    let out = Request::from_parts(parts, body);
+    let (method, uri) = (parts.method.clone(), parts.uri.clone());
+    let lookup = if upgrade {
+        Lookup::Bypass
+    } else {
+        shared.cache.lookup(&parts).await
+    };
+    let body = body.map_err(|e| Box::new(e) as BoxError).boxed();
+    let (out, fill, stale) = match lookup {
+        Lookup::Serve(resp) => return resp,
+        Lookup::Bypass => (Request::from_parts(parts, body), None, None),
+        Lookup::Miss(fill) => (Request::from_parts(parts, body), Some(fill), None),
+        Lookup::Revalidate { request, stale } => {
+            (Request::from_parts(*request, empty()), None, Some(stale))
+        }
+    };
 
     let sent = match action {
         Action::Proxy => send_upstream(&shared, &target, out, &host.bytes).await,
@@ -123,22 +138,29 @@ pub(super) async fn forward(
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
+    let status = parts.status;
     let body = CountedBody::down(body, counters).keeping(lease);
-    Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
+    let resp = Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed());
+    if let Some(stale) = stale {
+        return shared.cache.revalidated(stale, resp).await;
+    }
+    if let Some(fill) = fill {
+        return fill.response(resp);
+    }
+    shared.cache.invalidate_after(&method, &uri, status).await;
+    resp
 }
 
 type Sent = Result<(Response<Incoming>, Option<Lease>), Response<Body>>;
 
-fn counted(body: Incoming, counters: Vec<Arc<ByteCounters>>) -> Body {
-    CountedBody::up(body, counters)
-        .map_err(|e| Box::new(e) as BoxError)
-        .boxed()
+fn counted(body: Body, counters: Vec<Arc<ByteCounters>>) -> Body {
+    CountedBody::up(body, counters).boxed()
 }
 
 async fn send_direct(
     shared: &Shared,
     target: &Target,
-    req: Request<Incoming>,
+    req: Request<Body>,
     host: &Arc<ByteCounters>,
 ) -> Sent {
     let req = req.map(|b| counted(b, vec![host.clone()]));
@@ -154,7 +176,7 @@ async fn send_direct(
 async fn send_upstream(
     shared: &Shared,
     target: &Target,
-    req: Request<Incoming>,
+    req: Request<Body>,
     host: &Arc<ByteCounters>,
 ) -> Sent {
     let pool = &shared.outbound.pool;

@@ -23,6 +23,7 @@ pub use body::CountedBody;
 pub use stream::{Counted, Side};
 
 use crate::Mode;
+use crate::cache::CacheStats;
 use crate::upstream::{Strategy, UpstreamReport};
 
 /// Up (client to target) and down (target to client) byte totals.
@@ -192,6 +193,7 @@ impl Stats {
         dns: DnsStats,
         strategy: Strategy,
         upstreams: Vec<UpstreamReport>,
+        cache: CacheStats,
     ) -> StatsSnapshot {
         let mut hosts: Vec<HostStats> = self
             .hosts
@@ -249,6 +251,7 @@ impl Stats {
             dns,
             strategy,
             upstreams,
+            cache,
         }
     }
 }
@@ -318,4 +321,7 @@ pub struct StatsSnapshot {
     pub strategy: Strategy,
     /// Every configured upstream with its health and counters.
     pub upstreams: Vec<UpstreamReport>,
+    /// The HTTP cache (plain HTTP only; HTTPS is never cached).
+    #[serde(default)]
+    pub cache: CacheStats,
 }

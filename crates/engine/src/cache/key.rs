@@ -1,0 +1,163 @@
+//! Cache keys. A stored response is found by its absolute URI; when the
+//! response named request headers in `Vary`, the values of those headers in
+//! the request join the key, so each variant is an entry of its own
+//! (RFC 9111, section 4.1). Values are normalised first (case, spaces around
+//! commas) so `en-US, fr` and `en-us,fr` share one entry.
+
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+/// The key of every variant of one URI; also the unit of purging and of
+/// collapsed forwarding.
+pub fn primary(parts: &Parts) -> String {
+    parts.uri.to_string()
+}
+
+/// The key of the variant of `primary` that `headers` select, given the
+/// header names of the stored response's `Vary`.
+pub fn variant(primary: &str, vary: &[HeaderName], headers: &HeaderMap) -> String {
+    if vary.is_empty() {
+        return primary.to_owned();
+    }
+    let mut key = String::with_capacity(primary.len() + 64);
+    key.push_str(primary);
+    for name in vary {
+        key.push('\n');
+        key.push_str(name.as_str());
+        key.push(':');
+        for value in headers.get_all(name) {
+            key.push_str(&normalise(value));
+            key.push(';');
+        }
+    }
+    key
+}
+
+/// True when `key` belongs to the URI whose primary key is `primary`.
+pub fn belongs_to(key: &str, primary: &str) -> bool {
+    key.strip_prefix(primary)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('\n'))
+}
+
+/// Header names listed in a response's `Vary`, lowercased and deduplicated.
+/// `None` for `Vary: *`, which no request can match.
+pub fn vary_names(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
+    let mut names: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(http::header::VARY) {
+        let Ok(value) = value.to_str() else {
+            return None;
+        };
+        for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            if token == "*" {
+                return None;
+            }
+            let name = HeaderName::from_bytes(token.to_ascii_lowercase().as_bytes()).ok()?;
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    Some(names)
+}
+
+/// Request headers whose values are compared after normalising; the cache
+/// policy sees the normalised values too, so its `Vary` check agrees with the
+/// key.
+const NORMALISED: &[HeaderName] = &[
+    http::header::ACCEPT,
+    http::header::ACCEPT_CHARSET,
+    http::header::ACCEPT_ENCODING,
+    http::header::ACCEPT_LANGUAGE,
+];
+
+fn normalise(value: &HeaderValue) -> String {
+    let text = String::from_utf8_lossy(value.as_bytes()).to_ascii_lowercase();
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The request as the cache policy should see it: a `HEAD` is answered from
+/// the stored `GET` (RFC 9110, section 9.3.2), and content-negotiation
+/// headers are normalised.
+pub fn policy_view(parts: &Parts) -> Parts {
+    let mut req = http::Request::new(());
+    *req.method_mut() = if parts.method == Method::HEAD {
+        Method::GET
+    } else {
+        parts.method.clone()
+    };
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    let mut headers = parts.headers.clone();
+    for name in NORMALISED {
+        if headers.contains_key(name) {
+            let joined = headers
+                .get_all(name)
+                .iter()
+                .map(normalise)
+                .collect::<Vec<_>>()
+                .join(",");
+            if let Ok(value) = HeaderValue::from_str(&joined) {
+                headers.insert(name.clone(), value);
+            }
+        }
+    }
+    *req.headers_mut() = headers;
+    req.into_parts().0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)]) -> Parts {
+        let mut req = http::Request::get("http://example.test/a?b=1");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn variants_differ_by_the_varied_header_only() {
+        let vary = vec![http::header::ACCEPT_LANGUAGE];
+        let p = primary(&parts(&[]));
+        let en = variant(
+            &p,
+            &vary,
+            &parts(&[("accept-language", "en-US, fr")]).headers,
+        );
+        let en2 = variant(
+            &p,
+            &vary,
+            &parts(&[("accept-language", "en-us,fr")]).headers,
+        );
+        let de = variant(&p, &vary, &parts(&[("accept-language", "de")]).headers);
+        assert_eq!(en, en2);
+        assert_ne!(en, de);
+        assert!(belongs_to(&en, &p) && belongs_to(&p, &p));
+        assert!(!belongs_to("http://example.test/a?b=10", &p));
+    }
+
+    #[test]
+    fn vary_star_matches_nothing() {
+        let mut h = HeaderMap::new();
+        h.insert("vary", HeaderValue::from_static("Accept-Encoding, *"));
+        assert_eq!(vary_names(&h), None);
+        h.insert(
+            "vary",
+            HeaderValue::from_static("Accept-Encoding, accept-language"),
+        );
+        assert_eq!(
+            vary_names(&h),
+            Some(vec![
+                http::header::ACCEPT_ENCODING,
+                http::header::ACCEPT_LANGUAGE
+            ])
+        );
+    }
+}

@@ -1,0 +1,420 @@
+//! A shared HTTP cache (RFC 9111) for plain-HTTP `GET` and `HEAD`.
+//!
+//! Every decision about freshness, storability, `Vary`, `Authorization` and
+//! revalidation is made by `http-cache-semantics` in shared-cache mode with
+//! heuristic freshness switched off; this module only keeps the bytes and the
+//! counters. [`HttpCache::lookup`] answers a request from the store, asks the
+//! caller to revalidate, or hands out a [`Fill`] that turns the origin's
+//! response into a stored entry while it streams to the client ([`tee`]).
+//! Concurrent misses for one URI wait for the first one's fetch (collapsed
+//! forwarding) instead of all reaching the origin.
+//!
+//! HTTPS inside `CONNECT` is end-to-end encrypted: the cache never sees it.
+
+mod key;
+mod memory;
+mod stats;
+mod tee;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Method, Response, StatusCode, header};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Empty, Full};
+use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
+use tokio::sync::watch;
+
+use crate::outbound::Body;
+use memory::MemoryTier;
+pub use stats::CacheStats;
+use stats::{CacheCounters, TierStats};
+
+/// How long a request waits for another request's fetch of the same URI
+/// before going to the origin itself.
+const COLLAPSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Limits and switches of the HTTP cache.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// Bound of the memory tier.
+    pub memory_bytes: u64,
+    /// Bound of the disk tier (used when `dir` is set).
+    pub disk_bytes: u64,
+    /// Larger responses pass through without being stored.
+    pub max_object_bytes: u64,
+    /// Directory of the disk tier; `None` keeps the cache in memory only.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            memory_bytes: 64 << 20,
+            disk_bytes: 1 << 30,
+            max_object_bytes: 8 << 20,
+            dir: None,
+        }
+    }
+}
+
+/// One stored response: its policy (which holds the response head and the
+/// request headers it was stored for) and its body.
+#[derive(Debug)]
+pub struct Entry {
+    policy: CachePolicy,
+    /// Request headers the response varies on, from its `Vary`.
+    vary: Vec<HeaderName>,
+    body: Bytes,
+}
+
+fn options() -> CacheOptions {
+    CacheOptions {
+        shared: true,
+        // RFC 9111 4.2.2 allows heuristic freshness; Veil does not use it.
+        cache_heuristic: 0.0,
+        ..CacheOptions::default()
+    }
+}
+
+/// The shared cache of one engine.
+#[derive(Debug)]
+pub struct HttpCache {
+    enabled: AtomicBool,
+    max_object_bytes: u64,
+    memory: MemoryTier,
+    inflight: Mutex<HashMap<String, watch::Receiver<()>>>,
+    counters: CacheCounters,
+}
+
+/// What to do with a request, after looking in the cache.
+pub enum Lookup {
+    /// Not a request the cache handles: forward it as usual.
+    Bypass,
+    /// Send this to the client; the origin is not asked.
+    Serve(Response<Body>),
+    /// A stored response needs revalidation: send `request` (conditional) to
+    /// the origin and pass its answer to [`HttpCache::revalidated`].
+    Revalidate {
+        request: Box<Parts>,
+        stale: Box<Stale>,
+    },
+    /// Nothing usable stored: forward the request and pass the response
+    /// through [`Fill::response`].
+    Miss(Box<Fill>),
+}
+
+/// A stored entry awaiting the origin's verdict.
+pub struct Stale {
+    entry: Arc<Entry>,
+    fill: Fill,
+}
+
+/// The right to store the origin's response to one request.
+pub struct Fill {
+    cache: Arc<HttpCache>,
+    primary: String,
+    view: Parts,
+    /// Held by the first of concurrent misses; waiters wake when it drops.
+    _leader: Option<Leader>,
+}
+
+struct Leader {
+    cache: Arc<HttpCache>,
+    primary: String,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        // Remove first, so a waiter that wakes finds no stale in-flight mark.
+        self.cache
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.primary);
+    }
+}
+
+impl HttpCache {
+    pub fn new(config: &CacheConfig) -> Arc<Self> {
+        Arc::new(Self {
+            enabled: AtomicBool::new(config.enabled),
+            max_object_bytes: config.max_object_bytes,
+            memory: MemoryTier::new(config.memory_bytes),
+            inflight: Mutex::new(HashMap::new()),
+            counters: CacheCounters::default(),
+        })
+    }
+
+    pub fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    pub async fn clear(&self) {
+        self.memory.clear().await;
+    }
+
+    /// Drops every stored variant of `uri` (an absolute `http://` URL).
+    pub async fn purge(&self, uri: &http::Uri) {
+        self.memory.remove(&uri.to_string()).await;
+    }
+
+    /// After an unsafe method succeeded, the stored responses for its target
+    /// are out of date (RFC 9111, section 4.4).
+    pub async fn invalidate_after(&self, method: &Method, uri: &http::Uri, status: StatusCode) {
+        let unsafe_method = !matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        );
+        if unsafe_method && (status.is_success() || status.is_redirection()) {
+            self.purge(uri).await;
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.counters.snapshot(
+            self.is_enabled(),
+            TierStats {
+                memory_objects: self.memory.objects(),
+                memory_bytes: self.memory.bytes(),
+                ..TierStats::default()
+            },
+        )
+    }
+
+    /// Looks `parts` up. Only `GET` and `HEAD` without `Range` take part;
+    /// everything else is [`Lookup::Bypass`].
+    pub async fn lookup(self: &Arc<Self>, parts: &Parts) -> Lookup {
+        let head = parts.method == Method::HEAD;
+        if !self.is_enabled()
+            || !(head || parts.method == Method::GET)
+            || parts.headers.contains_key(header::RANGE)
+        {
+            return Lookup::Bypass;
+        }
+        let view = key::policy_view(parts);
+        let primary = key::primary(parts);
+        let mut waited = false;
+        loop {
+            let stored = self.memory.get(&primary, &view.headers).await;
+            if let Some(entry) = stored {
+                match entry.policy.before_request(&view, SystemTime::now()) {
+                    BeforeRequest::Fresh(head_parts) => {
+                        CacheCounters::add(&self.counters.hits_memory, 1);
+                        if waited {
+                            CacheCounters::add(&self.counters.collapsed, 1);
+                        }
+                        return Lookup::Serve(self.serve(head_parts, &entry.body, head));
+                    }
+                    BeforeRequest::Stale {
+                        request,
+                        matches: true,
+                    } if !head && !only_if_cached(parts) => {
+                        let leader = match self.lead_or_wait(&primary) {
+                            Ok(leader) => Some(leader),
+                            Err(rx) if !waited => {
+                                waited = true;
+                                wait_for(rx).await;
+                                continue;
+                            }
+                            Err(_) => None,
+                        };
+                        let fill = self.fill(primary, view, leader);
+                        return Lookup::Revalidate {
+                            request: Box::new(request),
+                            stale: Box::new(Stale { entry, fill }),
+                        };
+                    }
+                    BeforeRequest::Stale { .. } => {}
+                }
+            }
+            if only_if_cached(parts) {
+                // RFC 9111, section 5.2.1.7.
+                return Lookup::Serve(gateway_timeout());
+            }
+            if head {
+                // A HEAD response has no body to store: forward it as is.
+                CacheCounters::add(&self.counters.misses, 1);
+                return Lookup::Bypass;
+            }
+            if waited {
+                CacheCounters::add(&self.counters.misses, 1);
+                return Lookup::Miss(Box::new(self.fill(primary, view, None)));
+            }
+            match self.lead_or_wait(&primary) {
+                Ok(leader) => {
+                    CacheCounters::add(&self.counters.misses, 1);
+                    return Lookup::Miss(Box::new(self.fill(primary, view, Some(leader))));
+                }
+                Err(rx) => wait_for(rx).await,
+            }
+            waited = true;
+        }
+    }
+
+    /// Marks `primary` as being fetched, or hands out a way to wait for the
+    /// request already fetching it.
+    fn lead_or_wait(self: &Arc<Self>, primary: &str) -> Result<Leader, watch::Receiver<()>> {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rx) = inflight.get(primary) {
+            return Err(rx.clone());
+        }
+        let (tx, rx) = watch::channel(());
+        inflight.insert(primary.to_owned(), rx);
+        Ok(Leader {
+            cache: self.clone(),
+            primary: primary.to_owned(),
+            _done: tx,
+        })
+    }
+
+    fn fill(self: &Arc<Self>, primary: String, view: Parts, leader: Option<Leader>) -> Fill {
+        Fill {
+            cache: self.clone(),
+            primary,
+            view,
+            _leader: leader,
+        }
+    }
+
+    fn serve(&self, head: http::response::Parts, body: &Bytes, head_only: bool) -> Response<Body> {
+        if head_only {
+            return Response::from_parts(head, empty());
+        }
+        let n = body.len() as u64;
+        CacheCounters::add(&self.counters.bytes_served, n);
+        CacheCounters::add(&self.counters.bytes_saved, n);
+        Response::from_parts(head, full(body.clone()))
+    }
+
+    /// Turns the origin's answer to a revalidation into the client's
+    /// response: the stored body with updated headers on 304 (RFC 9111,
+    /// section 4.3.4), or the new response, stored in place of the old.
+    pub async fn revalidated(&self, stale: Box<Stale>, response: Response<Body>) -> Response<Body> {
+        let Stale { entry, fill } = *stale;
+        let now = SystemTime::now();
+        let (resp_parts, body) = response.into_parts();
+        match entry.policy.after_response(&fill.view, &resp_parts, now) {
+            AfterResponse::NotModified(policy, head) => {
+                CacheCounters::add(&self.counters.revalidated_not_modified, 1);
+                let body_bytes = entry.body.clone();
+                let fresh = Arc::new(Entry {
+                    policy,
+                    vary: entry.vary.clone(),
+                    body: body_bytes.clone(),
+                });
+                fill.store(fresh).await;
+                self.serve(head, &body_bytes, false)
+            }
+            AfterResponse::Modified(..) => {
+                CacheCounters::add(&self.counters.revalidated_changed, 1);
+                fill.response(Response::from_parts(resp_parts, body))
+            }
+        }
+    }
+}
+
+impl Fill {
+    /// Passes the origin's `response` on to the client, storing a copy as
+    /// it streams when the policy allows and it fits the object limit.
+    pub fn response(self, response: Response<Body>) -> Response<Body> {
+        let now = SystemTime::now();
+        let policy = CachePolicy::new_options(&self.view, &response, now, options());
+        let headers = response.headers();
+        let has_validator =
+            headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
+        let storable = policy.is_storable()
+            // Set-Cookie belongs to one user; a shared cache keeps none.
+            && !headers.contains_key(header::SET_COOKIE)
+            && (has_validator || !policy.time_to_live(now).is_zero());
+        let vary = key::vary_names(headers);
+        let (true, Some(vary)) = (storable, vary) else {
+            return response;
+        };
+        let limit = self.cache.max_object_bytes;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            CacheCounters::add(&self.cache.counters.too_large, 1);
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        if body.is_end_stream() {
+            // hyper may never poll an empty body: store it now.
+            let entry = Arc::new(Entry {
+                policy,
+                vary,
+                body: Bytes::new(),
+            });
+            tokio::spawn(self.store(entry));
+            return Response::from_parts(parts, body);
+        }
+        let body = tee::TeeBody::new(body, limit, self, policy, vary);
+        Response::from_parts(parts, body.boxed())
+    }
+
+    async fn store(self, entry: Arc<Entry>) {
+        let cache = &self.cache;
+        cache
+            .memory
+            .insert(&self.primary, entry.vary.clone(), &self.view.headers, entry)
+            .await;
+        CacheCounters::add(&cache.counters.stored, 1);
+        // Dropping `self` now releases the waiters of collapsed forwarding,
+        // after the entry is in place.
+    }
+
+    fn too_large(&self) {
+        CacheCounters::add(&self.cache.counters.too_large, 1);
+    }
+}
+
+/// Waits, bounded, until the leading request's fetch ends one way or another.
+async fn wait_for(mut rx: watch::Receiver<()>) {
+    // The sender never sends: `changed` returns when it is dropped.
+    let _ = tokio::time::timeout(COLLAPSE_WAIT, rx.changed()).await;
+}
+
+fn only_if_cached(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("only-if-cached"))
+}
+
+fn gateway_timeout() -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::from_static(
+        b"Not in Veil's cache, and the request asked for a cached response only.\n",
+    )));
+    *resp.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}

@@ -1,0 +1,98 @@
+//! Cache counters: relaxed atomics, added to where the decision is made.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    pub hits_memory: AtomicU64,
+    pub hits_disk: AtomicU64,
+    pub misses: AtomicU64,
+    pub revalidated_not_modified: AtomicU64,
+    pub revalidated_changed: AtomicU64,
+    pub collapsed: AtomicU64,
+    pub bytes_served: AtomicU64,
+    pub bytes_saved: AtomicU64,
+    pub stored: AtomicU64,
+    pub too_large: AtomicU64,
+}
+
+impl CacheCounters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn snapshot(&self, enabled: bool, tiers: TierStats) -> CacheStats {
+        let hits_memory = self.hits_memory.load(Relaxed);
+        let hits_disk = self.hits_disk.load(Relaxed);
+        let not_modified = self.revalidated_not_modified.load(Relaxed);
+        let changed = self.revalidated_changed.load(Relaxed);
+        let misses = self.misses.load(Relaxed);
+        let served_from_cache = hits_memory + hits_disk + not_modified;
+        let lookups = served_from_cache + changed + misses;
+        CacheStats {
+            enabled,
+            hits_memory,
+            hits_disk,
+            misses,
+            revalidated_not_modified: not_modified,
+            revalidated_changed: changed,
+            collapsed: self.collapsed.load(Relaxed),
+            stored: self.stored.load(Relaxed),
+            too_large: self.too_large.load(Relaxed),
+            bytes_served: self.bytes_served.load(Relaxed),
+            origin_bytes_saved: self.bytes_saved.load(Relaxed),
+            hit_ratio: if lookups == 0 {
+                0.0
+            } else {
+                served_from_cache as f64 / lookups as f64
+            },
+            memory_objects: tiers.memory_objects,
+            memory_bytes: tiers.memory_bytes,
+            disk_objects: tiers.disk_objects,
+            disk_bytes: tiers.disk_bytes,
+        }
+    }
+}
+
+/// What each tier holds right now.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TierStats {
+    pub memory_objects: u64,
+    pub memory_bytes: u64,
+    pub disk_objects: u64,
+    pub disk_bytes: u64,
+}
+
+/// The HTTP cache's counters, in the engine's stats snapshot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CacheStats {
+    pub enabled: bool,
+    /// Fresh responses served from memory without asking the origin.
+    pub hits_memory: u64,
+    /// Fresh responses served from disk without asking the origin.
+    pub hits_disk: u64,
+    /// Cacheable requests (GET/HEAD) that found nothing usable stored.
+    pub misses: u64,
+    /// Stale entries the origin confirmed with 304 Not Modified.
+    pub revalidated_not_modified: u64,
+    /// Stale entries the origin replaced with a new response.
+    pub revalidated_changed: u64,
+    /// Requests that waited for another request's origin fetch.
+    pub collapsed: u64,
+    /// Responses written to the cache.
+    pub stored: u64,
+    /// Responses passed through because they were over the object limit.
+    pub too_large: u64,
+    /// Body bytes sent to clients from the cache.
+    pub bytes_served: u64,
+    /// Body bytes the origin did not have to send (hits and 304s).
+    pub origin_bytes_saved: u64,
+    /// Hits and 304s over all cache lookups, 0 to 1.
+    pub hit_ratio: f64,
+    pub memory_objects: u64,
+    pub memory_bytes: u64,
+    pub disk_objects: u64,
+    pub disk_bytes: u64,
+}

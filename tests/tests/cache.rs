@@ -1,0 +1,608 @@
+//! The shared HTTP cache against a scripted origin on loopback: one case per
+//! rule of RFC 9111, each counting the requests that reached the origin to
+//! prove a hit or a miss. Plain HTTP only: HTTPS inside CONNECT is never
+//! visible to the cache, so there is nothing to test there.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::header::HeaderMap;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use veil_engine::{EngineConfig, EngineHandle};
+use veil_tests::{Script, ScriptedOrigin, start_engine};
+
+/// What a client got back through the proxy.
+#[derive(Debug)]
+struct Got {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+struct Fixture {
+    origin: ScriptedOrigin,
+    engine: EngineHandle,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    async fn with(tweak: impl FnOnce(&mut EngineConfig)) -> Self {
+        let origin = ScriptedOrigin::start().await;
+        let engine = start_engine(tweak).await;
+        Self { origin, engine }
+    }
+
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Got {
+        self.send(Method::GET, path, headers).await
+    }
+
+    async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Got {
+        send(
+            self.engine.local_addr(),
+            method,
+            &self.origin.url(path),
+            headers,
+        )
+        .await
+    }
+}
+
+/// One request in absolute form over a fresh connection to the proxy.
+async fn send(proxy: SocketAddr, method: Method, url: &str, headers: &[(&str, &str)]) -> Got {
+    let stream = TcpStream::connect(proxy).await.expect("proxy accepts");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let uri: hyper::Uri = url.parse().expect("url");
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri.clone())
+        .header("host", uri.authority().expect("authority").as_str());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Empty::<Bytes>::new()).expect("request");
+    let resp = tokio::time::timeout(Duration::from_secs(20), sender.send_request(req))
+        .await
+        .expect("answer within 20 s")
+        .expect("response");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    Got {
+        status,
+        headers,
+        body,
+    }
+}
+
+const FRESH: &[(&str, &str)] = &[("cache-control", "max-age=60")];
+
+// RFC 9111 4.2.1: a response with max-age is fresh for that long and is
+// served without contacting the origin; 5.1: what is served carries `Age`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_age_fresh_hit_carries_age() {
+    let f = Fixture::new().await;
+    f.origin.script("/a", Script::ok("hello", FRESH));
+    let first = f.get("/a", &[]).await;
+    assert_eq!((first.status, first.text().as_str()), (200, "hello"));
+    let second = f.get("/a", &[]).await;
+    assert_eq!((second.status, second.text().as_str()), (200, "hello"));
+    assert_eq!(f.origin.hits("/a"), 1, "second request served from cache");
+    let age: u64 = second
+        .header("age")
+        .expect("Age on a cached response")
+        .parse()
+        .expect("Age is a number");
+    assert!(age < 60, "{age}");
+    // No header names the proxy.
+    for name in ["via", "x-cache", "x-forwarded-for"] {
+        assert!(second.header(name).is_none(), "{name}: {second:?}");
+    }
+    let stats = f.engine.stats().cache;
+    assert_eq!((stats.hits_memory, stats.misses, stats.stored), (1, 1, 1));
+    assert_eq!(stats.bytes_served, 5);
+}
+
+// RFC 9111 5.1: `Age` from upstream counts against the freshness lifetime;
+// the age served is at least what the origin sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn age_from_origin_is_carried_on() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/aged",
+        Script::ok("x", &[("cache-control", "max-age=600"), ("age", "100")]),
+    );
+    f.get("/aged", &[]).await;
+    let hit = f.get("/aged", &[]).await;
+    assert_eq!(f.origin.hits("/aged"), 1);
+    let age: u64 = hit.header("age").expect("Age").parse().expect("number");
+    assert!((100..600).contains(&age), "{age}");
+    // Already older than its max-age: stale at once, so never a hit.
+    f.origin.script(
+        "/old",
+        Script::ok("x", &[("cache-control", "max-age=60"), ("age", "100")]),
+    );
+    f.get("/old", &[]).await;
+    f.get("/old", &[]).await;
+    assert_eq!(f.origin.hits("/old"), 2);
+}
+
+// RFC 9111 5.2.2.10: a shared cache uses s-maxage over max-age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s_maxage_rules_a_shared_cache() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/s",
+        Script::ok("s", &[("cache-control", "max-age=0, s-maxage=60")]),
+    );
+    f.get("/s", &[]).await;
+    f.get("/s", &[]).await;
+    assert_eq!(f.origin.hits("/s"), 1);
+}
+
+// RFC 9111 5.3: Expires in the future makes a response fresh; one in the
+// past (or invalid) does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expires_sets_freshness() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/future",
+        Script::ok("f", &[("expires", "Thu, 01 Jan 2099 00:00:00 GMT")]),
+    );
+    f.origin.script(
+        "/past",
+        Script::ok("p", &[("expires", "Thu, 01 Jan 1970 00:00:00 GMT")]),
+    );
+    for _ in 0..2 {
+        f.get("/future", &[]).await;
+        f.get("/past", &[]).await;
+    }
+    assert_eq!(f.origin.hits("/future"), 1);
+    assert_eq!(f.origin.hits("/past"), 2);
+}
+
+// RFC 9111 4.1: with Vary, the selecting request headers must match; each
+// variant is stored apart, and an equivalent value (case, spaces) matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vary_keeps_variants_apart() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/v",
+        Script::ok(
+            "v",
+            &[("cache-control", "max-age=60"), ("vary", "Accept-Language")],
+        ),
+    );
+    let en = [("accept-language", "en-US, fr")];
+    let de = [("accept-language", "de")];
+    f.get("/v", &en).await;
+    f.get("/v", &en).await;
+    assert_eq!(f.origin.hits("/v"), 1, "same language: hit");
+    f.get("/v", &de).await;
+    assert_eq!(f.origin.hits("/v"), 2, "other language: miss");
+    f.get("/v", &de).await;
+    f.get("/v", &[("accept-language", "en-us,fr")]).await;
+    assert_eq!(f.origin.hits("/v"), 2, "both variants stored");
+}
+
+// RFC 9111 3 and 5.2.2.5: a response with no-store is never stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_store_response_is_not_stored() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/ns",
+        Script::ok("n", &[("cache-control", "no-store, max-age=60")]),
+    );
+    f.get("/ns", &[]).await;
+    f.get("/ns", &[]).await;
+    assert_eq!(f.origin.hits("/ns"), 2);
+}
+
+// RFC 9111 5.2.2.4: no-cache may be stored but is revalidated every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_cache_response_revalidates_every_time() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/nc",
+        Script::ok("nc", &[("cache-control", "no-cache"), ("etag", "\"v1\"")]),
+    );
+    for _ in 0..3 {
+        let got = f.get("/nc", &[]).await;
+        assert_eq!((got.status, got.text().as_str()), (200, "nc"));
+    }
+    let seen = f.origin.seen("/nc");
+    assert_eq!(seen.len(), 3, "every request reached the origin");
+    for later in &seen[1..] {
+        assert_eq!(
+            later.headers.get("if-none-match").map(|v| v.as_bytes()),
+            Some(&b"\"v1\""[..]),
+            "revalidated with the stored ETag"
+        );
+    }
+    assert_eq!(f.engine.stats().cache.revalidated_not_modified, 2);
+}
+
+// RFC 9111 3 and 5.2.2.7: a shared cache does not store `private`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_is_not_stored() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/p",
+        Script::ok("p", &[("cache-control", "private, max-age=60")]),
+    );
+    f.get("/p", &[]).await;
+    f.get("/p", &[]).await;
+    assert_eq!(f.origin.hits("/p"), 2);
+}
+
+// RFC 9111 3.5: a response to a request with Authorization is stored by a
+// shared cache only when public, s-maxage or must-revalidate allow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_needs_explicit_permission() {
+    let f = Fixture::new().await;
+    let auth = [("authorization", "Bearer secret")];
+    f.origin.script("/auth", Script::ok("a", FRESH));
+    f.get("/auth", &auth).await;
+    f.get("/auth", &auth).await;
+    assert_eq!(f.origin.hits("/auth"), 2, "not stored without permission");
+    f.origin.script(
+        "/pub",
+        Script::ok("b", &[("cache-control", "public, max-age=60")]),
+    );
+    f.get("/pub", &auth).await;
+    f.get("/pub", &auth).await;
+    assert_eq!(f.origin.hits("/pub"), 1, "public allows storing");
+}
+
+// RFC 9111 4.3.1, 4.3.3 and 4.3.4: a stale entry with an ETag is
+// revalidated with If-None-Match; the 304's headers replace the stored ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etag_revalidation_updates_stored_headers() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/e",
+        Script::ok(
+            "body-v1",
+            &[
+                ("cache-control", "max-age=1"),
+                ("etag", "\"a\""),
+                ("x-version", "1"),
+            ],
+        ),
+    );
+    f.get("/e", &[]).await;
+    f.origin.script(
+        "/e",
+        Script::ok(
+            "not sent on 304",
+            &[
+                ("cache-control", "max-age=60"),
+                ("etag", "\"a\""),
+                ("x-version", "2"),
+            ],
+        ),
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let got = f.get("/e", &[]).await;
+    assert_eq!((got.status, got.text().as_str()), (200, "body-v1"));
+    assert_eq!(got.header("x-version"), Some("2"), "{got:?}");
+    let seen = f.origin.seen("/e");
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[1].headers.get("if-none-match").map(|v| v.as_bytes()),
+        Some(&b"\"a\""[..])
+    );
+    // The new max-age from the 304 applies: fresh again.
+    let again = f.get("/e", &[]).await;
+    assert_eq!(
+        (again.text().as_str(), again.header("x-version")),
+        ("body-v1", Some("2"))
+    );
+    assert_eq!(f.origin.hits("/e"), 2);
+    assert_eq!(f.engine.stats().cache.revalidated_not_modified, 1);
+}
+
+// RFC 9111 4.3.1: with only Last-Modified, revalidation uses
+// If-Modified-Since; a changed response replaces the stored one (4.3.3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_modified_revalidation() {
+    let f = Fixture::new().await;
+    let lm = "Wed, 01 Jan 2020 00:00:00 GMT";
+    f.origin.script(
+        "/lm",
+        Script::ok(
+            "old",
+            &[("cache-control", "max-age=1"), ("last-modified", lm)],
+        ),
+    );
+    f.get("/lm", &[]).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let got = f.get("/lm", &[]).await;
+    assert_eq!(got.text(), "old");
+    let seen = f.origin.seen("/lm");
+    assert_eq!(
+        seen[1]
+            .headers
+            .get("if-modified-since")
+            .map(|v| v.as_bytes()),
+        Some(lm.as_bytes())
+    );
+    // The origin changed: the new body is served and stored.
+    f.origin.script(
+        "/lm",
+        Script::ok(
+            "new",
+            &[
+                ("cache-control", "max-age=60"),
+                ("last-modified", "Thu, 02 Jan 2020 00:00:00 GMT"),
+            ],
+        ),
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(f.get("/lm", &[]).await.text(), "new");
+    assert_eq!(f.get("/lm", &[]).await.text(), "new");
+    assert_eq!(f.origin.hits("/lm"), 3);
+    let stats = f.engine.stats().cache;
+    assert_eq!(
+        (stats.revalidated_not_modified, stats.revalidated_changed),
+        (1, 1)
+    );
+}
+
+// RFC 9111 5.2.1.4 and 5.2.1.1: request no-cache and max-age=0 make the
+// cache revalidate a fresh entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_no_cache_and_max_age_zero_revalidate() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/r",
+        Script::ok("r", &[("cache-control", "max-age=60"), ("etag", "\"r\"")]),
+    );
+    f.get("/r", &[]).await;
+    f.get("/r", &[("cache-control", "no-cache")]).await;
+    f.get("/r", &[("cache-control", "max-age=0")]).await;
+    let seen = f.origin.seen("/r");
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen[1..]
+            .iter()
+            .all(|s| s.headers.contains_key("if-none-match"))
+    );
+    f.get("/r", &[]).await;
+    assert_eq!(f.origin.hits("/r"), 3, "still fresh for a plain request");
+}
+
+// RFC 9111 5.2.1.5: request no-store: the response is not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_no_store_is_not_stored() {
+    let f = Fixture::new().await;
+    f.origin.script("/rns", Script::ok("x", FRESH));
+    f.get("/rns", &[("cache-control", "no-store")]).await;
+    f.get("/rns", &[]).await;
+    assert_eq!(f.origin.hits("/rns"), 2);
+}
+
+// RFC 9111 5.2.1.7: only-if-cached gets 504 when nothing is stored, and the
+// stored response otherwise, without contacting the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_if_cached() {
+    let f = Fixture::new().await;
+    f.origin.script("/o", Script::ok("o", FRESH));
+    let only = [("cache-control", "only-if-cached")];
+    assert_eq!(f.get("/o", &only).await.status, 504);
+    assert_eq!(f.origin.hits("/o"), 0);
+    f.get("/o", &[]).await;
+    let got = f.get("/o", &only).await;
+    assert_eq!((got.status, got.text().as_str()), (200, "o"));
+    assert_eq!(f.origin.hits("/o"), 1);
+}
+
+// RFC 9111 4.4: a successful unsafe method invalidates the stored URI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_method_invalidates() {
+    let f = Fixture::new().await;
+    f.origin.script("/u", Script::ok("u", FRESH));
+    f.get("/u", &[]).await;
+    f.get("/u", &[]).await;
+    assert_eq!(f.origin.hits("/u"), 1);
+    for method in [Method::POST, Method::DELETE] {
+        assert_eq!(f.send(method, "/u", &[]).await.status, 200);
+        f.get("/u", &[]).await;
+    }
+    let methods: Vec<_> = f.origin.seen("/u").into_iter().map(|s| s.method).collect();
+    assert_eq!(
+        methods,
+        [
+            Method::GET,
+            Method::POST,
+            Method::GET,
+            Method::DELETE,
+            Method::GET
+        ]
+    );
+}
+
+// RFC 9111 4.2.2: heuristic freshness is allowed but Veil uses none: a
+// response with only Last-Modified is never served fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_heuristic_freshness() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/h",
+        Script::ok("h", &[("last-modified", "Wed, 01 Jan 2020 00:00:00 GMT")]),
+    );
+    f.get("/h", &[]).await;
+    f.get("/h", &[]).await;
+    assert_eq!(f.origin.hits("/h"), 2);
+    f.origin.script("/none", Script::ok("n", &[]));
+    f.get("/none", &[]).await;
+    f.get("/none", &[]).await;
+    assert_eq!(f.origin.hits("/none"), 2);
+}
+
+// RFC 9111 7.3 (privacy) and RFC 6265: Set-Cookie belongs to one user; a
+// shared cache stores no response carrying it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_cookie_is_never_stored() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/c",
+        Script::ok(
+            "c",
+            &[
+                ("cache-control", "public, max-age=60"),
+                ("set-cookie", "id=1"),
+            ],
+        ),
+    );
+    f.get("/c", &[]).await;
+    let second = f.get("/c", &[]).await;
+    assert_eq!(f.origin.hits("/c"), 2);
+    assert!(second.header("age").is_none(), "not from the cache");
+}
+
+// RFC 9111 3.3/3.4: Veil does not store partial content; Range requests pass
+// through to the origin untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_requests_pass_through() {
+    let f = Fixture::new().await;
+    f.origin.script("/range", Script::ok("0123456789", FRESH));
+    let range = [("range", "bytes=0-3")];
+    f.get("/range", &range).await;
+    f.get("/range", &range).await;
+    assert_eq!(f.origin.hits("/range"), 2);
+    f.get("/range", &[]).await;
+    f.get("/range", &range).await;
+    let seen = f.origin.seen("/range");
+    assert_eq!(
+        seen.len(),
+        4,
+        "a stored full response does not answer a Range"
+    );
+    assert!(seen[3].headers.contains_key("range"));
+}
+
+// RFC 9110 9.3.2 with RFC 9111 4: a HEAD is answered from a stored GET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_is_served_from_a_stored_get() {
+    let f = Fixture::new().await;
+    f.origin.script("/head", Script::ok("twelve bytes", FRESH));
+    f.get("/head", &[]).await;
+    let head = f.send(Method::HEAD, "/head", &[]).await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert!(head.header("age").is_some(), "{head:?}");
+    assert_eq!(head.header("content-length"), Some("12"));
+    assert_eq!(f.origin.hits("/head"), 1);
+}
+
+// Veil's object limit: a larger response streams through whole, with or
+// without Content-Length, and is not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_over_the_limit_pass_through() {
+    let f = Fixture::with(|c| c.cache.max_object_bytes = 4096).await;
+    let big = Bytes::from(vec![b'b'; 10_000]);
+    f.origin.script("/big", Script::ok(big.clone(), FRESH));
+    f.origin
+        .script("/chunked", Script::ok(big.clone(), FRESH).chunked());
+    f.origin
+        .script("/small", Script::ok(vec![b's'; 4000], FRESH).chunked());
+    for path in ["/big", "/chunked", "/small"] {
+        for _ in 0..2 {
+            let got = f.get(path, &[]).await;
+            assert_eq!(got.status, 200);
+        }
+    }
+    assert_eq!(f.get("/big", &[]).await.body, big);
+    assert_eq!(f.get("/chunked", &[]).await.body, big);
+    assert_eq!(f.origin.hits("/big"), 3);
+    assert_eq!(f.origin.hits("/chunked"), 3);
+    assert_eq!(
+        f.origin.hits("/small"),
+        1,
+        "a chunked body under the limit is stored"
+    );
+    assert!(f.engine.stats().cache.too_large >= 4);
+}
+
+// Collapsed forwarding: concurrent misses for one cold URI reach the origin
+// once and are all answered from that one response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_misses_reach_the_origin_once() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/cold",
+        Script::ok("cold", FRESH).delay(Duration::from_millis(500)),
+    );
+    let url = f.origin.url("/cold");
+    let proxy = f.engine.local_addr();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { send(proxy, Method::GET, &url, &[]).await })
+        })
+        .collect();
+    for task in tasks {
+        let got = task.await.expect("task");
+        assert_eq!((got.status, got.text().as_str()), (200, "cold"));
+    }
+    assert_eq!(f.origin.hits("/cold"), 1);
+    let stats = f.engine.stats().cache;
+    assert_eq!(stats.misses, 1, "{stats:?}");
+    assert_eq!(stats.hits_memory, 49, "{stats:?}");
+}
+
+// The handle: switching the cache off, purging one URL, clearing all; and
+// the counters in the serialised snapshot (what `veil status --json` shows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_through_the_handle() {
+    let f = Fixture::new().await;
+    f.origin.script("/x", Script::ok("x", FRESH));
+    f.origin.script("/y", Script::ok("y", FRESH));
+    f.get("/x", &[]).await;
+    f.get("/y", &[]).await;
+    f.engine.set_cache_enabled(false);
+    f.get("/x", &[]).await;
+    assert_eq!(f.origin.hits("/x"), 2, "off: straight to the origin");
+    f.engine.set_cache_enabled(true);
+    f.get("/x", &[]).await;
+    assert_eq!(f.origin.hits("/x"), 2, "on again: still stored");
+    f.engine
+        .cache_purge(&f.origin.url("/x"))
+        .await
+        .expect("purge");
+    f.get("/x", &[]).await;
+    f.get("/y", &[]).await;
+    assert_eq!((f.origin.hits("/x"), f.origin.hits("/y")), (3, 1));
+    f.engine.cache_clear().await;
+    f.get("/y", &[]).await;
+    assert_eq!(f.origin.hits("/y"), 2);
+    assert!(f.engine.cache_purge("https://example.com/").await.is_err());
+
+    let json = serde_json::to_value(f.engine.stats()).expect("json");
+    let cache = &json["cache"];
+    assert_eq!(cache["enabled"], true);
+    assert!(
+        cache["hits_memory"].as_u64().is_some_and(|n| n >= 2),
+        "{cache}"
+    );
+    assert!(cache["hit_ratio"].as_f64().is_some(), "{cache}");
+}
