@@ -606,3 +606,116 @@ async fn control_through_the_handle() {
     );
     assert!(cache["hit_ratio"].as_f64().is_some(), "{cache}");
 }
+
+fn entry_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|items| {
+            items
+                .filter_map(|i| i.ok().map(|i| i.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "entry"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts an engine whose disk tier lives in `dir`, fetches `path` twice
+/// (the second request waits for the first one's store to finish, disk
+/// included), and shuts it down.
+async fn fill_disk(dir: &std::path::Path, origin: &ScriptedOrigin, path: &str) {
+    let dir = dir.to_owned();
+    let engine = start_engine(move |c| c.cache.dir = Some(dir)).await;
+    let url = origin.url(path);
+    for _ in 0..2 {
+        let got = send(engine.local_addr(), Method::GET, &url, &[]).await;
+        assert_eq!(got.status, 200);
+    }
+    engine.shutdown().await;
+}
+
+// The disk tier keeps fresh responses across a restart of the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_tier_survives_a_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("http");
+    let origin = ScriptedOrigin::start().await;
+    origin.script("/d", Script::ok("kept on disk", FRESH));
+    fill_disk(&dir, &origin, "/d").await;
+    assert_eq!(entry_files(&dir).len(), 1);
+
+    let d = dir.clone();
+    let engine = start_engine(move |c| c.cache.dir = Some(d)).await;
+    assert_eq!(engine.stats().cache.disk_objects, 1);
+    let got = send(engine.local_addr(), Method::GET, &origin.url("/d"), &[]).await;
+    assert_eq!((got.status, got.text().as_str()), (200, "kept on disk"));
+    assert!(got.header("age").is_some());
+    assert_eq!(origin.hits("/d"), 1, "served from disk after the restart");
+    assert_eq!(engine.stats().cache.hits_disk, 1);
+}
+
+// A disk entry that fails its integrity check is deleted and refetched,
+// never served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_disk_entry_is_refetched() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("http");
+    let origin = ScriptedOrigin::start().await;
+    origin.script("/k", Script::ok("intact body", FRESH));
+    fill_disk(&dir, &origin, "/k").await;
+    let files = entry_files(&dir);
+    assert_eq!(files.len(), 1);
+    let mut bytes = std::fs::read(&files[0]).expect("entry");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x20;
+    std::fs::write(&files[0], bytes).expect("corrupt it");
+
+    let d = dir.clone();
+    let engine = start_engine(move |c| c.cache.dir = Some(d)).await;
+    let url = origin.url("/k");
+    let got = send(engine.local_addr(), Method::GET, &url, &[]).await;
+    assert_eq!((got.status, got.text().as_str()), (200, "intact body"));
+    assert_eq!(origin.hits("/k"), 2, "refetched from the origin");
+    assert_eq!(engine.stats().cache.corrupt_dropped, 1);
+    // Stored again, intact.
+    let again = send(engine.local_addr(), Method::GET, &url, &[]).await;
+    assert_eq!(again.text(), "intact body");
+    assert_eq!(origin.hits("/k"), 2);
+}
+
+// The disk tier stays within its byte bound, dropping the least recently
+// used entries first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_tier_is_bounded_lru() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("http");
+    let origin = ScriptedOrigin::start().await;
+    let d = dir.clone();
+    let engine = start_engine(move |c| {
+        c.cache.dir = Some(d);
+        c.cache.disk_bytes = 12 * 1024;
+    })
+    .await;
+    for i in 0..8 {
+        let path = format!("/lru{i}");
+        origin.script(&path, Script::ok(vec![b'l'; 2048], FRESH));
+        for _ in 0..2 {
+            send(engine.local_addr(), Method::GET, &origin.url(&path), &[]).await;
+        }
+    }
+    let stats = engine.stats().cache;
+    assert!(stats.disk_bytes <= 12 * 1024, "{stats:?}");
+    assert!((1..8).contains(&stats.disk_objects), "{stats:?}");
+    assert_eq!(entry_files(&dir).len() as u64, stats.disk_objects);
+    engine.shutdown().await;
+    drop(engine);
+    // After a restart only the newest survive: the last one is on disk, the
+    // first is not.
+    let d = dir.clone();
+    let engine = start_engine(move |c| {
+        c.cache.dir = Some(d);
+        c.cache.disk_bytes = 12 * 1024;
+    })
+    .await;
+    send(engine.local_addr(), Method::GET, &origin.url("/lru7"), &[]).await;
+    send(engine.local_addr(), Method::GET, &origin.url("/lru0"), &[]).await;
+    assert_eq!((origin.hits("/lru7"), origin.hits("/lru0")), (1, 2));
+}

@@ -88,6 +88,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config_path = args.config.unwrap_or_else(|| paths.config_file.clone());
     let config = Config::load(&config_path)?;
     let mut engine_config = config.engine_config()?;
+    engine_config.cache.dir = Some(paths.cache_dir.join("http"));
     if let Some(listen) = args.listen {
         engine_config.listen = listen;
     }

@@ -91,7 +91,7 @@ impl Engine {
             listen,
             stats: Stats::default(),
             forwarder: HttpForwarder::new(direct.clone()),
-            cache: HttpCache::new(&config.cache),
+            cache: HttpCache::open(&config.cache).await,
             outbound: Outbound::new(direct, pool.clone(), routing, config.mode),
             events,
             shutdown: CancellationToken::new(),

@@ -11,6 +11,7 @@
 //!
 //! HTTPS inside `CONNECT` is end-to-end encrypted: the cache never sees it.
 
+mod disk;
 mod key;
 mod memory;
 mod stats;
@@ -31,6 +32,7 @@ use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePoli
 use tokio::sync::watch;
 
 use crate::outbound::Body;
+use disk::DiskTier;
 use memory::MemoryTier;
 pub use stats::CacheStats;
 use stats::{CacheCounters, TierStats};
@@ -90,6 +92,7 @@ pub struct HttpCache {
     enabled: AtomicBool,
     max_object_bytes: u64,
     memory: MemoryTier,
+    disk: Option<Arc<DiskTier>>,
     inflight: Mutex<HashMap<String, watch::Receiver<()>>>,
     counters: CacheCounters,
 }
@@ -144,14 +147,70 @@ impl Drop for Leader {
 }
 
 impl HttpCache {
-    pub fn new(config: &CacheConfig) -> Arc<Self> {
+    /// Builds the cache; with a directory, opens the disk tier and indexes
+    /// what an earlier run stored. A disk tier that cannot be opened is
+    /// logged and left out: the memory tier still works.
+    pub async fn open(config: &CacheConfig) -> Arc<Self> {
+        let disk = match &config.dir {
+            Some(dir) if config.disk_bytes > 0 => {
+                let (dir, max) = (dir.clone(), config.disk_bytes);
+                let opened =
+                    tokio::task::spawn_blocking(move || DiskTier::open(&dir, max).map(Arc::new))
+                        .await;
+                match opened {
+                    Ok(Ok(disk)) => Some(disk),
+                    Ok(Err(e)) => {
+                        tracing::warn!(dir = ?config.dir, "HTTP cache on disk unavailable: {e}");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!("HTTP cache on disk unavailable: {e}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         Arc::new(Self {
             enabled: AtomicBool::new(config.enabled),
             max_object_bytes: config.max_object_bytes,
             memory: MemoryTier::new(config.memory_bytes),
+            disk,
             inflight: Mutex::new(HashMap::new()),
             counters: CacheCounters::default(),
         })
+    }
+
+    /// Runs `f` on the disk tier off the async runtime; `None` without one.
+    async fn on_disk<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&DiskTier) -> T + Send + 'static,
+    ) -> Option<T> {
+        let disk = self.disk.clone()?;
+        tokio::task::spawn_blocking(move || f(&disk)).await.ok()
+    }
+
+    /// The stored variant for a request, from memory or else from disk
+    /// (moved up into memory), with whether it came from disk.
+    async fn stored(&self, primary: &str, view: &Parts) -> Option<(Arc<Entry>, bool)> {
+        if let Some(entry) = self.memory.get(primary, &view.headers).await {
+            return Some((entry, false));
+        }
+        let (p, headers) = (primary.to_owned(), view.headers.clone());
+        match self.on_disk(move |d| d.get(&p, &headers)).await? {
+            Ok(Some(entry)) => {
+                let entry = Arc::new(entry);
+                self.memory
+                    .insert(primary, entry.vary.clone(), &view.headers, entry.clone())
+                    .await;
+                Some((entry, true))
+            }
+            Ok(None) => None,
+            Err(disk::Corrupt) => {
+                CacheCounters::add(&self.counters.corrupt_dropped, 1);
+                None
+            }
+        }
     }
 
     pub fn set_enabled(&self, enabled: bool) {
@@ -164,11 +223,14 @@ impl HttpCache {
 
     pub async fn clear(&self) {
         self.memory.clear().await;
+        self.on_disk(|d| d.clear()).await;
     }
 
     /// Drops every stored variant of `uri` (an absolute `http://` URL).
     pub async fn purge(&self, uri: &http::Uri) {
-        self.memory.remove(&uri.to_string()).await;
+        let primary = uri.to_string();
+        self.memory.remove(&primary).await;
+        self.on_disk(move |d| d.remove(&primary)).await;
     }
 
     /// After an unsafe method succeeded, the stored responses for its target
@@ -189,7 +251,8 @@ impl HttpCache {
             TierStats {
                 memory_objects: self.memory.objects(),
                 memory_bytes: self.memory.bytes(),
-                ..TierStats::default()
+                disk_objects: self.disk.as_ref().map_or(0, |d| d.objects()),
+                disk_bytes: self.disk.as_ref().map_or(0, |d| d.bytes()),
             },
         )
     }
@@ -208,11 +271,15 @@ impl HttpCache {
         let primary = key::primary(parts);
         let mut waited = false;
         loop {
-            let stored = self.memory.get(&primary, &view.headers).await;
-            if let Some(entry) = stored {
+            if let Some((entry, from_disk)) = self.stored(&primary, &view).await {
                 match entry.policy.before_request(&view, SystemTime::now()) {
                     BeforeRequest::Fresh(head_parts) => {
-                        CacheCounters::add(&self.counters.hits_memory, 1);
+                        let tier = if from_disk {
+                            &self.counters.hits_disk
+                        } else {
+                            &self.counters.hits_memory
+                        };
+                        CacheCounters::add(tier, 1);
                         if waited {
                             CacheCounters::add(&self.counters.collapsed, 1);
                         }
@@ -369,9 +436,23 @@ impl Fill {
 
     async fn store(self, entry: Arc<Entry>) {
         let cache = &self.cache;
+        // Disk first: a request that finds the entry in memory no longer
+        // waits, and by then the copy on disk should be complete too.
+        let (primary, headers, copy) = (
+            self.primary.clone(),
+            self.view.headers.clone(),
+            entry.clone(),
+        );
+        let written = cache
+            .on_disk(move |d| d.insert(&primary, &headers, &copy))
+            .await;
+        if let Some(Err(e)) = written {
+            tracing::warn!("cannot write to the HTTP cache on disk: {e}");
+        }
+        let vary = entry.vary.clone();
         cache
             .memory
-            .insert(&self.primary, entry.vary.clone(), &self.view.headers, entry)
+            .insert(&self.primary, vary, &self.view.headers, entry)
             .await;
         CacheCounters::add(&cache.counters.stored, 1);
         // Dropping `self` now releases the waiters of collapsed forwarding,

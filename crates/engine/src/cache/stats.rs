@@ -16,6 +16,7 @@ pub struct CacheCounters {
     pub bytes_saved: AtomicU64,
     pub stored: AtomicU64,
     pub too_large: AtomicU64,
+    pub corrupt_dropped: AtomicU64,
 }
 
 impl CacheCounters {
@@ -41,6 +42,7 @@ impl CacheCounters {
             collapsed: self.collapsed.load(Relaxed),
             stored: self.stored.load(Relaxed),
             too_large: self.too_large.load(Relaxed),
+            corrupt_dropped: self.corrupt_dropped.load(Relaxed),
             bytes_served: self.bytes_served.load(Relaxed),
             origin_bytes_saved: self.bytes_saved.load(Relaxed),
             hit_ratio: if lookups == 0 {
@@ -85,6 +87,8 @@ pub struct CacheStats {
     pub stored: u64,
     /// Responses passed through because they were over the object limit.
     pub too_large: u64,
+    /// Disk entries that failed their integrity check and were deleted.
+    pub corrupt_dropped: u64,
     /// Body bytes sent to clients from the cache.
     pub bytes_served: u64,
     /// Body bytes the origin did not have to send (hits and 304s).

@@ -1,0 +1,356 @@
+//! The disk tier: one file per stored response under the cache directory,
+//! bounded in bytes, evicting the least recently used, and kept across
+//! restarts (the index is rebuilt from the files at start, oldest first by
+//! modification time).
+//!
+//! A file is `MAGIC`, the lengths of its metadata and body, a SHA-256 of
+//! both, the metadata (JSON: key, `Vary` names, the cache policy with the
+//! stored head) and the body. A file whose digest or metadata does not check
+//! out is deleted and reported as corrupt, never served. Files are written
+//! to a temporary name and renamed, so a crash leaves no half entry.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName};
+use http_cache_semantics::CachePolicy;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Entry, key};
+
+const MAGIC: &[u8; 8] = b"VEILHC1\n";
+/// Magic, metadata length (u32), body length (u64), SHA-256.
+const HEADER_LEN: usize = 8 + 4 + 8 + 32;
+const MAX_META: u32 = 1 << 20;
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    key: String,
+    primary: String,
+    vary: Vec<String>,
+    policy: CachePolicy,
+}
+
+struct Slot {
+    file: PathBuf,
+    primary: String,
+    size: u64,
+    tick: u64,
+}
+
+#[derive(Default)]
+struct Index {
+    slots: HashMap<String, Slot>,
+    vary: HashMap<String, Vec<HeaderName>>,
+    /// Use order: the smallest tick is the least recently used.
+    order: BTreeMap<u64, String>,
+    tick: u64,
+    bytes: u64,
+}
+
+impl Index {
+    fn touch(&mut self, key: &str) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(slot) = self.slots.get_mut(key) {
+            self.order.remove(&slot.tick);
+            slot.tick = tick;
+            self.order.insert(tick, key.to_owned());
+        }
+    }
+
+    fn add(&mut self, key: String, slot: Slot) -> Option<Slot> {
+        let old = self.take(&key);
+        self.bytes += slot.size;
+        self.order.insert(slot.tick, key.clone());
+        self.slots.insert(key, slot);
+        old
+    }
+
+    fn take(&mut self, key: &str) -> Option<Slot> {
+        let slot = self.slots.remove(key)?;
+        self.order.remove(&slot.tick);
+        self.bytes -= slot.size;
+        Some(slot)
+    }
+
+    /// Takes least recently used slots until the total fits `max`.
+    fn evict(&mut self, max: u64) -> Vec<Slot> {
+        let mut gone = Vec::new();
+        while self.bytes > max {
+            let Some((_, key)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some(slot) = self.slots.remove(&key) {
+                self.bytes -= slot.size;
+                gone.push(slot);
+            }
+        }
+        gone
+    }
+}
+
+/// Why a stored entry could not be used.
+#[derive(Debug)]
+pub struct Corrupt;
+
+pub struct DiskTier {
+    dir: PathBuf,
+    max_bytes: u64,
+    index: Mutex<Index>,
+}
+
+impl std::fmt::Debug for DiskTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskTier")
+            .field("dir", &self.dir)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiskTier {
+    /// Opens (creating) `dir` and indexes the entries already there.
+    /// Blocking: call it off the async runtime.
+    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let mut found = Vec::new();
+        for item in fs::read_dir(dir)? {
+            let path = item?.path();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("entry") => {}
+                Some("tmp") => {
+                    let _ = fs::remove_file(&path);
+                    continue;
+                }
+                _ => continue,
+            }
+            match read_meta(&path) {
+                Ok((meta, size, modified)) => found.push((modified, path, meta, size)),
+                Err(e) => {
+                    tracing::debug!(path = %path.display(), "dropping unreadable cache entry: {e}");
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        found.sort_by_key(|(modified, ..)| *modified);
+        let mut index = Index::default();
+        for (_, file, meta, size) in found {
+            index.tick += 1;
+            let vary = meta
+                .vary
+                .iter()
+                .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+                .collect();
+            index.vary.insert(meta.primary.clone(), vary);
+            let slot = Slot {
+                file,
+                primary: meta.primary,
+                size,
+                tick: index.tick,
+            };
+            index.add(meta.key, slot);
+        }
+        remove_files(index.evict(max_bytes));
+        Ok(Self {
+            dir: dir.to_owned(),
+            max_bytes,
+            index: Mutex::new(index),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stored variant of `primary` that `headers` select. Blocking.
+    pub fn get(&self, primary: &str, headers: &HeaderMap) -> Result<Option<Entry>, Corrupt> {
+        let (key, file) = {
+            let mut index = self.lock();
+            let key = match index.vary.get(primary) {
+                Some(names) => key::variant(primary, names, headers),
+                None => primary.to_owned(),
+            };
+            let Some(slot) = index.slots.get(&key) else {
+                return Ok(None);
+            };
+            let file = slot.file.clone();
+            index.touch(&key);
+            (key, file)
+        };
+        match read_entry(&file, &key) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(e) => {
+                tracing::warn!(path = %file.display(), "corrupt cache entry dropped: {e}");
+                let slot = self.lock().take(&key);
+                remove_files(slot);
+                Err(Corrupt)
+            }
+        }
+    }
+
+    /// Writes `entry` as the variant of `primary` that `request` selected.
+    /// Blocking.
+    pub fn insert(&self, primary: &str, request: &HeaderMap, entry: &Entry) -> io::Result<()> {
+        let key = key::variant(primary, &entry.vary, request);
+        let meta = Meta {
+            key: key.clone(),
+            primary: primary.to_owned(),
+            vary: entry.vary.iter().map(|n| n.as_str().to_owned()).collect(),
+            policy: entry.policy.clone(),
+        };
+        let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
+        let size = (HEADER_LEN + meta.len() + entry.body.len()) as u64;
+        if size > self.max_bytes || meta.len() as u64 > u64::from(MAX_META) {
+            return Ok(());
+        }
+        let name = hex(&Sha256::digest(key.as_bytes()));
+        let file = self.dir.join(format!("{name}.entry"));
+        let tmp = self.dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let digest = {
+            let mut h = Sha256::new();
+            h.update(&meta);
+            h.update(&entry.body);
+            h.finalize()
+        };
+        {
+            let mut out = io::BufWriter::new(fs::File::create(&tmp)?);
+            out.write_all(MAGIC)?;
+            out.write_all(&(meta.len() as u32).to_le_bytes())?;
+            out.write_all(&(entry.body.len() as u64).to_le_bytes())?;
+            out.write_all(&digest)?;
+            out.write_all(&meta)?;
+            out.write_all(&entry.body)?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+        }
+        fs::rename(&tmp, &file)?;
+        let mut index = self.lock();
+        index.tick += 1;
+        let tick = index.tick;
+        if entry.vary.is_empty() {
+            index.vary.remove(primary);
+        } else {
+            index.vary.insert(primary.to_owned(), entry.vary.clone());
+        }
+        index.add(
+            key,
+            Slot {
+                file,
+                primary: primary.to_owned(),
+                size,
+                tick,
+            },
+        );
+        let gone = index.evict(self.max_bytes);
+        drop(index);
+        remove_files(gone);
+        Ok(())
+    }
+
+    /// Deletes every variant of `primary`. Blocking.
+    pub fn remove(&self, primary: &str) {
+        let mut index = self.lock();
+        index.vary.remove(primary);
+        let keys: Vec<String> = index
+            .slots
+            .iter()
+            .filter(|(_, s)| s.primary == primary)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let gone: Vec<Slot> = keys.iter().filter_map(|k| index.take(k)).collect();
+        drop(index);
+        remove_files(gone);
+    }
+
+    /// Deletes everything. Blocking.
+    pub fn clear(&self) {
+        let mut index = self.lock();
+        let gone: Vec<Slot> = index.slots.drain().map(|(_, s)| s).collect();
+        *index = Index::default();
+        drop(index);
+        remove_files(gone);
+    }
+
+    pub fn objects(&self) -> u64 {
+        self.lock().slots.len() as u64
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.lock().bytes
+    }
+}
+
+fn remove_files(slots: impl IntoIterator<Item = Slot>) {
+    for slot in slots {
+        let _ = fs::remove_file(&slot.file);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_header(file: &mut fs::File) -> io::Result<(u32, u64, [u8; 32])> {
+    let mut header = [0u8; HEADER_LEN];
+    file.read_exact(&mut header)?;
+    if &header[..8] != MAGIC {
+        return Err(io::Error::other("not a Veil cache entry"));
+    }
+    let meta_len = u32::from_le_bytes(header[8..12].try_into().map_err(io::Error::other)?);
+    let body_len = u64::from_le_bytes(header[12..20].try_into().map_err(io::Error::other)?);
+    let digest: [u8; 32] = header[20..52].try_into().map_err(io::Error::other)?;
+    if meta_len > MAX_META {
+        return Err(io::Error::other("metadata too large"));
+    }
+    Ok((meta_len, body_len, digest))
+}
+
+/// Reads the metadata only (for the index at start), with the file's size
+/// and modification time. The digest is checked when the entry is used.
+fn read_meta(path: &Path) -> io::Result<(Meta, u64, std::time::SystemTime)> {
+    let mut file = fs::File::open(path)?;
+    let info = file.metadata()?;
+    let (meta_len, body_len, _) = read_header(&mut file)?;
+    if HEADER_LEN as u64 + u64::from(meta_len) + body_len != info.len() {
+        return Err(io::Error::other("length does not match the header"));
+    }
+    let mut meta = vec![0u8; meta_len as usize];
+    file.read_exact(&mut meta)?;
+    let meta: Meta = serde_json::from_slice(&meta).map_err(io::Error::other)?;
+    Ok((meta, info.len(), info.modified()?))
+}
+
+fn read_entry(path: &Path, key: &str) -> io::Result<Entry> {
+    let mut file = fs::File::open(path)?;
+    let (meta_len, body_len, digest) = read_header(&mut file)?;
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest)?;
+    if rest.len() as u64 != u64::from(meta_len) + body_len {
+        return Err(io::Error::other("length does not match the header"));
+    }
+    if Sha256::digest(&rest).as_slice() != digest {
+        return Err(io::Error::other("checksum mismatch"));
+    }
+    let rest = Bytes::from(rest);
+    let meta: Meta =
+        serde_json::from_slice(&rest[..meta_len as usize]).map_err(io::Error::other)?;
+    let body = rest.slice(meta_len as usize..);
+    if meta.key != key {
+        return Err(io::Error::other("entry belongs to another key"));
+    }
+    let vary = meta
+        .vary
+        .iter()
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect();
+    Ok(Entry {
+        policy: meta.policy,
+        vary,
+        body,
+    })
+}
