@@ -3,6 +3,7 @@
 //! `curl`. Everything binds `127.0.0.1:0` (or `[::1]:0`) and talks to nothing
 //! but this machine.
 
+pub mod desktop;
 pub mod origin;
 pub mod scripted;
 pub mod veil_process;

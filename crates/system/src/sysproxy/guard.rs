@@ -89,7 +89,21 @@ impl GuardFile {
         let mut first_error = None;
         for saved in &self.saved {
             let result = backend_named(&saved.backend).and_then(|backend| {
-                backend.write(&saved.settings)?;
+                // Only what differs is written: a key Veil never managed to
+                // change (a write that failed half-way) needs no write, and
+                // one the tool refuses to write must not block the rest.
+                let changed: Settings = match backend.read() {
+                    Ok(now) => saved
+                        .settings
+                        .iter()
+                        .filter(|(k, v)| now.get(*k) != Some(*v))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    Err(_) => saved.settings.clone(),
+                };
+                if !changed.is_empty() {
+                    backend.write(&changed)?;
+                }
                 verify(backend.as_ref(), &saved.settings)
             });
             if let Err(e) = result {
