@@ -43,7 +43,9 @@ impl TeeBody {
             fill,
             policy,
             vary,
-            copy: BytesMut::new(),
+            copy: BytesMut::with_capacity(
+                usize::try_from(inner.size_hint().exact().unwrap_or(0).min(limit)).unwrap_or(0),
+            ),
         };
         Self {
             inner,
@@ -62,11 +64,14 @@ fn finish(pending: Box<Pending>) {
         vary,
         copy,
     } = *pending;
-    let entry = Arc::new(Entry {
-        policy,
-        vary,
-        body: copy.freeze(),
-    });
+    // The memory tier weighs the body's length: keep no spare capacity
+    // that it would not see.
+    let body = if copy.capacity() > copy.len() + copy.len() / 16 {
+        Bytes::copy_from_slice(&copy)
+    } else {
+        copy.freeze()
+    };
+    let entry = Arc::new(Entry { policy, vary, body });
     tokio::spawn(fill.store(entry));
 }
 
