@@ -1,0 +1,275 @@
+//! Upstream passwords as a user handles them: `veil upstream add` stores the
+//! password in the OS keyring (gnome-keyring, unlocked in a private D-Bus
+//! session), the engine takes it from there to log in to a microsocks
+//! upstream, and it appears in no file, log or status output. Without a
+//! keyring Veil refuses instead of writing it down; a broken `config.toml`
+//! is refused with its line number and never reaches a running engine.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use veil_tests::desktop::DesktopSession;
+use veil_tests::{Origin, curl, proxy_url};
+
+/// Distinctive, so a match in a file cannot be a coincidence.
+const SECRET: &str = "Kx7-keyring-Secret-2Qp";
+const USER: &str = "alice";
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// microsocks with username/password auth, connecting out from 127.0.0.3 so
+/// the origin can tell traffic went through it; killed when dropped.
+struct Microsocks {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Microsocks {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("microsocks")
+            .args([
+                "-u",
+                USER,
+                "-P",
+                SECRET,
+                "-b",
+                "127.0.0.3",
+                "-i",
+                "127.0.0.1",
+            ])
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("microsocks starts (install it with scripts/bootstrap)");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut up = false;
+        for _ in 0..250 {
+            if TcpStream::connect(addr).is_ok() {
+                up = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(up, "microsocks listens on {addr}");
+        Self { child, addr }
+    }
+}
+
+impl Drop for Microsocks {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path)
+                && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+fn config_without_bypass(s: &DesktopSession) {
+    // The origin is on loopback, which bypasses upstreams by default.
+    std::fs::write(
+        s.veil_home().join("config.toml"),
+        "# my settings\n[proxy]\nmode = \"proxy\"\nbypass = []\n",
+    )
+    .expect("config");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_round_trip_to_an_authenticated_upstream_leaves_no_password_behind() {
+    let s = DesktopSession::start();
+    config_without_bypass(&s);
+    let socks = Microsocks::start();
+    let url = format!("socks5://{USER}@{}", socks.addr);
+
+    let add = s.veil_with_stdin(
+        &["upstream", "add", "home", &url, "--password-stdin"],
+        &format!("{SECRET}\n"),
+    );
+    assert!(add.status.success(), "{}", text(&add));
+    let stored = s.tool(
+        "secret-tool",
+        &["lookup", "service", "veil", "username", "home"],
+    );
+    assert_eq!(stored, SECRET, "the password is in the keyring");
+    let config = std::fs::read_to_string(s.veil_home().join("config.toml")).expect("config");
+    assert!(
+        config.starts_with("# my settings\n"),
+        "comments kept: {config}"
+    );
+    assert!(config.contains(&url), "{config}");
+
+    let list = s.veil(&["upstream", "list"]);
+    assert!(list.status.success(), "{}", text(&list));
+    let listed = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(
+        listed.contains("home") && listed.contains(&url) && listed.contains("password: keyring"),
+        "{listed}"
+    );
+
+    // The engine reads the password from the keyring and logs in with it.
+    let mut veil = s
+        .veil_run(&["--listen", "127.0.0.1:0"])
+        .expect("veil run starts with the upstream from config + keyring");
+    let origin = Origin::start().await;
+    let out = curl(&["-x", &proxy_url(veil.addr), &origin.url("/ip")]).await;
+    assert_eq!(out.status, 200, "{out:?}");
+    assert_eq!(
+        out.text(),
+        "127.0.0.3",
+        "the request left through the authenticated upstream"
+    );
+
+    let status = s.veil(&["status", "--json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let sysproxy_status = s.veil(&["sysproxy", "status", "--json"]);
+    assert!(veil.terminate(), "veil run exits cleanly");
+    for out in [&add, &list, &status, &sysproxy_status] {
+        assert!(!text(out).contains(SECRET), "printed: {}", text(out));
+    }
+    let leaks = files_containing(&s.veil_home(), SECRET);
+    assert!(leaks.is_empty(), "config, data or logs hold it: {leaks:?}");
+    assert!(
+        s.veil_home()
+            .join("logs")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "there were logs to search"
+    );
+
+    let remove = s.veil(&["upstream", "remove", "home"]);
+    assert!(remove.status.success(), "{}", text(&remove));
+    let mut lookup = s.command("secret-tool");
+    lookup.args(["lookup", "service", "veil", "username", "home"]);
+    let gone = lookup.output().expect("secret-tool");
+    assert!(gone.stdout.is_empty(), "the keyring entry went with it");
+    let listed = s.veil(&["upstream", "list"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("no upstreams configured"),
+        "{}",
+        text(&listed)
+    );
+}
+
+#[test]
+fn a_missing_keyring_entry_names_the_upstream_and_the_fix() {
+    let s = DesktopSession::start();
+    std::fs::write(
+        s.veil_home().join("config.toml"),
+        "[[upstreams.server]]\nname = \"work\"\nurl = \"http://bob@127.0.0.2:3128\"\n",
+    )
+    .expect("config");
+    let out = s.veil(&["run", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("\"work\"") && err.contains("veil upstream add"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_a_keyring_add_refuses_and_writes_nothing() {
+    let s = DesktopSession::start();
+    let mut cmd = s.command(veil_tests::veil_process::veil_bin().to_str().expect("path"));
+    // A bus where nothing answers: no Secret Service to be had.
+    cmd.env(
+        "DBUS_SESSION_BUS_ADDRESS",
+        format!("unix:path={}", s.root().join("no-bus").display()),
+    )
+    .args([
+        "upstream",
+        "add",
+        "home",
+        "socks5://alice@127.0.0.3:1080",
+        "--password-stdin",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("veil starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(format!("{SECRET}\n").as_bytes());
+    }
+    let out = child.wait_with_output().expect("veil output");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("no OS keyring is available"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains(SECRET));
+    assert!(
+        !s.veil_home().join("config.toml").exists(),
+        "nothing half-added"
+    );
+    assert!(files_containing(s.root(), SECRET).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_config_is_refused_with_its_line_and_the_engine_keeps_its_own() {
+    let s = DesktopSession::start();
+    let config = s.veil_home().join("config.toml");
+    std::fs::write(&config, "[proxy]\nmode = \"direct\"\n").expect("config");
+    let veil = s.veil_run(&["--listen", "127.0.0.1:0"]).expect("starts");
+
+    let broken = "[proxy]\nmode = \"direct\"\nlisten = 42\n";
+    std::fs::write(&config, broken).expect("break it");
+    let add = s.veil(&["upstream", "add", "x", "http://127.0.0.2:3128"]);
+    assert!(!add.status.success(), "{}", text(&add));
+    assert!(text(&add).contains("config.toml:3:"), "{}", text(&add));
+    assert_eq!(
+        std::fs::read_to_string(&config).expect("config"),
+        broken,
+        "the file is left for the user to fix"
+    );
+    let second = s.veil(&["run", "--listen", "127.0.0.1:0"]);
+    assert!(!second.status.success());
+    assert!(
+        text(&second).contains("config.toml:3:"),
+        "{}",
+        text(&second)
+    );
+
+    // The running engine never saw the bad file and still serves.
+    let origin = Origin::start().await;
+    let out = curl(&["-x", &proxy_url(veil.addr), &origin.url("/ip")]).await;
+    assert_eq!(out.status, 200, "{out:?}");
+    let status = s.veil(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(status["listen"], veil.addr.to_string(), "{status}");
+}
