@@ -112,7 +112,13 @@ fn print_status(report: &SystemProxyStatus) {
         let now = rows(b.current.as_ref());
         let saved = rows(b.saved.as_ref());
         for ((label, now), (_, saved)) in now.iter().zip(saved.iter()) {
-            println!("  {label:<8} {now:<36} {saved}");
+            if now.chars().count() <= 36 {
+                println!("  {label:<8} {now:<36} {saved}");
+            } else {
+                // Too wide for a column (a long bypass list): one line each.
+                println!("  {label:<8} now:   {now}");
+                println!("  {:<8} saved: {saved}", "");
+            }
         }
         if let Some(err) = &b.error {
             println!("  cannot read the current settings: {err}");

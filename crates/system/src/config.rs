@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::secrets::{self, SecretKey};
 use serde::{Deserialize, Serialize};
 use veil_engine::{
-    Action, CacheConfig, Credentials, EngineConfig, HealthConfig, Limits, Mode, ProxyUrl, Routing, Strategy,
-    UpstreamSpec,
+    Action, CacheConfig, Credentials, EngineConfig, HealthConfig, Limits, Mode, ProxyUrl, Routing,
+    Strategy, UpstreamSpec,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
