@@ -5,6 +5,7 @@
 
 pub mod desktop;
 pub mod origin;
+pub mod peers;
 pub mod scripted;
 pub mod veil_process;
 

@@ -232,7 +232,10 @@ impl Dialer {
                             let rest = buf.split_off(len).freeze();
                             Ok((stream, rest))
                         }
-                        407 => Err(UpstreamError::AuthRejected {
+                        // The answer to CONNECT is the proxy's own, so a 401
+                        // is its login refused too (tinyproxy answers a wrong
+                        // password with 401, a missing one with 407).
+                        401 | 407 => Err(UpstreamError::AuthRejected {
                             name: self.name(),
                             detail: if self.auth_header.is_some() {
                                 reason
