@@ -273,3 +273,44 @@ async fn a_broken_config_is_refused_with_its_line_and_the_engine_keeps_its_own()
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(status["listen"], veil.addr.to_string(), "{status}");
 }
+
+/// Inbound credentials without `password_env`: the password is the keyring
+/// entry `inbound:USER`, stored here the way the README says (secret-tool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_password_from_the_keyring() {
+    let s = DesktopSession::start();
+    let mut store = s.command("secret-tool");
+    store
+        .args([
+            "store",
+            "--label=Veil inbound",
+            "service",
+            "veil",
+            "username",
+            "inbound:me",
+        ])
+        .stdin(Stdio::piped());
+    let mut child = store.spawn().expect("secret-tool");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(SECRET.as_bytes()).expect("password");
+    }
+    assert!(child.wait().expect("secret-tool").success());
+    std::fs::write(
+        s.veil_home().join("config.toml"),
+        "[proxy.auth]\nusername = \"me\"\n",
+    )
+    .expect("config");
+    let veil = s
+        .veil_run(&["--listen", "127.0.0.1:0"])
+        .expect("veil run starts with the inbound password from the keyring");
+    let origin = Origin::start().await;
+    let url = origin.url("/ip");
+    let proxy = proxy_url(veil.addr);
+    let good = format!("me:{SECRET}");
+    let out = curl(&["-x", &proxy, "-U", &good, &url]).await;
+    assert_eq!(out.status, 200, "{out:?}");
+    let out = curl(&["-x", &proxy, "-U", "me:wrong", &url]).await;
+    assert_eq!(out.status, 407, "{out:?}");
+}
