@@ -181,14 +181,45 @@ impl Drop for DesktopSession {
         // Closing stdin ends `cat`, so dbus-run-session stops the bus, and
         // the keyring and dconf daemons leave with it.
         drop(self.keep_alive.take());
+        let mut ended = false;
         for _ in 0..100 {
             if let Ok(Some(_)) = self.session.try_wait() {
-                return;
+                ended = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.session.kill();
-        let _ = self.session.wait();
+        if !ended {
+            let _ = self.session.kill();
+            let _ = self.session.wait();
+        }
+        // gnome-keyring-daemon forks away from the session and now and then
+        // outlives its bus; stop whatever still runs with this session's
+        // private runtime folder (only processes this session started have it).
+        stop_processes_with_env(&format!(
+            "XDG_RUNTIME_DIR={}",
+            self.dir.path().join("run").display()
+        ));
+    }
+}
+
+/// Sends SIGTERM to every process whose environment holds `entry`.
+fn stop_processes_with_env(entry: &str) {
+    let me = std::process::id().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let pid = p.file_name().to_string_lossy().into_owned();
+        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(p.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|e| e == entry.as_bytes()) {
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
     }
 }
 
