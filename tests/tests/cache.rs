@@ -717,5 +717,68 @@ async fn disk_tier_is_bounded_lru() {
     .await;
     send(engine.local_addr(), Method::GET, &origin.url("/lru7"), &[]).await;
     send(engine.local_addr(), Method::GET, &origin.url("/lru0"), &[]).await;
-    assert_eq!((origin.hits("/lru7"), origin.hits("/lru0")), (1, 2));
+    let hits: Vec<_> = (0..8).map(|i| origin.hits(&format!("/lru{i}"))).collect();
+    assert_eq!(
+        (hits[7], hits[0]),
+        (1, 2),
+        "{hits:?} {:?}",
+        engine.stats().cache
+    );
+}
+
+// The real binary: `veil run` keeps its disk tier under VEIL_HOME's cache
+// folder, `veil status --json` and `veil cache stats --json` show the
+// counters, `veil cache purge URL` and `veil cache clear` drop entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_cache_commands() {
+    use veil_tests::VeilProcess;
+    let home = tempfile::tempdir().expect("VEIL_HOME");
+    let veil = VeilProcess::start(home.path(), &["--listen", "127.0.0.1:0"], &[])
+        .expect("veil run starts");
+    let origin = ScriptedOrigin::start().await;
+    origin.script("/cli", Script::ok("via the binary", FRESH));
+    let url = origin.url("/cli");
+    for _ in 0..2 {
+        let got = send(veil.addr, Method::GET, &url, &[]).await;
+        assert_eq!(got.text(), "via the binary");
+    }
+    assert_eq!(origin.hits("/cli"), 1);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = veil.command(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let status = json(&["status", "--json"]);
+    // The hit may come from disk when the memory copy was still on its way.
+    let hits = |v: &serde_json::Value| v["hits_memory"].as_u64().zip(v["hits_disk"].as_u64());
+    assert_eq!(
+        hits(&status["cache"]).map(|(m, d)| m + d),
+        Some(1),
+        "{status}"
+    );
+    let stats = json(&["cache", "stats", "--json"]);
+    assert_eq!(hits(&stats).map(|(m, d)| m + d), Some(1), "{stats}");
+    assert_eq!(stats["disk_objects"], 1, "{stats}");
+    assert_eq!(
+        entry_files(&home.path().join("cache").join("http")).len(),
+        1
+    );
+
+    let purge = veil.command(&["cache", "purge", &url]);
+    assert!(purge.status.success(), "{purge:?}");
+    for _ in 0..2 {
+        // The second waits for the first one's store to finish.
+        send(veil.addr, Method::GET, &url, &[]).await;
+    }
+    assert_eq!(origin.hits("/cli"), 2, "purged: fetched again");
+    let clear = veil.command(&["cache", "clear"]);
+    assert!(clear.status.success(), "{clear:?}");
+    send(veil.addr, Method::GET, &url, &[]).await;
+    assert_eq!(origin.hits("/cli"), 3, "cleared: fetched again");
+    let bad = veil.command(&["cache", "purge", "https://example.com/"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("http://"),
+        "{bad:?}"
+    );
 }

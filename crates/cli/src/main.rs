@@ -1,6 +1,7 @@
 //! `veil`: runs the engine without a window, and talks to a running engine
 //! (this one or the app's) over the control socket.
 
+mod cache;
 mod env;
 mod logging;
 mod run;
@@ -43,6 +44,9 @@ enum Command {
     /// Point the OS's proxy setting at the running engine, or give back yours.
     #[command(subcommand)]
     Sysproxy(SysproxyCommand),
+    /// The running engine's HTTP cache (plain HTTP only; HTTPS is never cached).
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Print proxy variables for shells and the CLI tools that read them.
     Env {
         /// bash, zsh, fish or powershell (default: from $SHELL).
@@ -52,6 +56,20 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Hits, misses, revalidations and what each tier holds.
+    Stats {
+        /// Print the counters as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop every stored response, in memory and on disk.
+    Clear,
+    /// Drop the stored responses of one http:// URL.
+    Purge { url: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +181,9 @@ fn main() -> ExitCode {
             Command::Sysproxy(SysproxyCommand::Status { json }) => sysproxy::status(json).await,
             Command::Sysproxy(SysproxyCommand::Restore) => sysproxy::restore(),
             Command::Env { shell, config } => env::env(shell, config).await,
+            Command::Cache(CacheCommand::Stats { json }) => cache::stats(json).await,
+            Command::Cache(CacheCommand::Clear) => cache::clear().await,
+            Command::Cache(CacheCommand::Purge { url }) => cache::purge(url).await,
         }
     });
     match result {

@@ -20,6 +20,13 @@ struct CliController {
 }
 
 impl CliController {
+    fn cache_stats(&self) -> Reply {
+        Reply::Cache {
+            ok: true,
+            cache: Box::new(self.engine.stats().cache),
+        }
+    }
+
     fn sysproxy_status(&self) -> Reply {
         match sysproxy::status(&self.data_dir) {
             Ok(status) => Reply::Sysproxy {
@@ -55,6 +62,24 @@ impl Controller for CliController {
                 Err(e) => Reply::error(format!("could not restore your settings: {e}")),
             },
             Request::SysproxyStatus => tokio::task::block_in_place(|| self.sysproxy_status()),
+            Request::CacheStats => self.cache_stats(),
+            Request::CacheClear => {
+                let engine = &self.engine;
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(engine.cache_clear())
+                });
+                self.cache_stats()
+            }
+            Request::CachePurge { url } => {
+                let engine = &self.engine;
+                let purged = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(engine.cache_purge(&url))
+                });
+                match purged {
+                    Ok(()) => self.cache_stats(),
+                    Err(e) => Reply::error(e.to_string()),
+                }
+            }
         }
     }
 }

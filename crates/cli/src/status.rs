@@ -35,6 +35,15 @@ pub async fn status(json: bool) -> anyhow::Result<()> {
         "DNS cache: {} hits, {} misses, {} entries",
         e.dns.hits, e.dns.misses, e.dns.entries
     );
+    let c = &e.cache;
+    println!(
+        "HTTP cache (plain HTTP only): {}, {} hits, {} misses, {} revalidated, {} objects",
+        if c.enabled { "on" } else { "off" },
+        c.hits_memory + c.hits_disk,
+        c.misses,
+        c.revalidated_not_modified + c.revalidated_changed,
+        c.memory_objects.max(c.disk_objects)
+    );
     if !e.upstreams.is_empty() {
         println!("upstreams ({}):", e.strategy);
         for u in &e.upstreams {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use veil_engine::StatsSnapshot;
+use veil_engine::{CacheStats, StatsSnapshot};
 
 use crate::sysproxy::SystemProxyStatus;
 
@@ -27,6 +27,14 @@ pub enum Request {
     SysproxyOff,
     /// The OS's settings now and the saved ones.
     SysproxyStatus,
+    /// The HTTP cache's counters.
+    CacheStats,
+    /// Drop every stored response.
+    CacheClear,
+    /// Drop the stored responses of one `http://` URL.
+    CachePurge {
+        url: String,
+    },
 }
 
 /// The engine's answer.
@@ -41,6 +49,11 @@ pub enum Reply {
     Sysproxy {
         ok: bool,
         sysproxy: Box<SystemProxyStatus>,
+    },
+    /// The answer to the `cache_*` requests: the cache's counters after it.
+    Cache {
+        ok: bool,
+        cache: Box<CacheStats>,
     },
     Error {
         ok: bool,

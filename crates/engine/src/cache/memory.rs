@@ -13,6 +13,8 @@ use super::key;
 /// Fixed cost charged per entry for its head and bookkeeping, so a flood of
 /// empty bodies is still bounded.
 const ENTRY_OVERHEAD: u64 = 512;
+/// Entries at least this heavy make eviction run at once.
+const SETTLE_WEIGHT: u64 = 64 * 1024;
 /// URIs whose `Vary` names are remembered.
 const MAX_VARY_RECORDS: u64 = 65_536;
 
@@ -60,7 +62,14 @@ impl MemoryTier {
         } else {
             self.vary.insert(primary.to_owned(), Arc::new(vary)).await;
         }
+        let big = entry.weight() >= SETTLE_WEIGHT;
         self.entries.insert(key, entry).await;
+        if big {
+            // moka evicts in batches; until then the replaced and evicted
+            // values stay alive. With large bodies that would let memory run
+            // well past the bound, so settle the books now.
+            self.entries.run_pending_tasks().await;
+        }
     }
 
     /// Drops every variant of `primary`.

@@ -19,7 +19,7 @@ mod tee;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -94,6 +94,8 @@ pub struct HttpCache {
     memory: MemoryTier,
     disk: Option<Arc<DiskTier>>,
     inflight: Mutex<HashMap<String, watch::Receiver<()>>>,
+    /// Bumped by `clear`: a fill that began before it stores nothing.
+    generation: AtomicU64,
     counters: CacheCounters,
 }
 
@@ -125,6 +127,7 @@ pub struct Fill {
     cache: Arc<HttpCache>,
     primary: String,
     view: Parts,
+    generation: u64,
     /// Held by the first of concurrent misses; waiters wake when it drops.
     _leader: Option<Leader>,
 }
@@ -177,6 +180,7 @@ impl HttpCache {
             memory: MemoryTier::new(config.memory_bytes),
             disk,
             inflight: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             counters: CacheCounters::default(),
         })
     }
@@ -222,6 +226,7 @@ impl HttpCache {
     }
 
     pub async fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.memory.clear().await;
         self.on_disk(|d| d.clear()).await;
     }
@@ -307,6 +312,21 @@ impl HttpCache {
                     BeforeRequest::Stale { .. } => {}
                 }
             }
+            if head || only_if_cached(parts) {
+                // These never fetch for the cache themselves, but a fetch in
+                // flight (or a body still being stored) may answer them.
+                let pending = self
+                    .inflight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&primary)
+                    .cloned();
+                if let (false, Some(rx)) = (waited, pending) {
+                    waited = true;
+                    wait_for(rx).await;
+                    continue;
+                }
+            }
             if only_if_cached(parts) {
                 // RFC 9111, section 5.2.1.7.
                 return Lookup::Serve(gateway_timeout());
@@ -352,6 +372,7 @@ impl HttpCache {
             cache: self.clone(),
             primary,
             view,
+            generation: self.generation.load(Ordering::SeqCst),
             _leader: leader,
         }
     }
@@ -436,6 +457,9 @@ impl Fill {
 
     async fn store(self, entry: Arc<Entry>) {
         let cache = &self.cache;
+        if cache.generation.load(Ordering::SeqCst) != self.generation {
+            return;
+        }
         // Disk first: a request that finds the entry in memory no longer
         // waits, and by then the copy on disk should be complete too.
         let (primary, headers, copy) = (
