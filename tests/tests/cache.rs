@@ -782,3 +782,58 @@ async fn cli_cache_commands() {
         "{bad:?}"
     );
 }
+
+// RFC 9111 4.3.2: a client's own If-None-Match that matches a fresh stored
+// response gets 304 from the cache; one that does not match gets the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_conditional_request_answered_from_cache() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/cond",
+        Script::ok(
+            "cond",
+            &[("cache-control", "max-age=60"), ("etag", "\"c1\"")],
+        ),
+    );
+    f.get("/cond", &[]).await;
+    let same = f.get("/cond", &[("if-none-match", "\"c1\"")]).await;
+    assert_eq!((same.status, same.body.len()), (304, 0), "{same:?}");
+    assert_eq!(same.header("etag"), Some("\"c1\""));
+    let other = f.get("/cond", &[("if-none-match", "\"old\"")]).await;
+    assert_eq!((other.status, other.text().as_str()), (200, "cond"));
+    assert_eq!(f.origin.hits("/cond"), 1);
+}
+
+// RFC 9111 5.2.2.8: proxy-revalidate binds shared caches only;
+// http-cache-semantics gives such a response no freshness in a shared cache
+// (stricter than the RFC), so each request revalidates. 5.2.2.2: a
+// must-revalidate response is served from the cache while it is fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_revalidate_and_must_revalidate() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/pr",
+        Script::ok(
+            "pr",
+            &[
+                ("cache-control", "max-age=60, proxy-revalidate"),
+                ("etag", "\"p\""),
+            ],
+        ),
+    );
+    f.origin.script(
+        "/mr",
+        Script::ok("mr", &[("cache-control", "max-age=60, must-revalidate")]),
+    );
+    for _ in 0..3 {
+        assert_eq!(f.get("/pr", &[]).await.text(), "pr");
+        assert_eq!(f.get("/mr", &[]).await.text(), "mr");
+    }
+    assert_eq!(f.origin.hits("/pr"), 3, "revalidated every time");
+    assert!(
+        f.origin.seen("/pr")[1..]
+            .iter()
+            .all(|s| s.headers.contains_key("if-none-match"))
+    );
+    assert_eq!(f.origin.hits("/mr"), 1, "fresh: served from cache");
+}

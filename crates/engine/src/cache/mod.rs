@@ -288,6 +288,11 @@ impl HttpCache {
                         if waited {
                             CacheCounters::add(&self.counters.collapsed, 1);
                         }
+                        if etag_matches(parts, &head_parts) {
+                            // RFC 9111 4.3.2: the client's own validator
+                            // matches the stored response.
+                            return Lookup::Serve(not_modified(head_parts));
+                        }
                         return Lookup::Serve(self.serve(head_parts, &entry.body, head));
                     }
                     BeforeRequest::Stale {
@@ -486,6 +491,34 @@ impl Fill {
     fn too_large(&self) {
         CacheCounters::add(&self.cache.counters.too_large, 1);
     }
+}
+
+/// True when the request's `If-None-Match` names the stored `ETag` (weak
+/// comparison, RFC 9110 13.1.2) or is `*`.
+fn etag_matches(req: &Parts, stored: &http::response::Parts) -> bool {
+    let Some(etag) = stored
+        .headers
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let weak = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let etag = weak(etag);
+    req.headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || weak(t) == etag)
+}
+
+/// A 304 for a client whose copy is current: the stored head without the
+/// body's framing.
+fn not_modified(mut head: http::response::Parts) -> Response<Body> {
+    head.status = StatusCode::NOT_MODIFIED;
+    head.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(head, empty())
 }
 
 /// Waits, bounded, until the leading request's fetch ends one way or another.
