@@ -111,7 +111,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _log_guard = crate::logging::init(&paths.log_dir);
 
     let config_path = args.config.unwrap_or_else(|| paths.config_file.clone());
-    let config = Config::load(&config_path)?;
+    let mut config = Config::load(&config_path)?;
+    if !args.upstreams.is_empty() {
+        // --upstream replaces the configured upstreams, so their passwords
+        // are not needed (and a missing one must not stop this run).
+        config.upstreams.server.clear();
+    }
     let mut engine_config = config.engine_config()?;
     engine_config.cache.dir = Some(paths.cache_dir.join("http"));
     if let Some(listen) = args.listen {
