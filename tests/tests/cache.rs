@@ -837,3 +837,67 @@ async fn proxy_revalidate_and_must_revalidate() {
     );
     assert_eq!(f.origin.hits("/mr"), 1, "fresh: served from cache");
 }
+
+// Privacy: a stored response keeps the request headers it varies on, but
+// never the client's Authorization or Cookie in clear, on disk or anywhere;
+// a revalidation still sends the real ones to the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_not_written_to_disk() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("http");
+    let origin = ScriptedOrigin::start().await;
+    origin.script(
+        "/priv",
+        Script::ok(
+            "shared",
+            &[
+                ("cache-control", "public, max-age=1"),
+                ("etag", "\"s\""),
+                ("vary", "Cookie"),
+            ],
+        ),
+    );
+    let d = dir.clone();
+    let engine = start_engine(move |c| c.cache.dir = Some(d)).await;
+    let url = origin.url("/priv");
+    let secrets = [
+        ("authorization", "Bearer top-secret-token"),
+        ("cookie", "session=cookie-secret"),
+    ];
+    for _ in 0..2 {
+        send(engine.local_addr(), Method::GET, &url, &secrets).await;
+    }
+    assert_eq!(origin.hits("/priv"), 1, "stored: public allows it");
+    let other = [
+        ("authorization", "Bearer top-secret-token"),
+        ("cookie", "session=other"),
+    ];
+    send(engine.local_addr(), Method::GET, &url, &other).await;
+    assert_eq!(origin.hits("/priv"), 2, "another cookie is another variant");
+    // The second variant's copy is written just after its body was sent.
+    let both = veil_tests::eventually(Duration::from_secs(5), || entry_files(&dir).len() == 2);
+    assert!(both.await, "both variants on disk");
+    let files = entry_files(&dir);
+    for file in files {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).expect("entry")).into_owned();
+        assert!(!text.contains("top-secret-token"), "{text}");
+        assert!(!text.contains("cookie-secret"), "{text}");
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    send(engine.local_addr(), Method::GET, &url, &secrets).await;
+    let seen = origin.seen("/priv");
+    assert_eq!(seen.len(), 3);
+    let last = &seen[2].headers;
+    assert!(
+        last.contains_key("if-none-match"),
+        "a revalidation: {last:?}"
+    );
+    assert_eq!(
+        last.get("authorization").map(|v| v.as_bytes()),
+        Some(&b"Bearer top-secret-token"[..])
+    );
+    assert_eq!(
+        last.get("cookie").map(|v| v.as_bytes()),
+        Some(&b"session=cookie-secret"[..])
+    );
+}

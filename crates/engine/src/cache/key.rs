@@ -6,6 +6,7 @@
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use sha2::{Digest, Sha256};
 
 /// The key of every variant of one URI; also the unit of purging and of
 /// collapsed forwarding.
@@ -80,9 +81,15 @@ fn normalise(value: &HeaderValue) -> String {
         .join(",")
 }
 
+/// Request headers that carry a user's secrets. The policy keeps the request
+/// headers of every stored response (for `Vary`), and the disk tier writes
+/// them out; these are kept only as a SHA-256 of their values, enough to
+/// tell one user's value from another's and to see that one is present.
+const SECRET: &[HeaderName] = &[http::header::AUTHORIZATION, http::header::COOKIE];
+
 /// The request as the cache policy should see it: a `HEAD` is answered from
-/// the stored `GET` (RFC 9110, section 9.3.2), and content-negotiation
-/// headers are normalised.
+/// the stored `GET` (RFC 9110, section 9.3.2), content-negotiation headers
+/// are normalised, and secrets are replaced by their digest.
 pub fn policy_view(parts: &Parts) -> Parts {
     let mut req = http::Request::new(());
     *req.method_mut() = if parts.method == Method::HEAD {
@@ -106,8 +113,36 @@ pub fn policy_view(parts: &Parts) -> Parts {
             }
         }
     }
+    for name in SECRET {
+        if headers.contains_key(name) {
+            let mut digest = Sha256::new();
+            for value in headers.get_all(name) {
+                digest.update(value.as_bytes());
+                digest.update(b"\n");
+            }
+            let hex: String = digest
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if let Ok(value) = HeaderValue::from_str(&format!("sha256:{hex}")) {
+                headers.insert(name.clone(), value);
+            }
+        }
+    }
     *req.headers_mut() = headers;
     req.into_parts().0
+}
+
+/// Puts the client's real secret headers back into a request built from the
+/// policy view (a revalidation) before it goes to the origin.
+pub fn restore_secrets(request: &mut Parts, original: &Parts) {
+    for name in SECRET {
+        request.headers.remove(name);
+        for value in original.headers.get_all(name) {
+            request.headers.append(name.clone(), value.clone());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -296,9 +296,10 @@ impl HttpCache {
                         return Lookup::Serve(self.serve(head_parts, &entry.body, head));
                     }
                     BeforeRequest::Stale {
-                        request,
+                        mut request,
                         matches: true,
                     } if !head && !only_if_cached(parts) => {
+                        key::restore_secrets(&mut request, parts);
                         let leader = match self.lead_or_wait(&primary) {
                             Ok(leader) => Some(leader),
                             Err(rx) if !waited => {
