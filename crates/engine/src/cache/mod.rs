@@ -409,7 +409,10 @@ impl HttpCache {
                     vary: entry.vary.clone(),
                     body: body_bytes.clone(),
                 });
-                fill.store(fresh).await;
+                // Memory only: rewriting the whole body on disk for every 304
+                // would cost more than the revalidation saved. After a
+                // restart the older head on disk is revalidated again.
+                fill.store_in_memory(fresh).await;
                 self.serve(head, &body_bytes, false)
             }
             AfterResponse::Modified(..) => {
@@ -459,6 +462,18 @@ impl Fill {
         }
         let body = tee::TeeBody::new(body, limit, self, policy, vary);
         Response::from_parts(parts, body.boxed())
+    }
+
+    async fn store_in_memory(self, entry: Arc<Entry>) {
+        let cache = &self.cache;
+        if cache.generation.load(Ordering::SeqCst) != self.generation {
+            return;
+        }
+        let vary = entry.vary.clone();
+        cache
+            .memory
+            .insert(&self.primary, vary, &self.view.headers, entry)
+            .await;
     }
 
     async fn store(self, entry: Arc<Entry>) {
