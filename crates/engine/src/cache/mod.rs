@@ -300,9 +300,15 @@ impl HttpCache {
                         matches: true,
                     } if !head && !only_if_cached(parts) => {
                         key::restore_secrets(&mut request, parts);
+                        // Collapse revalidations of an entry that expired: its
+                        // answer is likely fresh for the others too. One that
+                        // never had freshness (no-cache, validators only)
+                        // is revalidated by every request anyway, so waiting
+                        // would only queue them up behind each other.
+                        let collapse = had_freshness(&entry.policy);
                         let leader = match self.lead_or_wait(&primary) {
                             Ok(leader) => Some(leader),
-                            Err(rx) if !waited => {
+                            Err(rx) if collapse && !waited => {
                                 waited = true;
                                 wait_for(rx).await;
                                 continue;
@@ -507,6 +513,13 @@ impl Fill {
     fn too_large(&self) {
         CacheCounters::add(&self.cache.counters.too_large, 1);
     }
+}
+
+/// Whether the stored response was fresh for any time when it arrived.
+fn had_freshness(policy: &CachePolicy) -> bool {
+    // At a time before the response arrived, its age is only its `Age`
+    // header, so this is its freshness lifetime as received.
+    !policy.time_to_live(std::time::UNIX_EPOCH).is_zero()
 }
 
 /// True when the request's `If-None-Match` names the stored `ETag` (weak
