@@ -618,18 +618,21 @@ fn entry_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
-/// Starts an engine whose disk tier lives in `dir`, fetches `path` twice
-/// (the second request waits for the first one's store to finish, disk
-/// included), and shuts it down.
+/// Starts an engine whose disk tier lives in `dir`, fetches `path` once,
+/// waits until the copy is stored (stores happen off the data path, after
+/// the client has its response), and shuts it down.
 async fn fill_disk(dir: &std::path::Path, origin: &ScriptedOrigin, path: &str) {
     let dir = dir.to_owned();
     let engine = start_engine(move |c| c.cache.dir = Some(dir)).await;
-    let url = origin.url(path);
-    for _ in 0..2 {
-        let got = send(engine.local_addr(), Method::GET, &url, &[]).await;
-        assert_eq!(got.status, 200);
-    }
+    let got = send(engine.local_addr(), Method::GET, &origin.url(path), &[]).await;
+    assert_eq!(got.status, 200);
+    assert!(stored(&engine, 1).await, "{:?}", engine.stats().cache);
     engine.shutdown().await;
+}
+
+/// Waits (up to 10 s) until the engine has stored `n` objects.
+async fn stored(engine: &EngineHandle, n: u64) -> bool {
+    veil_tests::eventually(Duration::from_secs(10), || engine.stats().cache.stored >= n).await
 }
 
 // The disk tier keeps fresh responses across a restart of the engine.
@@ -697,9 +700,9 @@ async fn disk_tier_is_bounded_lru() {
     for i in 0..8 {
         let path = format!("/lru{i}");
         origin.script(&path, Script::ok(vec![b'l'; 2048], FRESH));
-        for _ in 0..2 {
-            send(engine.local_addr(), Method::GET, &origin.url(&path), &[]).await;
-        }
+        send(engine.local_addr(), Method::GET, &origin.url(&path), &[]).await;
+        assert!(stored(&engine, i + 1).await, "{:?}", engine.stats().cache);
+        send(engine.local_addr(), Method::GET, &origin.url(&path), &[]).await;
     }
     let stats = engine.stats().cache;
     assert!(stats.disk_bytes <= 12 * 1024, "{stats:?}");
