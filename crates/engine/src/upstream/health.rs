@@ -71,6 +71,10 @@ async fn fetch_through(
         reason: format!("check URL {url:?} {reason}"),
     };
     let uri: http::Uri = url.parse().map_err(|_| bad_url("is not a URL"))?;
+    // Only plain http:// is ever fetched from a URL the user typed.
+    if uri.scheme_str() != Some("http") {
+        return Err(bad_url("is not a plain http:// URL"));
+    }
     let host = uri.host().ok_or_else(|| bad_url("has no host"))?;
     let port = uri.port_u16().unwrap_or(80);
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -177,6 +181,28 @@ pub(crate) async fn check_all(pool: &Pool, dns: &DnsCache, timeout: Duration) {
                 tracing::debug!("health check: {e}");
                 pool.record_failure(&upstream, &e.to_string());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_plain_http_check_urls_are_fetched() {
+        // Port 9 is never contacted: the URL is refused before any connection.
+        let url = "http://127.0.0.1:9".parse().expect("proxy url");
+        let spec = UpstreamSpec::new("p", url);
+        for check in [
+            "ftp://example.com/",
+            "https://example.com/",
+            "file:///etc/passwd",
+        ] {
+            let err = probe(spec.clone(), Some(check), &[], Duration::from_secs(2))
+                .await
+                .expect_err(check);
+            assert!(err.contains("check URL"), "{check}: {err}");
         }
     }
 }
