@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use veil_engine::{Engine, EngineHandle, Mode};
-use veil_system::control::{ControlServer, Controller, Reply, Request, StatusReport};
+use veil_system::control::{ControlServer, Controller, Reply, ReplyFuture, Request, StatusReport};
 use veil_system::sysproxy::{self, Recovery, SystemProxyGuard, VeilProxy};
 use veil_system::{Config, Paths};
 
@@ -39,48 +39,43 @@ impl CliController {
 }
 
 impl Controller for CliController {
-    fn handle(&self, request: Request) -> Reply {
-        // The desktop tools are separate processes that take a moment;
-        // block_in_place keeps the other runtime threads serving traffic.
-        match request {
-            Request::Status => {
-                let mut status = StatusReport::new(self.engine.stats());
-                status.system_proxy = self.guard.is_on();
-                Reply::Status {
-                    ok: true,
-                    status: Box::new(status),
+    fn handle(&self, request: Request) -> ReplyFuture<'_> {
+        Box::pin(async move {
+            // The desktop tools are separate processes that take a moment;
+            // block_in_place keeps the other runtime threads serving traffic.
+            match request {
+                Request::Status => {
+                    let mut status = StatusReport::new(self.engine.stats());
+                    status.system_proxy = self.guard.is_on();
+                    Reply::Status {
+                        ok: true,
+                        status: Box::new(status),
+                    }
                 }
-            }
-            Request::SysproxyOn => {
-                match tokio::task::block_in_place(|| self.guard.enable(&self.proxy)) {
-                    Ok(()) => tokio::task::block_in_place(|| self.sysproxy_status()),
-                    Err(e) => Reply::error(format!("system proxy not changed: {e}")),
+                Request::SysproxyOn => {
+                    match tokio::task::block_in_place(|| self.guard.enable(&self.proxy)) {
+                        Ok(()) => tokio::task::block_in_place(|| self.sysproxy_status()),
+                        Err(e) => Reply::error(format!("system proxy not changed: {e}")),
+                    }
                 }
-            }
-            Request::SysproxyOff => match tokio::task::block_in_place(|| self.guard.disable()) {
-                Ok(_) => tokio::task::block_in_place(|| self.sysproxy_status()),
-                Err(e) => Reply::error(format!("could not restore your settings: {e}")),
-            },
-            Request::SysproxyStatus => tokio::task::block_in_place(|| self.sysproxy_status()),
-            Request::CacheStats => self.cache_stats(),
-            Request::CacheClear => {
-                let engine = &self.engine;
-                tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(engine.cache_clear())
-                });
-                self.cache_stats()
-            }
-            Request::CachePurge { url } => {
-                let engine = &self.engine;
-                let purged = tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(engine.cache_purge(&url))
-                });
-                match purged {
+                Request::SysproxyOff => {
+                    match tokio::task::block_in_place(|| self.guard.disable()) {
+                        Ok(_) => tokio::task::block_in_place(|| self.sysproxy_status()),
+                        Err(e) => Reply::error(format!("could not restore your settings: {e}")),
+                    }
+                }
+                Request::SysproxyStatus => tokio::task::block_in_place(|| self.sysproxy_status()),
+                Request::CacheStats => self.cache_stats(),
+                Request::CacheClear => {
+                    self.engine.cache_clear().await;
+                    self.cache_stats()
+                }
+                Request::CachePurge { url } => match self.engine.cache_purge(&url).await {
                     Ok(()) => self.cache_stats(),
                     Err(e) => Reply::error(e.to_string()),
-                }
+                },
             }
-        }
+        })
     }
 }
 

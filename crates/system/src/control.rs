@@ -95,8 +95,11 @@ impl StatusReport {
 
 /// Whatever runs the engine (the CLI, the app) answers requests through this.
 pub trait Controller: Send + Sync + 'static {
-    fn handle(&self, request: Request) -> Reply;
+    fn handle(&self, request: Request) -> ReplyFuture<'_>;
 }
+
+/// What [`Controller::handle`] returns: answering may wait on the engine.
+pub type ReplyFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -184,7 +187,7 @@ async fn answer(stream: tokio::net::UnixStream, controller: Arc<dyn Controller>)
         tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
     {
         let reply = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => controller.handle(request),
+            Ok(request) => controller.handle(request).await,
             Err(e) => Reply::error(format!("bad request: {e}")),
         };
         let mut out = match serde_json::to_vec(&reply) {
