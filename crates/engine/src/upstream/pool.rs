@@ -436,3 +436,94 @@ impl Pool {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool of upstreams that are never contacted: these tests only ask
+    /// which one would be tried first.
+    fn pool(strategy: Strategy, weights: &[u32]) -> Pool {
+        let specs = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let url = format!("socks5://127.0.0.1:{}", 1000 + i)
+                    .parse()
+                    .expect("url");
+                let mut spec = UpstreamSpec::new(format!("u{i}"), url);
+                spec.weight = *w;
+                spec
+            })
+            .collect();
+        let (events, _) = tokio::sync::broadcast::channel(16);
+        let health = HealthConfig {
+            fall: 2,
+            rise: 2,
+            ..HealthConfig::default()
+        };
+        let dns = DnsCache::new(&[]).expect("dns");
+        Pool::new(specs, strategy, health, dns, Duration::from_secs(1), events).expect("pool")
+    }
+
+    fn first_picks(pool: &Pool, rounds: usize) -> Vec<String> {
+        (0..rounds)
+            .map(|_| pool.candidates()[0].name().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn roundrobin_follows_the_weights() {
+        let pool = pool(Strategy::RoundRobin, &[2, 1]);
+        let picks = first_picks(&pool, 30);
+        assert_eq!(picks.iter().filter(|n| *n == "u0").count(), 20, "{picks:?}");
+        assert_eq!(picks.iter().filter(|n| *n == "u1").count(), 10, "{picks:?}");
+        // Every upstream stays a fallback candidate.
+        assert_eq!(pool.candidates().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn fastest_and_first_choose_as_named() {
+        let pool = pool(Strategy::Fastest, &[1, 1, 1]);
+        let ups = pool.upstreams();
+        ups[0].set_latency(Duration::from_millis(80));
+        ups[1].set_latency(Duration::from_millis(5));
+        ups[2].set_latency(Duration::from_millis(40));
+        let order: Vec<_> = pool
+            .candidates()
+            .iter()
+            .map(|u| u.name().to_owned())
+            .collect();
+        assert_eq!(order, ["u1", "u2", "u0"]);
+        pool.set_strategy(Strategy::First);
+        assert_eq!(first_picks(&pool, 5), ["u0"; 5]);
+    }
+
+    #[tokio::test]
+    async fn failing_upstreams_leave_and_return_after_rise() {
+        let pool = pool(Strategy::First, &[1, 1]);
+        let u0 = pool.upstreams()[0].clone();
+        pool.record_failure(&u0, "refused");
+        assert!(u0.is_healthy(), "one failure is below fall = 2");
+        pool.record_failure(&u0, "refused");
+        assert!(!u0.is_healthy());
+        assert_eq!(first_picks(&pool, 3), ["u1"; 3]);
+        pool.record_success(&u0);
+        assert!(!u0.is_healthy(), "one success is below rise = 2");
+        pool.record_success(&u0);
+        assert!(u0.is_healthy());
+        assert_eq!(first_picks(&pool, 1), ["u0"]);
+        // With every upstream down there is no candidate, and the error
+        // names each one with its last reason.
+        let u1 = pool.upstreams()[1].clone();
+        for u in [&u0, &u1, &u0, &u1] {
+            pool.record_failure(u, "gone");
+        }
+        assert!(pool.candidates().is_empty());
+        let err = pool.all_down().to_string();
+        assert!(
+            err.contains("u0") && err.contains("u1") && err.contains("gone"),
+            "{err}"
+        );
+    }
+}
