@@ -214,7 +214,7 @@ async fn send_upstream(
                 pool.record_success(&upstream);
                 return Ok((resp, Some(lease)));
             }
-            Err(e) => match upstream_error(&e) {
+            Err(e) => match find_source::<UpstreamError>(&e).cloned() {
                 Some(e) => e,
                 None => {
                     // The upstream took the request and the exchange broke
@@ -244,11 +244,13 @@ fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {
     req.into_parts().0
 }
 
-fn upstream_error(err: &hyper_util::client::legacy::Error) -> Option<UpstreamError> {
+/// The first error of type `E` in `err`'s chain of sources: how the
+/// connector's own error comes back out of hyper's client error.
+fn find_source<E: StdError + 'static>(err: &hyper_util::client::legacy::Error) -> Option<&E> {
     let mut source: Option<&(dyn StdError + 'static)> = err.source();
     while let Some(e) = source {
-        if let Some(u) = e.downcast_ref::<UpstreamError>() {
-            return Some(u.clone());
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
         }
         source = e.source();
     }
@@ -264,16 +266,12 @@ fn pool_error(err: &PoolError) -> Response<Body> {
 }
 
 fn direct_error(target: &Target, err: &hyper_util::client::legacy::Error) -> Response<Body> {
-    let mut source: Option<&(dyn StdError + 'static)> = err.source();
-    while let Some(e) = source {
-        if let Some(ConnectorError::Connect(connect)) = e.downcast_ref::<ConnectorError>() {
-            tracing::debug!("connect failed: {connect}");
-            return text(
-                StatusCode::BAD_GATEWAY,
-                &format!("Veil could not connect: {connect}."),
-            );
-        }
-        source = e.source();
+    if let Some(ConnectorError::Connect(connect)) = find_source::<ConnectorError>(err) {
+        tracing::debug!("connect failed: {connect}");
+        return text(
+            StatusCode::BAD_GATEWAY,
+            &format!("Veil could not connect: {connect}."),
+        );
     }
     let detail = err
         .source()

@@ -195,75 +195,50 @@ impl Dialer {
             })
     }
 
+    /// The `Proxy-Authorization` header line for HTTP(S) proxies, or nothing.
+    pub fn auth_line(&self) -> String {
+        self.auth_header
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(|v| format!("Proxy-Authorization: {v}\r\n"))
+            .unwrap_or_default()
+    }
+
     async fn http_connect(
         &self,
         mut stream: OutStream,
         target: &Target,
     ) -> Result<(OutStream, Bytes), UpstreamError> {
         let authority = target.to_string();
-        let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
-        if let Some(auth) = &self.auth_header {
-            head.push_str("Proxy-Authorization: ");
-            head.push_str(auth.to_str().unwrap_or_default());
-            head.push_str("\r\n");
-        }
-        head.push_str("\r\n");
-        let io = |e: std::io::Error| UpstreamError::Protocol {
-            name: self.name(),
-            reason: format!("connection broke during CONNECT: {e}"),
-        };
-        stream.write_all(head.as_bytes()).await.map_err(io)?;
-        let mut buf = BytesMut::with_capacity(1024);
-        loop {
-            if stream.read_buf(&mut buf).await.map_err(io)? == 0 {
-                return Err(UpstreamError::Protocol {
-                    name: self.name(),
-                    reason: "it closed the connection instead of answering CONNECT".into(),
-                });
-            }
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&buf) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let code = resp.code.unwrap_or(0);
-                    let reason = format!("{code} {}", resp.reason.unwrap_or_default());
-                    return match code {
-                        200..=299 => {
-                            let rest = buf.split_off(len).freeze();
-                            Ok((stream, rest))
-                        }
-                        // The answer to CONNECT is the proxy's own, so a 401
-                        // is its login refused too (tinyproxy answers a wrong
-                        // password with 401, a missing one with 407).
-                        401 | 407 => Err(UpstreamError::AuthRejected {
-                            name: self.name(),
-                            detail: if self.auth_header.is_some() {
-                                reason
-                            } else {
-                                format!("{reason}; no username is configured for it")
-                            },
-                        }),
-                        _ => Err(UpstreamError::TargetFailed {
-                            name: self.name(),
-                            target: target.to_string(),
-                            reason,
-                        }),
-                    };
-                }
-                Ok(httparse::Status::Partial) if buf.len() < 16 * 1024 => continue,
-                Ok(httparse::Status::Partial) => {
-                    return Err(UpstreamError::Protocol {
-                        name: self.name(),
-                        reason: "its answer to CONNECT is too long".into(),
-                    });
-                }
-                Err(e) => {
-                    return Err(UpstreamError::Protocol {
-                        name: self.name(),
-                        reason: format!("bad answer to CONNECT: {e}"),
-                    });
-                }
-            }
+        let request = format!(
+            "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{}\r\n",
+            self.auth_line()
+        );
+        let head = exchange(&mut stream, request.as_bytes())
+            .await
+            .map_err(|reason| UpstreamError::Protocol {
+                name: self.name(),
+                reason: format!("{reason} (answering CONNECT)"),
+            })?;
+        let reason = format!("{} {}", head.code, head.reason);
+        match head.code {
+            200..=299 => Ok((stream, head.rest)),
+            // The answer to CONNECT is the proxy's own, so a 401 is its login
+            // refused too (tinyproxy answers a wrong password with 401, a
+            // missing one with 407).
+            401 | 407 => Err(UpstreamError::AuthRejected {
+                name: self.name(),
+                detail: if self.auth_header.is_some() {
+                    reason
+                } else {
+                    format!("{reason}; no username is configured for it")
+                },
+            }),
+            _ => Err(UpstreamError::TargetFailed {
+                name: self.name(),
+                target: target.to_string(),
+                reason,
+            }),
         }
     }
 
@@ -323,6 +298,50 @@ impl Dialer {
                 name,
                 reason: "unexpected SOCKS5 answer".into(),
             },
+        }
+    }
+}
+
+/// A response head read off a stream.
+pub(crate) struct ResponseHead {
+    pub code: u16,
+    pub reason: String,
+    /// Bytes that came after the head (the start of a tunnel's stream).
+    pub rest: Bytes,
+}
+
+/// Sends `request` and reads the response head (at most 16 KiB), parsed by
+/// httparse.
+pub(crate) async fn exchange(
+    stream: &mut OutStream,
+    request: &[u8],
+) -> Result<ResponseHead, String> {
+    stream
+        .write_all(request)
+        .await
+        .map_err(|e| format!("connection broke: {e}"))?;
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        let n = stream
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| format!("connection broke: {e}"))?;
+        if n == 0 {
+            return Err("it closed the connection instead of answering".into());
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                return Ok(ResponseHead {
+                    code: resp.code.unwrap_or(0),
+                    reason: resp.reason.unwrap_or_default().to_owned(),
+                    rest: buf.split_off(len).freeze(),
+                });
+            }
+            Ok(httparse::Status::Partial) if buf.len() < 16 * 1024 => continue,
+            Ok(httparse::Status::Partial) => return Err("its answer is too long".into()),
+            Err(e) => return Err(format!("bad answer: {e}")),
         }
     }
 }

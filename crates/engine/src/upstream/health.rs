@@ -8,12 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use super::dial::{Dialer, UpstreamError};
+use super::dial::{Dialer, UpstreamError, exchange};
 use super::pool::Pool;
-use super::stream::OutStream;
 use super::{ProxyKind, UpstreamSpec};
 use crate::Target;
 use crate::dns::DnsCache;
@@ -85,12 +81,7 @@ async fn fetch_through(
     let (mut stream, request) = match dialer.spec().url.kind {
         ProxyKind::Http | ProxyKind::Https => {
             let stream = dialer.open(dns).await?;
-            let auth = dialer
-                .auth_header
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .map(|v| format!("Proxy-Authorization: {v}\r\n"))
-                .unwrap_or_default();
+            let auth = dialer.auth_line();
             let req = format!(
                 "GET {url} HTTP/1.1\r\nHost: {host_header}\r\n{auth}Connection: close\r\n\r\n"
             );
@@ -108,8 +99,9 @@ async fn fetch_through(
         .await
         .map_err(|reason| UpstreamError::Protocol {
             name: name.clone(),
-            reason,
-        })?;
+            reason: format!("{reason} (answering the health check)"),
+        })?
+        .code;
     match status {
         407 => Err(UpstreamError::AuthRejected {
             name,
@@ -121,29 +113,6 @@ async fn fetch_through(
             reason: format!("the check URL answered {status} through it"),
         }),
         _ => Ok(()),
-    }
-}
-
-/// Sends a request and returns the response's status code.
-async fn exchange(stream: &mut OutStream, request: &[u8]) -> Result<u16, String> {
-    stream
-        .write_all(request)
-        .await
-        .map_err(|e| format!("check request failed: {e}"))?;
-    let mut buf = BytesMut::with_capacity(1024);
-    loop {
-        let n = stream
-            .read_buf(&mut buf)
-            .await
-            .map_err(|e| format!("check response failed: {e}"))?;
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => return Ok(resp.code.unwrap_or(0)),
-            Ok(httparse::Status::Partial) if n > 0 && buf.len() < 64 * 1024 => continue,
-            Ok(httparse::Status::Partial) => return Err("incomplete check response".into()),
-            Err(e) => return Err(format!("bad check response: {e}")),
-        }
     }
 }
 

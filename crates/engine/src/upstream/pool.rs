@@ -282,45 +282,44 @@ impl Pool {
     /// Healthy upstreams in the order the strategy wants them tried.
     pub fn candidates(&self) -> Vec<Arc<Upstream>> {
         let members = self.members();
-        let healthy: Vec<&Arc<Upstream>> = members
+        let mut healthy: Vec<Arc<Upstream>> = members
             .upstreams
             .iter()
             .filter(|u| u.is_healthy())
+            .cloned()
             .collect();
         if healthy.is_empty() {
-            return Vec::new();
+            return healthy;
         }
-        let mut order: Vec<Arc<Upstream>> = match members.strategy {
-            Strategy::First => healthy.into_iter().cloned().collect(),
+        let weight = |u: &Upstream| u64::from(u.spec().weight.max(1));
+        match members.strategy {
+            Strategy::First => {}
             Strategy::RoundRobin => {
-                // Each upstream appears `weight` times in the cycle.
-                let slots: Vec<usize> = healthy
+                // The turn lands on each upstream `weight` times per cycle.
+                let total: u64 = healthy.iter().map(|u| weight(u)).sum();
+                let mut turn = self.next.fetch_add(1, Relaxed) as u64 % total;
+                let start = healthy
                     .iter()
-                    .enumerate()
-                    .flat_map(|(i, u)| std::iter::repeat_n(i, u.spec().weight.max(1) as usize))
-                    .collect();
-                let start = slots[self.next.fetch_add(1, Relaxed) % slots.len()];
-                (0..healthy.len())
-                    .map(|k| healthy[(start + k) % healthy.len()].clone())
-                    .collect()
+                    .position(|u| {
+                        if turn < weight(u) {
+                            return true;
+                        }
+                        turn -= weight(u);
+                        false
+                    })
+                    .unwrap_or(0);
+                healthy.rotate_left(start);
             }
             Strategy::LeastConn => {
-                let mut v: Vec<Arc<Upstream>> = healthy.into_iter().cloned().collect();
                 // Stable sort: ties keep configuration order, rotated so equal
                 // loads still share the work.
-                let n = v.len();
-                v.rotate_left(self.next.fetch_add(1, Relaxed) % n);
-                v.sort_by_key(|u| u.open.load(Relaxed) * 1000 / u64::from(u.spec().weight.max(1)));
-                v
+                let n = healthy.len();
+                healthy.rotate_left(self.next.fetch_add(1, Relaxed) % n);
+                healthy.sort_by_key(|u| u.open.load(Relaxed) * 1000 / weight(u));
             }
-            Strategy::Fastest => {
-                let mut v: Vec<Arc<Upstream>> = healthy.into_iter().cloned().collect();
-                v.sort_by_key(|u| u.latency_ms.load(Relaxed));
-                v
-            }
-        };
-        order.dedup_by(|a, b| Arc::ptr_eq(a, b));
-        order
+            Strategy::Fastest => healthy.sort_by_key(|u| u.latency_ms.load(Relaxed)),
+        }
+        healthy
     }
 
     /// Opens a tunnel to `target` through the first upstream that works,
