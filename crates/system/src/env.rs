@@ -48,13 +48,7 @@ impl ProxyVars {
     /// loopback) and the bypass list. With inbound credentials, the URLs
     /// carry the user name but never the password.
     pub fn new(listen: SocketAddr, bypass: &[String], user: Option<&str>) -> Self {
-        let mut addr = listen;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(match addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
+        let addr = crate::sysproxy::loopback_if_unspecified(listen);
         let user = user
             .map(|u| format!("{}@", percent_encode(u)))
             .unwrap_or_default();

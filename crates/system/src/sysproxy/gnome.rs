@@ -82,12 +82,13 @@ impl Backend for Gnome {
     fn veil_settings(&self, proxy: &VeilProxy) -> Settings {
         let host = gvariant_string(&proxy.host());
         let port = proxy.port().to_string();
-        let bypass: Vec<String> = proxy.bypass.iter().map(|b| gnome_host(b)).collect();
+        // GNOME matches `*.example.com` itself, and CIDRs and hosts as they are.
+        let bypass = &proxy.bypass;
         [
             ("org.gnome.system.proxy mode", "'manual'".to_owned()),
             (
                 "org.gnome.system.proxy ignore-hosts",
-                gvariant_string_array(&bypass),
+                gvariant_string_array(bypass),
             ),
             ("org.gnome.system.proxy use-same-proxy", "false".into()),
             ("org.gnome.system.proxy.http enabled", "true".into()),
@@ -131,11 +132,6 @@ impl Backend for Gnome {
             },
         }
     }
-}
-
-/// GNOME matches `*.example.com` itself, and CIDRs and hosts as they are.
-fn gnome_host(entry: &str) -> String {
-    entry.to_owned()
 }
 
 fn bracket(host: &str) -> String {

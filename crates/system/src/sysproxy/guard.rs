@@ -101,9 +101,11 @@ impl GuardFile {
                         .collect(),
                     Err(_) => saved.settings.clone(),
                 };
-                if !changed.is_empty() {
-                    backend.write(&changed)?;
+                if changed.is_empty() {
+                    // The read above already shows the saved settings.
+                    return Ok(());
                 }
+                backend.write(&changed)?;
                 verify(backend.as_ref(), &saved.settings)
             });
             if let Err(e) = result {
@@ -228,7 +230,6 @@ pub fn status(data_dir: &Path) -> Result<SystemProxyStatus, SysProxyError> {
 #[derive(Debug)]
 pub struct SystemProxyGuard {
     path: PathBuf,
-    data_dir: PathBuf,
     on: Mutex<bool>,
 }
 
@@ -236,7 +237,6 @@ impl SystemProxyGuard {
     pub fn new(data_dir: &Path) -> Self {
         Self {
             path: guard_path(data_dir),
-            data_dir: data_dir.to_path_buf(),
             on: Mutex::new(false),
         }
     }
@@ -258,8 +258,16 @@ impl SystemProxyGuard {
                 });
             }
             stale => {
-                if stale.is_some() {
-                    recover(&self.data_dir)?;
+                // The file's owner is gone: put its saved settings back
+                // before saving the user's settings again.
+                if let Some(stale) = stale {
+                    stale.restore()?;
+                    GuardFile::remove(&self.path)?;
+                    tracing::warn!(
+                        "restored the system proxy settings saved by Veil pid {}, which stopped \
+                         without restoring them",
+                        stale.owner.pid
+                    );
                 }
                 let backends = detect_backends()?;
                 // Nothing is changed until every backend could be read and

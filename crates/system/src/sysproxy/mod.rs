@@ -54,14 +54,7 @@ pub struct VeilProxy {
 impl VeilProxy {
     /// The address clients dial: a wildcard listener is reached on loopback.
     pub fn client_addr(&self) -> SocketAddr {
-        let mut addr = self.listen;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(match addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        addr
+        loopback_if_unspecified(self.listen)
     }
 
     /// The host part as a proxy setting wants it (IPv6 without brackets).
@@ -72,6 +65,18 @@ impl VeilProxy {
     pub fn port(&self) -> u16 {
         self.client_addr().port()
     }
+}
+
+/// The address a client dials for a listener on `addr`: a wildcard
+/// listener is reached on loopback.
+pub fn loopback_if_unspecified(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
 }
 
 /// Reads and writes one desktop's proxy settings.
@@ -88,15 +93,20 @@ pub trait Backend: Send + Sync {
     fn describe(&self, settings: &Settings) -> ProxyState;
     /// The first key of `wanted` that `found` does not match.
     fn mismatch(&self, wanted: &Settings, found: &Settings) -> Option<Mismatch> {
-        wanted.iter().find_map(|(key, value)| {
-            let got = found.get(key).cloned().flatten();
-            (got != *value).then(|| Mismatch {
-                key: key.clone(),
-                expected: value.clone(),
-                found: got,
-            })
-        })
+        first_mismatch(wanted, found)
     }
+}
+
+/// The first key of `wanted` whose value `found` does not have.
+pub(super) fn first_mismatch(wanted: &Settings, found: &Settings) -> Option<Mismatch> {
+    wanted.iter().find_map(|(key, value)| {
+        let got = found.get(key).cloned().flatten();
+        (got != *value).then(|| Mismatch {
+            key: key.clone(),
+            expected: value.clone(),
+            found: got,
+        })
+    })
 }
 
 /// A setting the OS did not take.

@@ -13,13 +13,18 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// This process.
+    /// This process. Its start time never changes, so it is looked up once
+    /// (on macOS and Windows that takes starting another process).
     pub fn current() -> Self {
-        let pid = std::process::id();
-        Self {
-            pid,
-            started: start_time(pid),
-        }
+        static ME: std::sync::OnceLock<Owner> = std::sync::OnceLock::new();
+        ME.get_or_init(|| {
+            let pid = std::process::id();
+            Self {
+                pid,
+                started: start_time(pid),
+            }
+        })
+        .clone()
     }
 
     /// Whether the owner still runs: same pid, same start time.

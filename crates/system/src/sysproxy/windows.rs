@@ -11,7 +11,7 @@
 use sysproxy::Sysproxy;
 
 use super::bypass::windows_override;
-use super::{Backend, Mismatch, ProxyState, Settings, SysProxyError, VeilProxy};
+use super::{Backend, Mismatch, ProxyState, Settings, SysProxyError, VeilProxy, first_mismatch};
 
 pub struct WindowsProxy;
 
@@ -68,7 +68,8 @@ impl Backend for WindowsProxy {
     fn veil_settings(&self, proxy: &VeilProxy) -> Settings {
         [
             ("enable", "true".to_owned()),
-            ("server", format!("{}:{}", proxy.host(), proxy.port())),
+            // `SocketAddr` brackets an IPv6 host, as the setting needs.
+            ("server", proxy.client_addr().to_string()),
             ("bypass", windows_override(&proxy.bypass)),
         ]
         .into_iter()
@@ -103,19 +104,8 @@ impl Backend for WindowsProxy {
                 .filter(|(k, _)| k.as_str() == "enable")
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            return default_mismatch(&only, found);
+            return first_mismatch(&only, found);
         }
-        default_mismatch(wanted, found)
+        first_mismatch(wanted, found)
     }
-}
-
-fn default_mismatch(wanted: &Settings, found: &Settings) -> Option<Mismatch> {
-    wanted.iter().find_map(|(key, value)| {
-        let got = found.get(key).cloned().flatten();
-        (got != *value).then(|| Mismatch {
-            key: key.clone(),
-            expected: value.clone(),
-            found: got,
-        })
-    })
 }
