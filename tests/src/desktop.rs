@@ -257,7 +257,9 @@ fn apply_env(cmd: &mut Command, root: &Path, bus: Option<&str>, desktop: &str, p
     }
 }
 
-fn run_bounded(mut cmd: Command, stdin: &str) -> Output {
+/// Runs `cmd` with `stdin` to completion; a command still running after
+/// 30 s is killed and fails the test (a hang must not pass for a refusal).
+pub fn run_bounded(mut cmd: Command, stdin: &str) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -269,12 +271,13 @@ fn run_bounded(mut cmd: Command, stdin: &str) -> Output {
     }
     for _ in 0..600 {
         if let Ok(Some(_)) = child.try_wait() {
-            break;
+            return child.wait_with_output().expect("command output");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
-    child.wait_with_output().expect("command output")
+    let _ = child.wait();
+    panic!("{cmd:?} did not finish within 30 s");
 }
 
 fn set_private(dir: &Path) {

@@ -72,6 +72,16 @@ pub async fn curl(args: &[&str]) -> CurlOutput {
     .expect("curl task")
 }
 
+/// A command's exit status and output, for assertion messages.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// `http://ADDR` for curl's `-x`.
 pub fn proxy_url(addr: SocketAddr) -> String {
     format!("http://{addr}")

@@ -5,76 +5,18 @@
 //! keyring Veil refuses instead of writing it down; a broken `config.toml`
 //! is refused with its line number and never reaches a running engine.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::Stdio;
 
 use veil_tests::desktop::DesktopSession;
+use veil_tests::output_text as text;
+use veil_tests::peers::Microsocks;
 use veil_tests::{Origin, curl, proxy_url};
 
 /// Distinctive, so a match in a file cannot be a coincidence.
 const SECRET: &str = "Kx7-keyring-Secret-2Qp";
 const USER: &str = "alice";
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// microsocks with username/password auth, connecting out from 127.0.0.3 so
-/// the origin can tell traffic went through it; killed when dropped.
-struct Microsocks {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Microsocks {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new("microsocks")
-            .args([
-                "-u",
-                USER,
-                "-P",
-                SECRET,
-                "-b",
-                "127.0.0.3",
-                "-i",
-                "127.0.0.1",
-            ])
-            .args(["-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("microsocks starts (install it with scripts/bootstrap)");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut up = false;
-        for _ in 0..250 {
-            if TcpStream::connect(addr).is_ok() {
-                up = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(up, "microsocks listens on {addr}");
-        Self { child, addr }
-    }
-}
-
-impl Drop for Microsocks {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Every file under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
@@ -111,8 +53,9 @@ fn config_without_bypass(s: &DesktopSession) {
 async fn keyring_round_trip_to_an_authenticated_upstream_leaves_no_password_behind() {
     let s = DesktopSession::start();
     config_without_bypass(&s);
-    let socks = Microsocks::start();
-    let url = format!("socks5://{USER}@{}", socks.addr);
+    // Connects out from 127.0.0.3, so the origin can tell traffic went through it.
+    let socks = Microsocks::start(Ipv4Addr::new(127, 0, 0, 3), Some((USER, SECRET))).await;
+    let url = format!("socks5://{USER}@{}", socks.addr());
 
     let add = s.veil_with_stdin(
         &["upstream", "add", "home", &url, "--password-stdin"],
@@ -174,6 +117,10 @@ async fn keyring_round_trip_to_an_authenticated_upstream_leaves_no_password_behi
     let mut lookup = s.command("secret-tool");
     lookup.args(["lookup", "service", "veil", "username", "home"]);
     let gone = lookup.output().expect("secret-tool");
+    // Exit 1 with nothing on stderr is "no such entry"; a broken keyring
+    // would also print nothing on stdout, so that alone proves little.
+    assert_eq!(gone.status.code(), Some(1), "{}", text(&gone));
+    assert!(gone.stderr.is_empty(), "{}", text(&gone));
     assert!(gone.stdout.is_empty(), "the keyring entry went with it");
     let listed = s.veil(&["upstream", "list"]);
     assert!(
@@ -215,17 +162,8 @@ fn without_a_keyring_add_refuses_and_writes_nothing() {
         "home",
         "socks5://alice@127.0.0.3:1080",
         "--password-stdin",
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("veil starts");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        let _ = stdin.write_all(format!("{SECRET}\n").as_bytes());
-    }
-    let out = child.wait_with_output().expect("veil output");
+    ]);
+    let out = veil_tests::desktop::run_bounded(cmd, &format!("{SECRET}\n"));
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("no OS keyring is available"),

@@ -5,22 +5,13 @@
 //! engine runs. Everything happens in a private D-Bus session under a
 //! temporary HOME (see `veil_tests::desktop`), never on the real desktop.
 
-use std::process::Output;
 use std::time::Duration;
 
 use veil_tests::VeilProcess;
 use veil_tests::desktop::{DesktopSession, fake_tool};
+use veil_tests::output_text as text;
 
 const ROOT: &str = "org.gnome.system.proxy";
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// The user's own setup: a manual proxy at 127.0.0.9:3128 with an ignore
 /// list of their own.
