@@ -3,22 +3,33 @@
 
 CARGO ?= cargo
 
-.PHONY: all bootstrap run test lint fmt build bench clean
+.PHONY: all bootstrap run run-cli ui test lint fmt build bench bindings icons clean
 
 all: test
 
 bootstrap:
 	scripts/bootstrap
 
-run: bootstrap
+# The window's files (ui/dist), built into the app binary.
+ui: bootstrap
+	cd ui && npm run build
+
+# The desktop app: the engine, the window and the tray.
+run: ui
+	$(CARGO) run --release -p veil-app
+
+# The engine without a window.
+run-cli: bootstrap
 	$(CARGO) run --release -p veil-cli --bin veil -- run
 
-# Format check, lints, then every test. The end-to-end tests spawn the debug
-# `veil` binary, so it is built before `cargo test`.
-test: bootstrap
+# Format check, the UI's type check and tests, lints, then every Rust test.
+# The end-to-end tests spawn the debug `veil` and `veil-app` binaries, so they
+# are built before `cargo test`; the GUI tests drive `veil-app` under Xvfb.
+test: ui
 	$(CARGO) fmt --all -- --check
+	cd ui && npm run check && npm test
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) build -p veil-cli
+	$(CARGO) build -p veil-cli -p veil-app
 	$(CARGO) test --workspace
 
 lint: bootstrap
@@ -28,8 +39,16 @@ lint: bootstrap
 fmt:
 	$(CARGO) fmt --all
 
-build: bootstrap
-	$(CARGO) build -p veil-cli
+build: ui
+	$(CARGO) build -p veil-cli -p veil-app
+
+# Writes ui/src/bindings.ts from the Rust types (a test fails when it drifts).
+bindings:
+	VEIL_UPDATE_BINDINGS=1 $(CARGO) test -p veil-app --lib bindings
+
+# Regenerates every icon from icons/veil.svg.
+icons: bootstrap
+	scripts/icons
 
 # Veil against direct, Squid, Privoxy and tinyproxy on loopback; the table
 # is printed and written to bench-out/latest.md.
@@ -39,4 +58,4 @@ bench: bootstrap
 
 clean:
 	$(CARGO) clean
-	rm -rf bench-out
+	rm -rf bench-out ui/dist

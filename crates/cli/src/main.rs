@@ -3,7 +3,6 @@
 
 mod cache;
 mod env;
-mod logging;
 mod run;
 mod status;
 mod sysproxy;

@@ -1,83 +1,13 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use std::path::PathBuf;
-
 use anyhow::Context;
-use veil_engine::{Engine, EngineHandle, Mode};
-use veil_system::control::{ControlServer, Controller, Reply, ReplyFuture, Request, StatusReport};
-use veil_system::sysproxy::{self, Recovery, SystemProxyGuard, VeilProxy};
-use veil_system::{Config, Paths};
+use veil_engine::Mode;
+use veil_system::control::ControlServer;
+use veil_system::sysproxy::{self, Recovery};
+use veil_system::{Config, Paths, Service};
 
 use crate::RunArgs;
-
-struct CliController {
-    engine: Arc<EngineHandle>,
-    /// This engine owns the system proxy setting while it runs.
-    guard: Arc<SystemProxyGuard>,
-    proxy: VeilProxy,
-    data_dir: PathBuf,
-}
-
-impl CliController {
-    fn cache_stats(&self) -> Reply {
-        Reply::Cache {
-            ok: true,
-            cache: Box::new(self.engine.stats().cache),
-        }
-    }
-
-    fn sysproxy_status(&self) -> Reply {
-        match sysproxy::status(&self.data_dir) {
-            Ok(status) => Reply::Sysproxy {
-                ok: true,
-                sysproxy: Box::new(status),
-            },
-            Err(e) => Reply::error(e.to_string()),
-        }
-    }
-}
-
-impl Controller for CliController {
-    fn handle(&self, request: Request) -> ReplyFuture<'_> {
-        Box::pin(async move {
-            // The desktop tools are separate processes that take a moment;
-            // block_in_place keeps the other runtime threads serving traffic.
-            match request {
-                Request::Status => {
-                    let mut status = StatusReport::new(self.engine.stats());
-                    status.system_proxy = self.guard.is_on();
-                    Reply::Status {
-                        ok: true,
-                        status: Box::new(status),
-                    }
-                }
-                Request::SysproxyOn => {
-                    match tokio::task::block_in_place(|| self.guard.enable(&self.proxy)) {
-                        Ok(()) => tokio::task::block_in_place(|| self.sysproxy_status()),
-                        Err(e) => Reply::error(format!("system proxy not changed: {e}")),
-                    }
-                }
-                Request::SysproxyOff => {
-                    match tokio::task::block_in_place(|| self.guard.disable()) {
-                        Ok(_) => tokio::task::block_in_place(|| self.sysproxy_status()),
-                        Err(e) => Reply::error(format!("could not restore your settings: {e}")),
-                    }
-                }
-                Request::SysproxyStatus => tokio::task::block_in_place(|| self.sysproxy_status()),
-                Request::CacheStats => self.cache_stats(),
-                Request::CacheClear => {
-                    self.engine.cache_clear().await;
-                    self.cache_stats()
-                }
-                Request::CachePurge { url } => match self.engine.cache_purge(&url).await {
-                    Ok(()) => self.cache_stats(),
-                    Err(e) => Reply::error(e.to_string()),
-                },
-            }
-        })
-    }
-}
 
 /// A guard file whose owner is gone means a Veil died with the system
 /// proxy pointing at it: put the user's settings back before anything else.
@@ -103,7 +33,7 @@ pub fn recover_from_crash(paths: &Paths) {
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let paths = Paths::discover()?;
     paths.create_dirs()?;
-    let _log_guard = crate::logging::init(&paths.log_dir);
+    let _log_guard = veil_system::logging::init(&paths.log_dir, "veil.log");
 
     let config_path = args.config.unwrap_or_else(|| paths.config_file.clone());
     let mut config = Config::load(&config_path)?;
@@ -135,64 +65,37 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Signals are caught from here on, so one that arrives right after the
     // system proxy is switched on still restores it.
     let mut signals = Signals::install()?;
-    let bypass = engine_config.bypass.clone();
-    let engine = Arc::new(Engine::start(engine_config).await?);
-    let listen = engine.local_addr();
-    let guard = Arc::new(SystemProxyGuard::new(&paths.data_dir));
-    let proxy = VeilProxy { listen, bypass };
+    let service = Arc::new(Service::start(paths.data_dir.clone(), engine_config).await?);
+    let listen = service.engine().local_addr();
     if args.system_proxy {
-        let enabled = tokio::task::spawn_blocking({
-            let guard = guard.clone();
-            let proxy = proxy.clone();
-            move || guard.enable(&proxy)
-        })
-        .await
-        .context("switching the system proxy on")?;
-        if let Err(e) = enabled {
-            engine.shutdown().await;
+        if let Err(e) = service.set_system_proxy(true).await {
+            service.engine().shutdown().await;
             anyhow::bail!("system proxy not changed: {e}");
         }
         eprintln!(
             "veil: system proxy on: apps that follow it now use {}",
-            proxy.client_addr()
+            service.proxy().client_addr()
         );
     }
     let stop = Arc::new(tokio::sync::Notify::new());
-    let control_task = tokio::spawn(control.serve(
-        Arc::new(CliController {
-            engine: engine.clone(),
-            guard: guard.clone(),
-            proxy,
-            data_dir: paths.data_dir.clone(),
-        }),
-        {
-            let stop = stop.clone();
-            async move { stop.notified().await }
-        },
-    ));
+    let control_task = tokio::spawn(control.serve(service.clone(), {
+        let stop = stop.clone();
+        async move { stop.notified().await }
+    }));
 
     println!("veil: listening on {listen}");
     std::io::stdout().flush().context("writing to stdout")?;
 
     let signal = signals.recv().await;
     tracing::info!("{signal}: shutting down");
-    // The user's proxy settings first: once the listener closes, anything
-    // still pointing at it is stranded.
-    let restored = tokio::task::spawn_blocking({
-        let guard = guard.clone();
-        move || guard.disable()
-    })
-    .await;
-    match restored {
-        Ok(Ok(true)) => eprintln!("veil: system proxy off: your previous settings are restored"),
-        Ok(Ok(false)) => {}
-        Ok(Err(e)) => eprintln!(
+    stop.notify_one();
+    match service.shutdown().await {
+        Ok(true) => eprintln!("veil: system proxy off: your previous settings are restored"),
+        Ok(false) => {}
+        Err(e) => eprintln!(
             "veil: could not restore your system proxy settings: {e}. Run `veil sysproxy restore`."
         ),
-        Err(e) => eprintln!("veil: restoring the system proxy settings failed: {e}"),
     }
-    stop.notify_one();
-    engine.shutdown().await;
     let _ = control_task.await;
     Ok(())
 }

@@ -9,6 +9,7 @@ use crate::routing::{Action, Routing};
 use crate::upstream::{HealthConfig, Strategy, UpstreamSpec};
 
 /// Where traffic leaves from.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {

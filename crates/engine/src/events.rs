@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 /// Something that happened in the engine, for front ends to show as it happens.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EngineEvent {

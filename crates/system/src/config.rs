@@ -25,6 +25,7 @@ pub struct Config {
     pub limits: LimitsSection,
     pub dns: DnsSection,
     pub cache: CacheSection,
+    pub app: AppSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +185,39 @@ impl CacheSection {
             disk_bytes: self.disk_mb << 20,
             max_object_bytes: self.max_object_mb << 20,
             dir: None,
+        }
+    }
+}
+
+/// The desktop app's own choices.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppSection {
+    pub theme: Theme,
+    /// One upstream chosen in the tray or the window instead of the whole
+    /// pool (only in mode `proxy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_upstream: Option<String>,
+}
+
+/// The window's colours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum Theme {
+    /// Light or dark as the OS is.
+    #[default]
+    System,
+    Light,
+    Dark,
+}
+
+impl Theme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Theme::System => "system",
+            Theme::Light => "light",
+            Theme::Dark => "dark",
         }
     }
 }

@@ -109,6 +109,83 @@ impl ConfigFile {
         self.config().map(|_| true)
     }
 
+    /// Sets `[section] key = value`, creating the section when it is
+    /// missing and keeping the comments around an existing key. The edit is
+    /// checked like a load.
+    pub fn set(
+        &mut self,
+        section: &str,
+        key: &str,
+        value: impl Into<toml_edit::Value>,
+    ) -> Result<(), ConfigError> {
+        let table = self
+            .doc
+            .entry(section)
+            .or_insert_with(|| Item::Table(Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| ConfigError::Invalid {
+                path: self.path.clone(),
+                message: format!("[{section}] is not a table"),
+            })?;
+        match table.get_mut(key).and_then(Item::as_value_mut) {
+            // Keep the decor (comments, spacing) of the value being replaced.
+            Some(existing) => {
+                let decor = existing.decor().clone();
+                *existing = value.into();
+                *existing.decor_mut() = decor;
+            }
+            None => table[key] = Item::Value(value.into()),
+        }
+        self.config().map(drop)
+    }
+
+    /// Removes `[section] key` if present.
+    pub fn unset(&mut self, section: &str, key: &str) -> Result<(), ConfigError> {
+        if let Some(table) = self.doc.get_mut(section).and_then(Item::as_table_mut) {
+            table.remove(key);
+        }
+        self.config().map(drop)
+    }
+
+    /// Replaces the upstream named `original` (its name may change) in
+    /// place; an error when there is none or the new name is taken.
+    pub fn replace_upstream(
+        &mut self,
+        original: &str,
+        server: &ServerSection,
+    ) -> Result<(), ConfigError> {
+        if original != server.name
+            && self
+                .config()?
+                .upstreams
+                .server
+                .iter()
+                .any(|s| s.name == server.name)
+        {
+            return Err(self.invalid(format!(
+                "an upstream named {:?} already exists",
+                server.name
+            )));
+        }
+        let path = self.path.clone();
+        let servers = self.servers_mut()?;
+        let table = servers
+            .iter_mut()
+            .find(|t| t.get("name").and_then(Item::as_str) == Some(original))
+            .ok_or_else(|| ConfigError::Invalid {
+                path,
+                message: format!("no upstream named {original:?}"),
+            })?;
+        table["name"] = value(server.name.as_str());
+        table["url"] = value(server.url.as_str());
+        if server.weight == 1 {
+            table.remove("weight");
+        } else {
+            table["weight"] = value(i64::from(server.weight));
+        }
+        self.config().map(drop)
+    }
+
     /// Checks the edited file and replaces the one on disk atomically.
     pub fn save(&self) -> Result<(), ConfigError> {
         let text = self.doc.to_string();

@@ -8,17 +8,21 @@
 //! setting at Veil behind a guard file, so the user's own settings always
 //! come back, even after a crash; [`env`] gives the same to shells as
 //! variables. [`control`] is the local control channel: a Unix domain
-//! socket, private to the user, that speaks JSON lines. There is
+//! socket, private to the user, that speaks JSON lines, answered by a running
+//! [`Service`] (the engine with its system-proxy guard). There is
 //! deliberately no TCP control port, so no web page can reach the controls.
 
 pub mod config;
 pub mod config_file;
 pub mod control;
 pub mod env;
+pub mod logging;
 mod paths;
 pub mod secrets;
+pub mod service;
 pub mod sysproxy;
 
 pub use config::{Config, ConfigError};
 pub use config_file::ConfigFile;
 pub use paths::{Paths, PathsError};
+pub use service::Service;

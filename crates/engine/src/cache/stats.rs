@@ -68,6 +68,7 @@ pub struct TierStats {
 }
 
 /// The HTTP cache's counters, in the engine's stats snapshot.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CacheStats {
     pub enabled: bool,

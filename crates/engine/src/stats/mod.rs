@@ -263,6 +263,7 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 /// Bytes per second over one sampling interval.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct RateSample {
     pub unix_ms: u64,
@@ -270,6 +271,7 @@ pub struct RateSample {
     pub down_bps: u64,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct HostStats {
     pub host: String,
@@ -281,6 +283,7 @@ pub struct HostStats {
     pub requests: u64,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct ConnectionInfo {
     pub id: u64,
@@ -293,6 +296,7 @@ pub struct ConnectionInfo {
     pub bytes_down: u64,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct DnsStats {
     pub hits: u64,
@@ -301,6 +305,7 @@ pub struct DnsStats {
 }
 
 /// A point-in-time copy of every counter, cheap to serialise.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct StatsSnapshot {
     pub listen: SocketAddr,

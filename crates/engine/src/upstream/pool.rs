@@ -139,6 +139,7 @@ impl Drop for Lease {
 }
 
 /// An upstream as `veil status` shows it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamReport {
     pub name: String,

@@ -194,6 +194,7 @@ impl UpstreamSpec {
 }
 
 /// How the pool picks an upstream for a new connection (HAProxy's names).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {

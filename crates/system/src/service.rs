@@ -1,0 +1,184 @@
+//! A running Veil: the engine, the system-proxy guard that points the OS at
+//! it, and the answers to control requests. `veil run` and the desktop app
+//! both run one [`Service`]; the app also swaps the engine when the listener
+//! or cache sizes change ([`Service::restart_engine`]).
+
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use veil_engine::{Engine, EngineConfig, EngineError, EngineHandle};
+
+use crate::control::{Controller, Reply, ReplyFuture, Request, StatusReport};
+use crate::sysproxy::{self, SysProxyError, SystemProxyGuard, SystemProxyStatus, VeilProxy};
+
+pub struct Service {
+    data_dir: PathBuf,
+    engine: RwLock<Arc<EngineHandle>>,
+    /// The bypass list the OS is given along with Veil's address.
+    bypass: RwLock<Vec<String>>,
+    guard: Arc<SystemProxyGuard>,
+}
+
+impl Service {
+    /// Starts the engine. The caller recovers a crashed Veil's system proxy
+    /// settings first ([`sysproxy::recover`]) and binds the control socket.
+    pub async fn start(data_dir: PathBuf, config: EngineConfig) -> Result<Self, EngineError> {
+        let bypass = config.bypass.clone();
+        let engine = Engine::start(config).await?;
+        Ok(Self {
+            guard: Arc::new(SystemProxyGuard::new(&data_dir)),
+            data_dir,
+            engine: RwLock::new(Arc::new(engine)),
+            bypass: RwLock::new(bypass),
+        })
+    }
+
+    /// The engine serving now (a restart swaps it; holders of the old one
+    /// see it shut down).
+    pub fn engine(&self) -> Arc<EngineHandle> {
+        self.engine
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// What the OS is pointed at when the system proxy is on.
+    pub fn proxy(&self) -> VeilProxy {
+        VeilProxy {
+            listen: self.engine().local_addr(),
+            bypass: self
+                .bypass
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    pub fn system_proxy_on(&self) -> bool {
+        self.guard.is_on()
+    }
+
+    /// `veil status`: who runs, whether it owns the system proxy, counters.
+    pub fn status(&self) -> StatusReport {
+        let mut status = StatusReport::new(self.engine().stats());
+        status.system_proxy = self.system_proxy_on();
+        status
+    }
+
+    /// Points the OS at this engine (saving the user's settings first) or
+    /// puts the user's settings back. The desktop tools are separate
+    /// processes that take a moment, so this runs on a blocking thread.
+    pub async fn set_system_proxy(&self, on: bool) -> Result<SystemProxyStatus, SysProxyError> {
+        let guard = self.guard.clone();
+        let proxy = self.proxy();
+        let data_dir = self.data_dir.clone();
+        blocking(move || {
+            if on {
+                guard.enable(&proxy)?;
+            } else {
+                guard.disable()?;
+            }
+            sysproxy::status(&data_dir)
+        })
+        .await
+    }
+
+    /// The OS's proxy settings now and the ones Veil saved.
+    pub async fn system_proxy_status(&self) -> Result<SystemProxyStatus, SysProxyError> {
+        let data_dir = self.data_dir.clone();
+        blocking(move || sysproxy::status(&data_dir)).await
+    }
+
+    /// Replaces the engine with one built from `config` (a new listener or
+    /// cache sizes). The old engine stops first so the port is free; if the
+    /// system proxy is on, the OS is pointed at the new listener.
+    pub async fn restart_engine(&self, config: EngineConfig) -> Result<(), EngineError> {
+        let old = self.engine();
+        old.shutdown().await;
+        let bypass = config.bypass.clone();
+        // On an error nothing listens; the caller decides whether to start
+        // the previous config again.
+        let engine = Engine::start(config).await?;
+        *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(engine);
+        *self.bypass.write().unwrap_or_else(PoisonError::into_inner) = bypass;
+        if self.system_proxy_on()
+            && let Err(e) = self.set_system_proxy(true).await
+        {
+            tracing::error!("the system proxy still points at the old listener: {e}");
+        }
+        Ok(())
+    }
+
+    /// Puts the user's proxy settings back (first: once the listener
+    /// closes, anything still pointing at it is stranded), then stops the
+    /// engine. `Ok(true)` when settings were restored.
+    pub async fn shutdown(&self) -> Result<bool, SysProxyError> {
+        let guard = self.guard.clone();
+        let restored = blocking(move || guard.disable()).await;
+        self.engine().shutdown().await;
+        restored
+    }
+
+    fn cache_reply(&self) -> Reply {
+        Reply::Cache {
+            ok: true,
+            cache: Box::new(self.engine().stats().cache),
+        }
+    }
+}
+
+/// Runs desktop-tool work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SysProxyError> + Send + 'static,
+) -> Result<T, SysProxyError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(SysProxyError::Tool {
+            command: "system proxy task".to_owned(),
+            detail: e.to_string(),
+        })
+    })
+}
+
+fn sysproxy_reply(result: Result<SystemProxyStatus, SysProxyError>, doing: &str) -> Reply {
+    match result {
+        Ok(status) => Reply::Sysproxy {
+            ok: true,
+            sysproxy: Box::new(status),
+        },
+        Err(e) => Reply::error(format!("{doing}: {e}")),
+    }
+}
+
+impl Controller for Service {
+    fn handle(&self, request: Request) -> ReplyFuture<'_> {
+        Box::pin(async move {
+            match request {
+                Request::Status => Reply::Status {
+                    ok: true,
+                    status: Box::new(self.status()),
+                },
+                Request::SysproxyOn => sysproxy_reply(
+                    self.set_system_proxy(true).await,
+                    "system proxy not changed",
+                ),
+                Request::SysproxyOff => sysproxy_reply(
+                    self.set_system_proxy(false).await,
+                    "could not restore your settings",
+                ),
+                Request::SysproxyStatus => sysproxy_reply(
+                    self.system_proxy_status().await,
+                    "could not read the system proxy settings",
+                ),
+                Request::CacheStats => self.cache_reply(),
+                Request::CacheClear => {
+                    self.engine().cache_clear().await;
+                    self.cache_reply()
+                }
+                Request::CachePurge { url } => match self.engine().cache_purge(&url).await {
+                    Ok(()) => self.cache_reply(),
+                    Err(e) => Reply::error(e.to_string()),
+                },
+            }
+        })
+    }
+}

@@ -1,0 +1,30 @@
+//! Registers Veil's own commands with Tauri's access control, so each one is
+//! checked against `capabilities/default.json` before the window may call it.
+
+/// Every command in `src/commands.rs`; `tests` in `src/lib.rs` checks this
+/// list against the invoke handler.
+const COMMANDS: &[&str] = &[
+    "get_status",
+    "set_system_proxy",
+    "set_selection",
+    "set_strategy",
+    "list_upstreams",
+    "save_upstream",
+    "remove_upstream",
+    "test_upstream",
+    "cache_clear",
+    "get_settings",
+    "save_settings",
+    "check_ip",
+    "scan_coverage",
+    "get_history",
+    "export_history_csv",
+];
+
+fn main() {
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+    )
+    .expect("tauri build step failed");
+}

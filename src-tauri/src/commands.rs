@@ -1,0 +1,368 @@
+//! The commands the window may call (listed in `build.rs` for the ACL, and
+//! allowed for the main window in `capabilities/default.json`). Each is a
+//! thin wrapper over `veil-system`/`veil-engine` through [`AppState`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tauri::{AppHandle, Runtime, State};
+use tauri_plugin_autostart::ManagerExt;
+use veil_engine::{CacheStats, ProxyUrl, Strategy};
+use veil_system::ConfigFile;
+use veil_system::config::{ServerSection, Theme};
+use veil_system::secrets::{self, SecretKey};
+
+use crate::error::{AppError, AppResult, ErrorKind};
+use crate::state::{AppState, AppStatus, Selection, SysProxyState};
+
+type AppStateRef<'a> = State<'a, Arc<AppState>>;
+
+/// An upstream as configured. The password never reaches the window; it
+/// only learns whether one is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct UpstreamEntry {
+    pub name: String,
+    pub url: String,
+    pub username: Option<String>,
+    pub has_password: bool,
+    pub weight: u32,
+}
+
+/// To add an upstream (`original_name` null) or edit one. `password`: null
+/// keeps the stored one, "" removes it, anything else replaces it in the OS
+/// keyring.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ts_rs::TS)]
+pub struct UpstreamInput {
+    pub original_name: Option<String>,
+    pub name: String,
+    pub url: String,
+    pub password: Option<String>,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct UpstreamTest {
+    pub name: String,
+    pub latency_ms: Option<u64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct Settings {
+    pub listen: String,
+    pub bypass: Vec<String>,
+    pub cache_enabled: bool,
+    pub cache_memory_mb: u64,
+    pub cache_disk_mb: u64,
+    pub autostart: bool,
+    /// `http(s)` URLs only.
+    pub ipcheck_endpoints: Vec<String>,
+    pub history_retention_days: u32,
+    pub theme: Theme,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct SettingsSaved {
+    pub settings: Settings,
+    /// What changed that the user should know, e.g. the new listener.
+    pub notice: Option<String>,
+}
+
+#[tauri::command]
+pub async fn get_status(state: AppStateRef<'_>) -> AppResult<AppStatus> {
+    state.status()
+}
+
+#[tauri::command]
+pub async fn set_system_proxy<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+    on: bool,
+) -> AppResult<SysProxyState> {
+    let status = state.service()?.set_system_proxy(on).await?;
+    crate::notify_changed(&app);
+    Ok(state.system_proxy_state(Some(&status)))
+}
+
+#[tauri::command]
+pub async fn set_selection<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+    selection: Selection,
+) -> AppResult<AppStatus> {
+    state.select(selection).await?;
+    crate::notify_changed(&app);
+    state.status()
+}
+
+#[tauri::command]
+pub async fn set_strategy<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+    strategy: Strategy,
+) -> AppResult<AppStatus> {
+    state.set_strategy(strategy)?;
+    crate::notify_changed(&app);
+    state.status()
+}
+
+#[tauri::command]
+pub async fn list_upstreams(state: AppStateRef<'_>) -> AppResult<Vec<UpstreamEntry>> {
+    let servers = state.config()?.upstreams.server;
+    // Asking the keyring is a blocking D-Bus call on Linux.
+    tokio::task::spawn_blocking(move || {
+        servers
+            .into_iter()
+            .map(|s| {
+                let username = s.url.parse::<ProxyUrl>().ok().and_then(|u| u.username);
+                let has_password = s.password_env.is_some()
+                    || (username.is_some()
+                        && secrets::get(&SecretKey::Upstream(s.name.clone()))?.is_some());
+                Ok(UpstreamEntry {
+                    name: s.name,
+                    url: s.url,
+                    username,
+                    has_password,
+                    weight: s.weight,
+                })
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| AppError::new(ErrorKind::Keyring, e.to_string()))?
+}
+
+#[tauri::command]
+pub async fn save_upstream<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+    upstream: UpstreamInput,
+) -> AppResult<Vec<UpstreamEntry>> {
+    let name = upstream.name.trim().to_owned();
+    if name.is_empty() {
+        return Err(AppError::invalid("Give the upstream a name."));
+    }
+    let url: ProxyUrl = upstream.url.trim().parse().map_err(|e| {
+        AppError::invalid(format!(
+            "{e}. Use http://, https:// or socks5://, e.g. socks5://user@host:1080."
+        ))
+    })?;
+    if upstream.weight == 0 {
+        return Err(AppError::invalid("The weight must be at least 1."));
+    }
+    let server = ServerSection {
+        name: name.clone(),
+        url: url.to_string(),
+        weight: upstream.weight,
+        password_env: None,
+        ca_file: None,
+    };
+    let mut file = ConfigFile::open(&state.config_path)?;
+    match &upstream.original_name {
+        Some(original) => file.replace_upstream(original, &server)?,
+        None => file.add_upstream(&server)?,
+    }
+    let password = upstream.password.clone();
+    let original = upstream.original_name.clone();
+    let user = url.username.clone();
+    // The keyring first: if it refuses, config.toml is not touched. A URL
+    // without a user needs no password and never touches the keyring.
+    if user.is_none() {
+        if password.as_deref().is_some_and(|p| !p.is_empty()) {
+            return Err(AppError::invalid(
+                "This URL names no user, so a password has nothing to log in with: put the \
+                 user in the URL (scheme://USER@host:port).",
+            ));
+        }
+    } else {
+        tokio::task::spawn_blocking(move || -> AppResult<()> {
+            let key = SecretKey::Upstream(name.clone());
+            if let Some(original) = original.filter(|o| *o != name) {
+                // A rename moves the stored password along.
+                let old = SecretKey::Upstream(original);
+                if password.is_none()
+                    && let Some(stored) = secrets::get(&old)?
+                {
+                    secrets::set(&key, &stored)?;
+                }
+                secrets::delete(&old)?;
+            }
+            match password.as_deref() {
+                None => {}
+                Some("") => {
+                    secrets::delete(&key)?;
+                }
+                Some(password) => secrets::set(&key, password)?,
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| AppError::new(ErrorKind::Keyring, e.to_string()))??;
+    }
+    file.save()?;
+    let reloaded = state.reload_upstreams().await;
+    crate::notify_changed(&app);
+    reloaded?;
+    list_upstreams(state).await
+}
+
+#[tauri::command]
+pub async fn remove_upstream<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+    name: String,
+) -> AppResult<Vec<UpstreamEntry>> {
+    let mut file = ConfigFile::open(&state.config_path)?;
+    if !file.remove_upstream(&name)? {
+        return Err(AppError::invalid(format!("No upstream is named {name:?}.")));
+    }
+    file.save()?;
+    let key = SecretKey::Upstream(name.clone());
+    if let Err(e) = tokio::task::spawn_blocking(move || secrets::delete(&key))
+        .await
+        .map_err(|e| AppError::new(ErrorKind::Keyring, e.to_string()))?
+    {
+        tracing::warn!("the keyring entry of upstream {name:?} could not be deleted: {e}");
+    }
+    let reloaded = state.reload_upstreams().await;
+    crate::notify_changed(&app);
+    reloaded?;
+    list_upstreams(state).await
+}
+
+#[tauri::command]
+pub async fn test_upstream(state: AppStateRef<'_>, name: String) -> AppResult<UpstreamTest> {
+    let engine = state.service()?.engine();
+    // A pinned selection leaves the others out of the engine's pool: test
+    // them from the config.
+    if !engine.upstreams().iter().any(|u| u.name == name) {
+        let config = state.engine_config().await?;
+        let spec = config
+            .upstreams
+            .into_iter()
+            .find(|u| u.name == name)
+            .ok_or_else(|| AppError::invalid(format!("No upstream is named {name:?}.")))?;
+        let probe = veil_engine::upstream::probe(
+            spec,
+            config.health.check_url.as_deref(),
+            &config.dns_servers,
+            config.limits.connect_timeout,
+        )
+        .await;
+        return Ok(test_result(name, probe));
+    }
+    Ok(test_result(name.clone(), engine.test_upstream(&name).await))
+}
+
+fn test_result(name: String, result: Result<std::time::Duration, String>) -> UpstreamTest {
+    match result {
+        Ok(latency) => UpstreamTest {
+            name,
+            latency_ms: Some(latency.as_millis() as u64),
+            error: None,
+        },
+        Err(error) => UpstreamTest {
+            name,
+            latency_ms: None,
+            error: Some(error),
+        },
+    }
+}
+
+#[tauri::command]
+pub async fn cache_clear(state: AppStateRef<'_>) -> AppResult<CacheStats> {
+    let engine = state.service()?.engine();
+    engine.cache_clear().await;
+    Ok(engine.stats().cache)
+}
+
+#[tauri::command]
+pub async fn get_settings<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+) -> AppResult<Settings> {
+    let config = state.config()?;
+    Ok(Settings {
+        listen: config.proxy.listen.to_string(),
+        bypass: config.proxy.bypass,
+        cache_enabled: config.cache.enabled,
+        cache_memory_mb: config.cache.memory_mb,
+        cache_disk_mb: config.cache.disk_mb,
+        autostart: app.autolaunch().is_enabled().unwrap_or(false),
+        ipcheck_endpoints: Vec::new(),
+        history_retention_days: 30,
+        theme: config.app.theme,
+    })
+}
+
+#[tauri::command]
+pub async fn save_settings<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+    settings: Settings,
+) -> AppResult<SettingsSaved> {
+    let listen: SocketAddr = settings.listen.trim().parse().map_err(|_| {
+        AppError::invalid(format!(
+            "{:?} is not an address and port, e.g. 127.0.0.1:7890.",
+            settings.listen
+        ))
+    })?;
+    for endpoint in &settings.ipcheck_endpoints {
+        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+            return Err(AppError::invalid(format!(
+                "IP-check endpoint {endpoint:?}: only http:// and https:// URLs are fetched."
+            )));
+        }
+    }
+    let before = state.config()?;
+    let mut file = ConfigFile::open(&state.config_path)?;
+    file.set("proxy", "listen", listen.to_string())?;
+    file.set(
+        "proxy",
+        "bypass",
+        settings
+            .bypass
+            .iter()
+            .map(|b| b.trim())
+            .filter(|b| !b.is_empty())
+            .collect::<toml_edit::Array>(),
+    )?;
+    file.set("cache", "enabled", settings.cache_enabled)?;
+    file.set("cache", "memory_mb", settings.cache_memory_mb as i64)?;
+    file.set("cache", "disk_mb", settings.cache_disk_mb as i64)?;
+    file.set("app", "theme", settings.theme.as_str())?;
+    file.save()?;
+    let after = state.config()?;
+
+    let autostart = app.autolaunch();
+    let autostart_result = if settings.autostart {
+        autostart.enable()
+    } else {
+        autostart.disable()
+    };
+    if let Err(e) = autostart_result {
+        tracing::warn!("autostart not changed: {e}");
+    }
+
+    let engine = state.service()?.engine();
+    let mut notice = None;
+    if after.proxy.listen != before.proxy.listen || after.cache != before.cache {
+        let config = state.engine_config().await?;
+        state.service()?.restart_engine(config).await?;
+        state.reload_upstreams().await.ok();
+        notice = Some(format!(
+            "Veil restarted and listens on {}.",
+            state.service()?.engine().local_addr()
+        ));
+    } else {
+        let rules: Vec<_> = after.rules.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        engine.set_routing(&after.proxy.bypass, &rules)?;
+        engine.set_cache_enabled(after.cache.enabled);
+    }
+    crate::notify_changed(&app);
+    Ok(SettingsSaved {
+        settings: get_settings(app.clone(), state).await?,
+        notice,
+    })
+}

@@ -1,0 +1,253 @@
+//! Veil's desktop app: the engine runs inside it (a [`veil_system::Service`]),
+//! the window is `ui/`, and the tray holds the switches. The app also serves
+//! the control socket, so `veil status` works against it. Quitting (the
+//! window, the tray, a signal) puts the user's system proxy settings back.
+
+pub mod bindings;
+mod commands;
+mod error;
+mod state;
+#[cfg(test)]
+mod tests;
+mod tray;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tauri::{Emitter, Manager, RunEvent, Runtime};
+use veil_system::Paths;
+use veil_system::control::ControlServer;
+use veil_system::sysproxy::{self, Recovery};
+
+pub use commands::{Settings, SettingsSaved, UpstreamEntry, UpstreamInput, UpstreamTest};
+pub use error::{AppError, ErrorKind};
+pub use state::{AppState, AppStatus, Selection, SysProxyState};
+
+/// Events the window listens to.
+pub mod event {
+    pub const STATS: &str = "veil://stats";
+    pub const ENGINE: &str = "veil://engine";
+    pub const STATUS: &str = "veil://status";
+    pub const IP: &str = "veil://ip";
+}
+
+/// `builder` with Veil's commands; `run` adds the plugins, the tray and the
+/// engine to the default builder, the tests use the mock runtime's.
+pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder.invoke_handler(tauri::generate_handler![
+        commands::get_status,
+        commands::set_system_proxy,
+        commands::set_selection,
+        commands::set_strategy,
+        commands::list_upstreams,
+        commands::save_upstream,
+        commands::remove_upstream,
+        commands::test_upstream,
+        commands::cache_clear,
+        commands::get_settings,
+        commands::save_settings,
+    ])
+}
+
+/// Tells the window and the tray that something changed (from either).
+pub(crate) fn notify_changed<R: Runtime>(app: &tauri::AppHandle<R>) {
+    let state = app.state::<Arc<AppState>>();
+    if let Ok(status) = state.status() {
+        let _ = app.emit(event::STATUS, status);
+    }
+    tray::refresh(app);
+}
+
+pub fn run() {
+    let launched = Instant::now();
+    let paths = match Paths::discover().and_then(|p| p.create_dirs().map(|()| p)) {
+        Ok(paths) => paths,
+        Err(e) => {
+            eprintln!("veil-app: {e}");
+            std::process::exit(1);
+        }
+    };
+    let _log_guard = veil_system::logging::init(&paths.log_dir, "veil-app.log");
+
+    let app = builder_on(tauri::Builder::default())
+        // First, so a second launch only brings this window forward.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            show_window(app);
+        }))
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .on_page_load(move |_window, payload| {
+            if payload.event() == tauri::webview::PageLoadEvent::Finished {
+                tracing::info!(
+                    "window shown {} ms after launch",
+                    launched.elapsed().as_millis()
+                );
+            }
+        })
+        .setup(move |app| {
+            setup(app, paths, launched);
+            Ok(())
+        })
+        .build(tauri::generate_context!())
+        .unwrap_or_else(|e| {
+            eprintln!("veil-app: cannot start the window: {e}");
+            std::process::exit(1);
+        });
+
+    app.run(|app, event| {
+        if let RunEvent::Exit = event {
+            shutdown(app);
+        }
+    });
+}
+
+/// Holds the control server's stop signal until exit.
+struct ControlStop(Arc<tokio::sync::Notify>);
+
+fn setup(app: &mut tauri::App, paths: Paths, launched: Instant) {
+    // A Veil that crashed with the system proxy on left the user's settings
+    // saved: put them back before anything else.
+    match sysproxy::recover(&paths.data_dir) {
+        Ok(Recovery::Restored { pid, .. }) => tracing::warn!(
+            "a Veil that stopped unexpectedly (pid {pid}) had left the system proxy pointing \
+             at it; the previous settings are restored"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!("restoring the system proxy after a crash failed: {e}"),
+    }
+    let control_path = paths.control_socket();
+    let control = tauri::async_runtime::block_on(ControlServer::bind(&control_path));
+    let state = Arc::new(tauri::async_runtime::block_on(AppState::start(paths)));
+    if let Ok(service) = state.service() {
+        tracing::info!(
+            "proxy ready on {} {} ms after launch",
+            service.engine().local_addr(),
+            launched.elapsed().as_millis()
+        );
+    }
+    let stop = Arc::new(tokio::sync::Notify::new());
+    match (control, state.service()) {
+        (Ok(control), Ok(service)) => {
+            let stop = stop.clone();
+            tauri::async_runtime::spawn(
+                control.serve(service.clone(), async move { stop.notified().await }),
+            );
+        }
+        (Err(e), _) => tracing::error!("no control socket at {}: {e}", control_path.display()),
+        (_, Err(e)) => tracing::error!("{e}"),
+    }
+    app.manage(ControlStop(stop));
+    app.manage(state.clone());
+
+    let handle = app.handle().clone();
+    tauri::async_runtime::spawn(tick_stats(handle.clone(), state.clone()));
+    tauri::async_runtime::spawn(forward_engine_events(handle.clone(), state.clone()));
+    tauri::async_runtime::spawn(exit_on_signal(handle.clone()));
+    if let Err(e) = tray::create(&handle) {
+        // Some desktops have no tray; the window has every control too.
+        tracing::warn!("no tray icon: {e}");
+    }
+}
+
+/// Puts the system proxy settings back and stops the engine; runs once, on
+/// the way out, whatever asked the app to quit.
+fn shutdown<R: Runtime>(app: &tauri::AppHandle<R>) {
+    if let Some(stop) = app.try_state::<ControlStop>() {
+        stop.0.notify_one();
+    }
+    let Some(state) = app.try_state::<Arc<AppState>>() else {
+        return;
+    };
+    let Ok(service) = state.service() else {
+        return;
+    };
+    match tauri::async_runtime::block_on(service.shutdown()) {
+        Ok(true) => tracing::info!("system proxy off: the previous settings are restored"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(
+            "could not restore the system proxy settings: {e}; run `veil sysproxy restore`"
+        ),
+    }
+}
+
+pub(crate) fn show_window<R: Runtime>(app: &tauri::AppHandle<R>) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+}
+
+/// The counters once a second, for the Overview chart and the tables.
+async fn tick_stats<R: Runtime>(app: tauri::AppHandle<R>, state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Ok(service) = state.service() {
+            let _ = app.emit(event::STATS, service.engine().stats());
+        }
+    }
+}
+
+/// Connection and upstream events as they happen. A restarted engine is a
+/// new sender, so the loop subscribes again when one closes.
+async fn forward_engine_events<R: Runtime>(app: tauri::AppHandle<R>, state: Arc<AppState>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let Ok(service) = state.service() else {
+        return;
+    };
+    loop {
+        let mut events = service.engine().subscribe();
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    let health = matches!(
+                        event,
+                        veil_engine::EngineEvent::UpstreamUp { .. }
+                            | veil_engine::EngineEvent::UpstreamDown { .. }
+                    );
+                    let _ = app.emit(event::ENGINE, &event);
+                    if health {
+                        tray::refresh(&app);
+                    }
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP quit the app the normal way, so the system
+/// proxy settings are restored.
+#[cfg(unix)]
+async fn exit_on_signal<R: Runtime>(app: tauri::AppHandle<R>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot catch signals; quit from the window or the tray");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+        _ = hup.recv() => "SIGHUP",
+    };
+    tracing::info!("{name}: quitting");
+    app.exit(0);
+}
+
+#[cfg(not(unix))]
+async fn exit_on_signal<R: Runtime>(app: tauri::AppHandle<R>) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        app.exit(0);
+    }
+}

@@ -1,0 +1,227 @@
+//! The commands through Tauri's IPC on the mock runtime, with the app's real
+//! context (so the ACL of `capabilities/default.json` applies) and a real
+//! engine on a free loopback port under a temporary `VEIL_HOME`.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tauri::Manager;
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
+use tauri::webview::InvokeRequest;
+use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+use veil_system::Paths;
+
+use crate::AppState;
+
+struct TestApp {
+    _dir: tempfile::TempDir,
+    paths: Paths,
+    _app: App<MockRuntime>,
+    main: WebviewWindow<MockRuntime>,
+    other: WebviewWindow<MockRuntime>,
+}
+
+fn start() -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let paths = Paths::under(dir.path());
+    paths.create_dirs().expect("dirs");
+    std::fs::write(
+        &paths.config_file,
+        "# test settings\n[proxy]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .expect("config");
+    let state = tauri::async_runtime::block_on(AppState::start(paths.clone()));
+    assert!(state.service().is_ok(), "the engine starts");
+    let app = crate::builder_on(mock_builder())
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
+        .build(tauri::generate_context!())
+        .expect("mock app");
+    app.manage(Arc::new(state));
+    let main = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("main window");
+    let other = WebviewWindowBuilder::new(&app, "other", Default::default())
+        .build()
+        .expect("second window");
+    TestApp {
+        _dir: dir,
+        paths,
+        _app: app,
+        main,
+        other,
+    }
+}
+
+fn invoke(window: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        window,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            // On Linux the webview's own pages are tauri://localhost.
+            url: "tauri://localhost".parse().expect("url"),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|body| body.deserialize::<Value>().expect("JSON reply"))
+}
+
+impl TestApp {
+    fn ok(&self, cmd: &str, args: Value) -> Value {
+        invoke(&self.main, cmd, args).unwrap_or_else(|e| panic!("{cmd}: {e}"))
+    }
+
+    fn err(&self, cmd: &str, args: Value) -> Value {
+        match invoke(&self.main, cmd, args) {
+            Ok(v) => panic!("{cmd} should have failed, gave {v}"),
+            Err(e) => e,
+        }
+    }
+
+    fn config(&self) -> String {
+        std::fs::read_to_string(&self.paths.config_file).expect("config")
+    }
+}
+
+#[test]
+fn status_reports_the_running_engine_on_loopback() {
+    let t = start();
+    let status = t.ok("get_status", json!({}));
+    let listen = status["stats"]["listen"].as_str().expect("listen");
+    assert!(listen.starts_with("127.0.0.1:"), "{listen}");
+    assert!(!listen.ends_with(":0"), "the real port: {listen}");
+    assert_eq!(status["selection"], json!({"kind": "direct"}));
+    assert_eq!(status["system_proxy"]["on"], json!(false));
+}
+
+#[test]
+fn only_the_main_window_may_call_commands() {
+    let t = start();
+    let refused = invoke(&t.other, "get_status", json!({}));
+    assert!(
+        refused.is_err(),
+        "a window outside the capability: {refused:?}"
+    );
+}
+
+#[test]
+fn bad_upstream_input_is_refused_and_changes_nothing() {
+    let t = start();
+    let before = t.config();
+    for (url, why) in [
+        ("ftp://host:21", "scheme"),
+        ("socks5://", "host"),
+        ("not a url", "form"),
+    ] {
+        let e = t.err(
+            "save_upstream",
+            json!({"upstream": {"original_name": null, "name": "x", "url": url, "password": null, "weight": 1}}),
+        );
+        assert_eq!(e["kind"], "invalid", "{why}: {e}");
+        assert!(!e["message"].as_str().unwrap_or("").is_empty());
+    }
+    let e = t.err(
+        "save_upstream",
+        json!({"upstream": {"original_name": null, "name": "  ", "url": "socks5://127.0.0.1:1080", "password": null, "weight": 1}}),
+    );
+    assert_eq!(e["kind"], "invalid", "{e}");
+    assert_eq!(t.config(), before, "config.toml untouched");
+    assert_eq!(t.ok("list_upstreams", json!({})), json!([]));
+}
+
+#[test]
+fn choosing_the_pool_without_upstreams_says_what_to_do() {
+    let t = start();
+    let e = t.err("set_selection", json!({"selection": {"kind": "pool"}}));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Upstreams page"),
+        "{e}"
+    );
+    let status = t.ok("get_status", json!({}));
+    assert_eq!(status["selection"], json!({"kind": "direct"}));
+    assert_eq!(status["stats"]["mode"], "direct");
+}
+
+#[test]
+fn upstreams_are_added_chosen_edited_and_removed_live() {
+    let t = start();
+    // No user in the URL, so the keyring is not needed.
+    let list = t.ok(
+        "save_upstream",
+        json!({"upstream": {"original_name": null, "name": "exit-a", "url": "socks5://127.0.0.1:1080", "password": null, "weight": 1}}),
+    );
+    assert_eq!(list[0]["name"], "exit-a");
+    assert_eq!(list[0]["has_password"], false);
+    assert!(t.config().starts_with("# test settings\n"), "comments kept");
+    assert!(t.config().contains("socks5://127.0.0.1:1080"));
+
+    let status = t.ok(
+        "set_selection",
+        json!({"selection": {"kind": "one", "name": "exit-a"}}),
+    );
+    assert_eq!(status["stats"]["mode"], "proxy");
+    assert_eq!(status["stats"]["upstreams"][0]["name"], "exit-a");
+    assert!(t.config().contains("pinned_upstream = \"exit-a\""));
+
+    // Renaming keeps it chosen only by the new name; the engine follows.
+    let list = t.ok(
+        "save_upstream",
+        json!({"upstream": {"original_name": "exit-a", "name": "exit-b", "url": "http://127.0.0.1:3128", "password": null, "weight": 3}}),
+    );
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["name"], "exit-b");
+    assert_eq!(list[0]["weight"], 3);
+    let status = t.ok("get_status", json!({}));
+    assert_eq!(status["stats"]["upstreams"][0]["name"], "exit-b");
+
+    let status = t.ok("set_strategy", json!({"strategy": "leastconn"}));
+    assert_eq!(status["stats"]["strategy"], "leastconn");
+    assert!(t.config().contains("strategy = \"leastconn\""));
+
+    let list = t.ok("remove_upstream", json!({"name": "exit-b"}));
+    assert_eq!(list, json!([]));
+    let status = t.ok("get_status", json!({}));
+    assert_eq!(
+        status["stats"]["mode"], "direct",
+        "nothing left to proxy through"
+    );
+}
+
+#[test]
+fn settings_are_checked_before_they_are_saved() {
+    let t = start();
+    let mut settings = t.ok("get_settings", json!({}));
+    assert_eq!(settings["theme"], "system");
+    let before = t.config();
+
+    settings["listen"] = json!("not-an-address");
+    let e = t.err("save_settings", json!({"settings": settings.clone()}));
+    assert_eq!(e["kind"], "invalid", "{e}");
+
+    settings["listen"] = json!("127.0.0.1:0");
+    settings["ipcheck_endpoints"] = json!(["file:///etc/passwd"]);
+    let e = t.err("save_settings", json!({"settings": settings.clone()}));
+    assert!(e["message"].as_str().unwrap_or("").contains("http"), "{e}");
+    assert_eq!(t.config(), before, "nothing written");
+
+    settings["ipcheck_endpoints"] = json!([]);
+    settings["theme"] = json!("dark");
+    settings["bypass"] = json!(["*.internal.example", "10.0.0.0/8"]);
+    let saved = t.ok("save_settings", json!({"settings": settings}));
+    assert_eq!(saved["settings"]["theme"], "dark");
+    assert_eq!(
+        saved["settings"]["bypass"],
+        json!(["*.internal.example", "10.0.0.0/8"])
+    );
+    assert!(t.config().contains("theme = \"dark\""));
+}

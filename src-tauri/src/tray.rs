@@ -1,0 +1,182 @@
+//! The tray icon and its menu. Linux trays send no click events, so every
+//! control is a menu item: the system-proxy check item, the upstream choice
+//! (check items used as radio items: exactly one is checked), a disabled
+//! line with the state, "Open Veil" and "Quit". The icon shows on and off.
+
+use std::sync::Arc;
+
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem, Submenu};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager, Runtime};
+
+use crate::state::{AppState, Selection};
+
+const TRAY_ID: &str = "veil";
+
+fn icon(on: bool) -> tauri::Result<Image<'static>> {
+    if on {
+        Image::from_bytes(include_bytes!("../../icons/tray-on@2x.png"))
+    } else {
+        Image::from_bytes(include_bytes!("../../icons/tray-off@2x.png"))
+    }
+}
+
+pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
+    let state = app.state::<Arc<AppState>>();
+    let on = state.service().is_ok_and(|s| s.system_proxy_on());
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon(on)?)
+        .tooltip("Veil")
+        .menu(&menu(app, &state)?)
+        .show_menu_on_left_click(true)
+        .on_menu_event(on_menu_event)
+        .build(app)?;
+    Ok(())
+}
+
+/// Rebuilds the menu and icon from the state (after any change).
+pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
+    let state = app.state::<Arc<AppState>>();
+    let on = state.service().is_ok_and(|s| s.system_proxy_on());
+    let result = menu(app, &state)
+        .and_then(|menu| tray.set_menu(Some(menu)))
+        .and_then(|()| tray.set_icon(Some(icon(on)?)));
+    if let Err(e) = result {
+        tracing::warn!("tray not updated: {e}");
+    }
+}
+
+/// The disabled line: where traffic goes now.
+pub fn state_line(state: &AppState) -> String {
+    let Ok(service) = state.service() else {
+        return "Proxy not running".to_owned();
+    };
+    let engine = service.engine();
+    let route = match state.selection() {
+        Selection::Direct => "direct".to_owned(),
+        Selection::Pool => format!("all upstreams ({})", engine.stats().strategy),
+        Selection::One { name } => format!("via {name}"),
+    };
+    format!("{} · {route}", engine.local_addr())
+}
+
+fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<R>> {
+    let on = state.service().is_ok_and(|s| s.system_proxy_on());
+    let sysproxy = CheckMenuItem::with_id(
+        app,
+        "sysproxy",
+        "System proxy",
+        state.service().is_ok(),
+        on,
+        None::<&str>,
+    )?;
+
+    let selection = state.selection();
+    let servers = state
+        .config()
+        .map(|c| (c.upstreams.server, c.upstreams.strategy))
+        .unwrap_or_default();
+    let mut choices = vec![CheckMenuItem::with_id(
+        app,
+        "sel:direct",
+        "Direct (no upstream)",
+        true,
+        selection == Selection::Direct,
+        None::<&str>,
+    )?];
+    if servers.0.len() > 1 {
+        choices.push(CheckMenuItem::with_id(
+            app,
+            "sel:pool",
+            format!("All upstreams ({})", servers.1),
+            true,
+            selection == Selection::Pool,
+            None::<&str>,
+        )?);
+    }
+    for server in &servers.0 {
+        let chosen = match &selection {
+            Selection::One { name } => *name == server.name,
+            // With one upstream there is no "all" item: the pool is it.
+            Selection::Pool => servers.0.len() == 1,
+            Selection::Direct => false,
+        };
+        choices.push(CheckMenuItem::with_id(
+            app,
+            format!("sel:one:{}", server.name),
+            &server.name,
+            true,
+            chosen,
+            None::<&str>,
+        )?);
+    }
+    let choice_refs: Vec<&dyn tauri::menu::IsMenuItem<R>> = choices
+        .iter()
+        .map(|c| c as &dyn tauri::menu::IsMenuItem<R>)
+        .collect();
+    let upstream = Submenu::with_id_and_items(app, "upstream", "Upstream", true, &choice_refs)?;
+
+    let line = MenuItem::with_id(app, "state", state_line(state), false, None::<&str>)?;
+    let open = MenuItem::with_id(app, "open", "Open Veil", true, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit Veil", true, None::<&str>)?;
+    Menu::with_items(
+        app,
+        &[
+            &sysproxy,
+            &upstream,
+            &line,
+            &PredefinedMenuItem::separator(app)?,
+            &open,
+            &quit,
+        ],
+    )
+}
+
+fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
+    let id = event.id().as_ref().to_owned();
+    let app = app.clone();
+    match id.as_str() {
+        "open" => crate::show_window(&app),
+        "quit" => app.exit(0),
+        _ => {
+            tauri::async_runtime::spawn(async move {
+                let state = app.state::<Arc<AppState>>().inner().clone();
+                let result = match id.as_str() {
+                    "sysproxy" => match state.service() {
+                        Ok(service) => {
+                            let on = !service.system_proxy_on();
+                            service
+                                .set_system_proxy(on)
+                                .await
+                                .map(drop)
+                                .map_err(Into::into)
+                        }
+                        Err(e) => Err(e),
+                    },
+                    "sel:direct" => state.select(Selection::Direct).await,
+                    "sel:pool" => state.select(Selection::Pool).await,
+                    other => match other.strip_prefix("sel:one:") {
+                        Some(name) => {
+                            state
+                                .select(Selection::One {
+                                    name: name.to_owned(),
+                                })
+                                .await
+                        }
+                        None => Ok(()),
+                    },
+                };
+                if let Err(e) = result {
+                    tracing::warn!("tray: {e}");
+                }
+                // Also undoes the check mark the menu toggled by itself when
+                // the change failed.
+                crate::notify_changed(&app);
+            });
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The desktop app end to end: the built `veil-app` under Xvfb in a private
+//! desktop session, driven through tauri-driver + WebKitWebDriver. Each run
+//! saves a screenshot of every page to `target/gui-screenshots/`.
+
+use std::net::Ipv4Addr;
+
+use veil_tests::curl;
+use veil_tests::desktop::DesktopSession;
+use veil_tests::gui::{AppDriver, Xvfb};
+use veil_tests::origin::Origin;
+use veil_tests::peers::Microsocks;
+
+const PAGES: &[&str] = &[
+    "overview",
+    "upstreams",
+    "coverage",
+    "traffic",
+    "cache",
+    "learn",
+    "settings",
+];
+
+/// A session whose config listens on a free port and proxies loopback
+/// targets too (the test origin is on loopback, which bypasses by default).
+fn session() -> DesktopSession {
+    let s = DesktopSession::start();
+    std::fs::write(
+        s.veil_home().join("config.toml"),
+        "# written by the GUI test\n[proxy]\nlisten = \"127.0.0.1:0\"\nbypass = []\n",
+    )
+    .expect("config");
+    s
+}
+
+/// The app's listener, asked over its control socket (`veil status`).
+fn listen_of_app(s: &DesktopSession) -> (String, u32) {
+    let out = s.veil(&["status", "--json"]);
+    assert!(
+        out.status.success(),
+        "veil status against the app: {}",
+        veil_tests::output_text(&out)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    (
+        status["listen"].as_str().expect("listen").to_owned(),
+        status["pid"].as_u64().expect("pid") as u32,
+    )
+}
+
+async fn open_page(app: &AppDriver, page: &str) {
+    app.click(&format!("[data-testid=\"nav-{page}\"]")).await;
+    app.find(&format!("[data-testid=\"page-{page}\"]")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overview_switch_points_the_desktop_at_veil_and_quitting_restores_it() {
+    let s = session();
+    // The user's own settings before Veil: a manual proxy elsewhere.
+    s.gsettings_set("org.gnome.system.proxy", "mode", "'manual'");
+    s.gsettings_set("org.gnome.system.proxy.http", "host", "'corp.example'");
+    s.gsettings_set("org.gnome.system.proxy.http", "port", "3128");
+    let before = s.gnome_proxy_settings();
+
+    let xvfb = Xvfb::start();
+    let app = AppDriver::launch(&s, &xvfb).await;
+    let switch = "#sysproxy-switch";
+    app.find(switch).await;
+    let (listen, pid) = listen_of_app(&s);
+    let port = listen.rsplit(':').next().expect("port").to_owned();
+    assert_eq!(
+        app.attr(switch, "aria-checked").await.as_deref(),
+        Some("false")
+    );
+
+    app.click(switch).await;
+    app.until("the switch to show on", || async {
+        (app.attr(switch, "aria-checked").await.as_deref() == Some("true")).then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.gsettings_get("org.gnome.system.proxy.http", "port"),
+        port,
+        "GNOME's HTTP proxy port is Veil's"
+    );
+    assert_eq!(
+        s.gsettings_get("org.gnome.system.proxy.http", "host"),
+        "'127.0.0.1'"
+    );
+    assert_eq!(
+        s.gsettings_get("org.gnome.system.proxy", "mode"),
+        "'manual'"
+    );
+
+    app.click(switch).await;
+    app.until("the switch to show off", || async {
+        (app.attr(switch, "aria-checked").await.as_deref() == Some("false")).then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.gnome_proxy_settings(),
+        before,
+        "the user's settings are back"
+    );
+
+    // On again, then quit the app with a signal: the settings come back.
+    app.click(switch).await;
+    app.until("the switch to show on", || async {
+        (app.attr(switch, "aria-checked").await.as_deref() == Some("true")).then_some(())
+    })
+    .await;
+    assert_ne!(s.gnome_proxy_settings(), before);
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.gnome_proxy_settings() != before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "quitting did not restore the settings: {}",
+            s.gnome_proxy_settings()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(!s.guard_file().exists(), "no guard file is left behind");
+    app.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_carries_traffic() {
+    const SECRET: &str = "gui-s3cret";
+    let s = session();
+    let origin = Origin::start().await;
+    // Connects out from 127.0.0.3, so the origin sees traffic went through it.
+    let socks = Microsocks::start(Ipv4Addr::new(127, 0, 0, 3), Some(("alice", SECRET))).await;
+
+    let xvfb = Xvfb::start();
+    let app = AppDriver::launch(&s, &xvfb).await;
+    app.find("#sysproxy-switch").await;
+    let (listen, _) = listen_of_app(&s);
+    app.screenshot("overview-empty").await;
+
+    open_page(&app, "upstreams").await;
+    app.fill("#upstream-name", "home").await;
+    app.fill("#upstream-url", &socks.url()).await;
+    app.fill("#upstream-password", SECRET).await;
+    app.click("#upstream-save").await;
+    app.until("the new upstream in the list", || async {
+        app.text("[data-testid=\"page-upstreams\"]")
+            .await
+            .contains("home")
+            .then_some(())
+    })
+    .await;
+    let stored = s.tool(
+        "secret-tool",
+        &["lookup", "service", "veil", "username", "home"],
+    );
+    assert_eq!(stored, SECRET, "the password is in the keyring");
+    let config = std::fs::read_to_string(s.veil_home().join("config.toml")).expect("config");
+    assert!(!config.contains(SECRET), "never in the file: {config}");
+
+    // Send traffic through it: choose the upstream on the Overview.
+    open_page(&app, "overview").await;
+    let select = app.find("#selection").await;
+    select
+        .select_by_label("home")
+        .await
+        .or(select.select_by_value("one:home").await)
+        .expect("choose the upstream");
+    let proxy = format!("http://{listen}");
+    let seen = app
+        .until("a request through the upstream", || async {
+            let out = curl(&["-x", &proxy, &origin.url("/ip")]).await;
+            (out.status == 200 && out.text().starts_with("127.0.0.3")).then(|| out.text())
+        })
+        .await;
+    assert!(
+        seen.starts_with("127.0.0.3"),
+        "left through microsocks: {seen}"
+    );
+
+    // A bigger download, then the counters and the chart move.
+    let big = curl(&[
+        "-x",
+        &proxy,
+        &origin.url("/bytes/2000000"),
+        "-o",
+        "/dev/null",
+    ])
+    .await;
+    assert_eq!(big.status, 200, "{}", big.stderr);
+    app.until("the down counter to count the download", || async {
+        let text = app.text("[data-testid=\"bytes-down\"]").await;
+        (text.contains("MB") || text.contains("MiB")).then_some(text)
+    })
+    .await;
+    app.find("[data-testid=\"page-overview\"] canvas").await;
+
+    for page in PAGES {
+        open_page(&app, page).await;
+        // Give live data a tick to arrive before the picture.
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        app.screenshot(page).await;
+    }
+    app.quit().await;
+}
