@@ -1,0 +1,98 @@
+// What the window knows about the engine: the status from `get_status`, kept
+// fresh by the events. Replaced whole on each update ($state.raw), since the
+// stats snapshot arrives every second.
+import type { AppStatus, IpReport, StatsSnapshot, SysProxyState, Theme } from "../bindings";
+import * as api from "./api";
+import { onIp, onStats, onStatus } from "./events";
+import { reportError } from "./errors.svelte";
+
+class AppState {
+  status = $state.raw<AppStatus | null>(null);
+  stats = $state.raw<StatsSnapshot | null>(null);
+  ip = $state.raw<IpReport | null>(null);
+  ipChecking = $state(false);
+  /** true until the first get_status answered or failed */
+  loading = $state(true);
+  /** get_status failed: there is no engine to talk to */
+  unreachable = $state(false);
+  theme = $state<Theme>("system");
+}
+
+export const app = new AppState();
+
+export function resetAppState(): void {
+  app.status = null;
+  app.stats = null;
+  app.ip = null;
+  app.ipChecking = false;
+  app.loading = true;
+  app.unreachable = false;
+  app.theme = "system";
+}
+
+export function setStatus(s: AppStatus): void {
+  app.status = s;
+  app.stats = s.stats;
+}
+
+export function setSysProxy(sp: SysProxyState): void {
+  if (app.status) app.status = { ...app.status, system_proxy: sp };
+}
+
+export async function loadStatus(): Promise<void> {
+  try {
+    setStatus(await api.getStatus());
+    app.unreachable = false;
+  } catch (e) {
+    app.unreachable = true;
+    reportError(e);
+  } finally {
+    app.loading = false;
+  }
+}
+
+export async function checkIpNow(): Promise<void> {
+  if (app.ipChecking) return;
+  app.ipChecking = true;
+  try {
+    app.ip = await api.checkIp();
+  } catch (e) {
+    reportError(e);
+  } finally {
+    app.ipChecking = false;
+  }
+}
+
+/** Subscribes to the events; resolves to one function that unsubscribes all. */
+export async function subscribe(): Promise<() => void> {
+  const results = await Promise.allSettled([
+    onStats((s) => {
+      app.stats = s;
+    }),
+    onStatus((s) => setStatus(s)),
+    onIp((r) => {
+      app.ip = r;
+    }),
+  ]);
+  const offs: (() => void)[] = [];
+  for (const r of results) {
+    if (r.status === "fulfilled") offs.push(r.value);
+  }
+  // One listen failing means the others fail too (no backend); say it once.
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed && failed.status === "rejected" && !app.unreachable) reportError(failed.reason);
+  return () => offs.forEach((off) => off());
+}
+
+/** Applies the theme setting: data-theme on <html>, which the CSS follows. */
+export function applyTheme(theme: Theme): void {
+  app.theme = theme;
+  document.documentElement.setAttribute("data-theme", theme);
+}
+
+/** light or dark, after following the system when the setting says so. */
+export function resolvedTheme(theme: Theme): "light" | "dark" {
+  if (theme !== "system") return theme;
+  const mq = typeof window.matchMedia === "function" ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+  return mq?.matches ? "dark" : "light";
+}
