@@ -39,22 +39,29 @@ export function isAppError(e: unknown): e is AppError {
   );
 }
 
+const NO_BACKEND: AppError = {
+  kind: "engine",
+  message:
+    "Veil's engine is not reachable: this page runs outside the Veil app. Start Veil (make run) and use its window to see live data.",
+};
+
+/** Whether Tauri's IPC is present (it is not in a plain browser tab). */
+export function hasBackend(): boolean {
+  const internals = (globalThis as { __TAURI_INTERNALS__?: { invoke?: unknown } }).__TAURI_INTERNALS__;
+  return typeof internals?.invoke === "function";
+}
+
 /** Whatever a rejected command gave us, as an AppError with a readable message. */
 export function toAppError(e: unknown): AppError {
   if (isAppError(e)) return e;
   if (typeof e === "string" && e.trim() !== "") return { kind: "engine", message: e };
-  if (typeof window !== "undefined" && !("__TAURI_INTERNALS__" in window)) {
-    return {
-      kind: "engine",
-      message:
-        "Veil's engine is not reachable: this page runs outside the Veil app. Start it with `make run` (or open the Veil window) to see live data.",
-    };
-  }
+  if (!hasBackend()) return NO_BACKEND;
   if (e instanceof Error && e.message) return { kind: "engine", message: e.message };
   return { kind: "engine", message: "Something went wrong talking to Veil's engine. Try again; if it keeps failing, restart Veil." };
 }
 
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  if (!hasBackend()) throw NO_BACKEND;
   try {
     return await invoke<T>(cmd, args);
   } catch (e) {

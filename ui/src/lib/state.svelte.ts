@@ -81,7 +81,8 @@ export async function subscribe(): Promise<() => void> {
   // One listen failing means the others fail too (no backend); say it once.
   const failed = results.find((r) => r.status === "rejected");
   if (failed && failed.status === "rejected" && !app.unreachable) reportError(failed.reason);
-  return () => offs.forEach((off) => off());
+  // Unlistening is async and fails when the IPC is already gone (window closing).
+  return () => offs.forEach((off) => void Promise.resolve().then(off).catch(() => {}));
 }
 
 /** Applies the theme setting: data-theme on <html>, which the CSS follows. */

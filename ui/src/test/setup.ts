@@ -2,6 +2,7 @@
 // draws on a canvas, so it is replaced by a stand-in that records its data.
 import { afterEach, vi } from "vitest";
 import { clearMocks } from "@tauri-apps/api/mocks";
+import "@testing-library/jest-dom/vitest";
 
 if (typeof window.matchMedia !== "function") {
   Object.defineProperty(window, "matchMedia", {
