@@ -169,8 +169,10 @@ export function coverage(): CoverageReport {
 
 /** A mockIPC handler from a table of command -> reply (a function gets the args). */
 export type Calls = { cmd: string; args: unknown }[];
+type Args = Record<string, unknown>;
+type Reply = ((args: Args) => unknown) | string | number | boolean | object | null;
 export function handler(
-  replies: Record<string, unknown | ((args: Record<string, unknown>) => unknown)>,
+  replies: Record<string, Reply>,
   calls: Calls,
 ): (cmd: string, args?: unknown) => unknown {
   return (cmd, args) => {
@@ -178,6 +180,6 @@ export function handler(
     if (cmd.startsWith("plugin:event|")) return 1;
     if (!(cmd in replies)) throw { kind: "engine", message: `no mock for ${cmd}` };
     const r = replies[cmd];
-    return typeof r === "function" ? (r as (a: Record<string, unknown>) => unknown)((args ?? {}) as Record<string, unknown>) : r;
+    return typeof r === "function" ? r((args ?? {}) as Args) : r;
   };
 }
