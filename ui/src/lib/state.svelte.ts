@@ -3,7 +3,7 @@
 // stats snapshot arrives every second.
 import type { AppStatus, IpReport, StatsSnapshot, SysProxyState, Theme } from "../bindings";
 import * as api from "./api";
-import { onIp, onStats, onStatus } from "./events";
+import { onEngine, onIp, onStats, onStatus } from "./events";
 import { reportError } from "./errors.svelte";
 
 class AppState {
@@ -16,6 +16,8 @@ class AppState {
   /** get_status failed: there is no engine to talk to */
   unreachable = $state(false);
   theme = $state<Theme>("system");
+  /** the engine said it is shutting down (veil://engine) */
+  shuttingDown = $state(false);
 }
 
 export const app = new AppState();
@@ -28,6 +30,7 @@ export function resetAppState(): void {
   app.loading = true;
   app.unreachable = false;
   app.theme = "system";
+  app.shuttingDown = false;
 }
 
 export function setStatus(s: AppStatus): void {
@@ -72,6 +75,9 @@ export async function subscribe(): Promise<() => void> {
     onStatus((s) => setStatus(s)),
     onIp((r) => {
       app.ip = r;
+    }),
+    onEngine((e) => {
+      if (e.kind === "shutting_down") app.shuttingDown = true;
     }),
   ]);
   const offs: (() => void)[] = [];
