@@ -18,6 +18,8 @@ class AppState {
   theme = $state<Theme>("system");
   /** the engine said it is shutting down (veil://engine) */
   shuttingDown = $state(false);
+  /** the OS prefers dark (followed while the theme setting is "system") */
+  systemDark = $state(false);
 }
 
 export const app = new AppState();
@@ -100,6 +102,17 @@ export function applyTheme(theme: Theme): void {
 /** light or dark, after following the system when the setting says so. */
 export function resolvedTheme(theme: Theme): "light" | "dark" {
   if (theme !== "system") return theme;
-  const mq = typeof window.matchMedia === "function" ? window.matchMedia("(prefers-color-scheme: dark)") : null;
-  return mq?.matches ? "dark" : "light";
+  return app.systemDark ? "dark" : "light";
+}
+
+/** Follows the OS colour scheme; returns the function that stops following. */
+export function followSystemScheme(): () => void {
+  if (typeof window.matchMedia !== "function") return () => {};
+  const mq = window.matchMedia("(prefers-color-scheme: dark)");
+  app.systemDark = mq.matches;
+  const changed = (e: MediaQueryListEvent) => {
+    app.systemDark = e.matches;
+  };
+  mq.addEventListener?.("change", changed);
+  return () => mq.removeEventListener?.("change", changed);
 }
