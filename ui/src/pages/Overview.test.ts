@@ -33,6 +33,7 @@ describe("Overview", () => {
         {
           get_status: status(),
           get_settings: settings(),
+          list_upstreams: [],
           check_ip: ip,
           set_system_proxy: (a) => sysproxy({ on: a.on as boolean }),
         },
@@ -60,6 +61,7 @@ describe("Overview", () => {
         {
           get_status: status(),
           get_settings: settings(),
+          list_upstreams: [],
           check_ip: ip,
           set_system_proxy: () => {
             throw { kind: "sysproxy", message: "GNOME refused the proxy setting: gsettings is missing. Install it and try again." };
@@ -87,6 +89,7 @@ describe("Overview", () => {
         {
           get_status: status({ system_proxy: sysproxy({ supported: false, backends: [], detail: "no GNOME, KDE found" }) }),
           get_settings: settings(),
+          list_upstreams: [],
           check_ip: ip,
         },
         [],
@@ -100,7 +103,8 @@ describe("Overview", () => {
   });
 
   it("shows the masked IP, the counters, and follows the stats event", async () => {
-    mockIPC(handler({ get_status: status(), get_settings: settings(), check_ip: ip }, []), { shouldMockEvents: true });
+    mockIPC(handler({ get_status: status(), get_settings: settings(),
+          list_upstreams: [], check_ip: ip }, []), { shouldMockEvents: true });
     render(App);
     await waitFor(() => expect(screen.getByTestId("ip-verdict")).toHaveTextContent("Masked"));
     expect(screen.getByTestId("ip-direct")).toHaveTextContent("203.0.113.5");
@@ -145,6 +149,7 @@ describe("Overview", () => {
         {
           get_status: status({ stats: withUpstreams }),
           get_settings: settings(),
+          list_upstreams: [],
           check_ip: ip,
           set_selection: (a) => status({ stats: withUpstreams, selection: a.selection as never }),
         },
