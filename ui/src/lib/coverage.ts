@@ -1,0 +1,21 @@
+import type { CoverageApp, CoverageClass, CoverageTotals } from "../bindings";
+import { plural } from "./format";
+import { CLASS_ORDER } from "./labels";
+
+/** "3 apps covered, 2 bypassing, 1 using UDP; a VPN would capture all 6". */
+export function totalsSentence(t: CoverageTotals): string {
+  return `${plural(t.covered, "app")} covered, ${t.bypassing} bypassing, ${t.udp} using UDP; a VPN would capture all ${t.vpn_would_capture}`;
+}
+
+/** Worst first (bypassing, UDP, through Veil, local only), then by name. */
+export function sortApps(apps: CoverageApp[]): CoverageApp[] {
+  return [...apps].sort(
+    (a, b) => CLASS_ORDER.indexOf(a.class) - CLASS_ORDER.indexOf(b.class) || a.name.localeCompare(b.name),
+  );
+}
+
+export function countByClass(apps: CoverageApp[]): Record<CoverageClass, number> {
+  const c: Record<CoverageClass, number> = { through_veil: 0, bypassing: 0, udp: 0, local_only: 0 };
+  for (const a of apps) c[a.class] += 1;
+  return c;
+}

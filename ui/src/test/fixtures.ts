@@ -1,0 +1,185 @@
+import type {
+  AppStatus,
+  CacheStats,
+  CoverageReport,
+  Settings,
+  StatsSnapshot,
+  SysProxyState,
+  UpstreamEntry,
+} from "../bindings";
+
+export function cacheStats(over: Partial<CacheStats> = {}): CacheStats {
+  return {
+    enabled: true,
+    hits_memory: 3,
+    hits_disk: 1,
+    misses: 4,
+    revalidated_not_modified: 0,
+    revalidated_changed: 0,
+    collapsed: 0,
+    stored: 4,
+    too_large: 0,
+    corrupt_dropped: 0,
+    bytes_served: 5000,
+    origin_bytes_saved: 4000,
+    hit_ratio: 0.5,
+    memory_objects: 4,
+    memory_bytes: 40_000,
+    disk_objects: 2,
+    disk_bytes: 90_000,
+    ...over,
+  };
+}
+
+export function stats(over: Partial<StatsSnapshot> = {}): StatsSnapshot {
+  return {
+    listen: "127.0.0.1:7890",
+    mode: "direct",
+    uptime_s: 120,
+    connections_open: 2,
+    connections_total: 10,
+    requests_total: 12,
+    rejected_total: 0,
+    bytes_up: 2_500,
+    bytes_down: 1_200_000,
+    rates: [
+      { unix_ms: 1_700_000_000_000, up_bps: 100, down_bps: 2000 },
+      { unix_ms: 1_700_000_001_000, up_bps: 300, down_bps: 5000 },
+    ],
+    hosts: [],
+    apps: [],
+    connections: [],
+    dns: { hits: 3, misses: 1, entries: 4 },
+    strategy: "roundrobin",
+    upstreams: [],
+    cache: cacheStats(),
+    ...over,
+  };
+}
+
+export function sysproxy(over: Partial<SysProxyState> = {}): SysProxyState {
+  return { on: false, supported: true, backends: ["gnome"], detail: null, ...over };
+}
+
+export function status(over: Partial<AppStatus> = {}): AppStatus {
+  return {
+    version: "0.1.0",
+    config_path: "/home/u/.config/veil/config.toml",
+    selection: { kind: "direct" },
+    system_proxy: sysproxy(),
+    stats: stats(),
+    ...over,
+  };
+}
+
+export function settings(over: Partial<Settings> = {}): Settings {
+  return {
+    listen: "127.0.0.1:7890",
+    bypass: ["localhost", "*.local"],
+    cache_enabled: true,
+    cache_memory_mb: 64,
+    cache_disk_mb: 512,
+    autostart: false,
+    ipcheck_endpoints: ["https://api.ipify.org", "https://icanhazip.com"],
+    history_retention_days: 30,
+    theme: "system",
+    ...over,
+  };
+}
+
+export function upstream(over: Partial<UpstreamEntry> = {}): UpstreamEntry {
+  return { name: "home", url: "socks5://me@10.0.0.2:1080", username: "me", has_password: true, weight: 1, ...over };
+}
+
+export function coverage(): CoverageReport {
+  return {
+    listen: "127.0.0.1:7890",
+    scanned_unix_ms: 1_700_000_000_000,
+    scan_ms: 42,
+    totals: { apps: 5, covered: 2, bypassing: 1, udp: 1, local_only: 1, vpn_would_capture: 4 },
+    apps: [
+      {
+        name: "firefox",
+        exe: "/usr/lib/firefox/firefox",
+        pids: [100],
+        class: "through_veil",
+        through_veil: 4,
+        bypassing: 0,
+        udp: 0,
+        local_only: 0,
+        remotes: [],
+        vpn_captures: true,
+        known: null,
+      },
+      {
+        name: "curl",
+        exe: null,
+        pids: [101],
+        class: "through_veil",
+        through_veil: 1,
+        bypassing: 0,
+        udp: 0,
+        local_only: 0,
+        remotes: [],
+        vpn_captures: true,
+        known: null,
+      },
+      {
+        name: "spotify",
+        exe: "/usr/bin/spotify",
+        pids: [200, 201],
+        class: "bypassing",
+        through_veil: 0,
+        bypassing: 3,
+        udp: 0,
+        local_only: 0,
+        remotes: ["35.186.224.25:443", "104.154.127.126:4070"],
+        vpn_captures: true,
+        known: { family: "electron", why: "Ignores the system proxy.", remedy: "Set the proxy in its own settings." },
+      },
+      {
+        name: "chrome",
+        exe: null,
+        pids: [300],
+        class: "udp",
+        through_veil: 2,
+        bypassing: 0,
+        udp: 2,
+        local_only: 0,
+        remotes: ["142.250.1.1:443"],
+        vpn_captures: true,
+        known: null,
+      },
+      {
+        name: "cupsd",
+        exe: null,
+        pids: [1],
+        class: "local_only",
+        through_veil: 0,
+        bypassing: 0,
+        udp: 0,
+        local_only: 1,
+        remotes: [],
+        vpn_captures: false,
+        known: null,
+      },
+    ],
+  };
+}
+
+/** A mockIPC handler from a table of command -> reply (a function gets the args). */
+export type Calls = { cmd: string; args: unknown }[];
+type Args = Record<string, unknown>;
+type Reply = ((args: Args) => unknown) | string | number | boolean | object | null;
+export function handler(
+  replies: Record<string, Reply>,
+  calls: Calls,
+): (cmd: string, args?: unknown) => unknown {
+  return (cmd, args) => {
+    calls.push({ cmd, args });
+    if (cmd.startsWith("plugin:event|")) return 1;
+    if (!(cmd in replies)) throw { kind: "engine", message: `no mock for ${cmd}` };
+    const r = replies[cmd];
+    return typeof r === "function" ? r((args ?? {}) as Args) : r;
+  };
+}
