@@ -1,9 +1,20 @@
 import { mount } from "svelte";
 import "./app.css";
-import App from "./App.svelte";
 
 const target = document.getElementById("app");
 if (!target) throw new Error("index.html has no #app element");
+
+// A session without a language (LANG=C) gives WebKit the tag "C", which
+// Intl refuses; uPlot formats numbers with navigator.language as soon as it
+// loads. Fall back to a valid tag before anything that formats is imported.
+function ensureValidLanguage(): void {
+  try {
+    new Intl.NumberFormat(navigator.language);
+  } catch {
+    Object.defineProperty(navigator, "language", { value: "en-US", configurable: true });
+  }
+}
+ensureValidLanguage();
 
 // VITE_VEIL_DEMO=1 npm run dev: a stand-in backend with made-up data (dev only).
 const ready =
@@ -11,4 +22,6 @@ const ready =
     ? import("./demo").then((m) => m.install())
     : Promise.resolve();
 
-void ready.then(() => mount(App, { target }));
+void ready
+  .then(() => import("./App.svelte"))
+  .then(({ default: App }) => mount(App, { target }));
