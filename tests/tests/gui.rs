@@ -48,8 +48,9 @@ fn listen_of_app(s: &DesktopSession) -> (String, u32) {
 }
 
 async fn open_page(app: &AppDriver, page: &str) {
-    app.click(&format!("[data-testid=\"nav-{page}\"]")).await;
-    app.find(&format!("[data-testid=\"page-{page}\"]")).await;
+    app.click(&format!("#nav-{page}")).await;
+    app.find(&format!("#nav-{page}[aria-current=\"page\"]"))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +148,7 @@ async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_c
     app.fill("#upstream-password", SECRET).await;
     app.click("#upstream-save").await;
     app.until("the new upstream in the list", || async {
-        app.text("[data-testid=\"page-upstreams\"]")
+        app.text("[data-testid=\"upstream-row\"][data-name=\"home\"]")
             .await
             .contains("home")
             .then_some(())
@@ -165,9 +166,8 @@ async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_c
     open_page(&app, "overview").await;
     let select = app.find("#selection").await;
     select
-        .select_by_label("home")
+        .select_by_value("one:home")
         .await
-        .or(select.select_by_value("one:home").await)
         .expect("choose the upstream");
     let proxy = format!("http://{listen}");
     let seen = app
@@ -196,7 +196,7 @@ async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_c
         (text.contains("MB") || text.contains("MiB")).then_some(text)
     })
     .await;
-    app.find("[data-testid=\"page-overview\"] canvas").await;
+    app.find("[data-testid=\"live-chart\"] canvas").await;
 
     for page in PAGES {
         open_page(&app, page).await;
