@@ -10,11 +10,14 @@
 //! variables. [`control`] is the local control channel: a Unix domain
 //! socket, private to the user, that speaks JSON lines. There is
 //! deliberately no TCP control port, so no web page can reach the controls.
+//! [`ipcheck`] compares the public IP seen directly and through Veil's
+//! listener; [`history`] keeps per-minute traffic buckets in SQLite.
 
 pub mod config;
 pub mod config_file;
 pub mod control;
 pub mod env;
+pub mod ipcheck;
 mod paths;
 pub mod secrets;
 pub mod sysproxy;
