@@ -17,6 +17,7 @@ struct CliController {
     guard: Arc<SystemProxyGuard>,
     proxy: VeilProxy,
     data_dir: PathBuf,
+    ipcheck: veil_system::ipcheck::IpChecker,
 }
 
 impl CliController {
@@ -73,6 +74,10 @@ impl Controller for CliController {
                 Request::CachePurge { url } => match self.engine.cache_purge(&url).await {
                     Ok(()) => self.cache_stats(),
                     Err(e) => Reply::error(e.to_string()),
+                },
+                Request::Ip => Reply::Ip {
+                    ok: true,
+                    ip: Box::new(self.ipcheck.check(&self.engine).await),
                 },
             }
         })
@@ -138,6 +143,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let bypass = engine_config.bypass.clone();
     let engine = Arc::new(Engine::start(engine_config).await?);
     let listen = engine.local_addr();
+    let recorder = veil_system::history::record_engine(
+        &paths.data_dir,
+        config.history.retention_days,
+        engine.clone(),
+    );
     let guard = Arc::new(SystemProxyGuard::new(&paths.data_dir));
     let proxy = VeilProxy { listen, bypass };
     if args.system_proxy {
@@ -164,6 +174,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             guard: guard.clone(),
             proxy,
             data_dir: paths.data_dir.clone(),
+            ipcheck: veil_system::ipcheck::IpChecker::new(&config),
         }),
         {
             let stop = stop.clone();
@@ -193,6 +204,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     stop.notify_one();
     engine.shutdown().await;
+    if let Some(recorder) = recorder {
+        recorder.stop().await; // the last counters, after the engine stopped
+    }
     let _ = control_task.await;
     Ok(())
 }

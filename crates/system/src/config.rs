@@ -644,8 +644,10 @@ mod tests {
         .expect("ok");
         assert_eq!(c.ipcheck.endpoints[1], "https://a.example/cdn-cgi/trace");
         assert_eq!(c.history.retention_days, 7);
-        let err = parse("[ipcheck]\nendpoints = [\n  \"https://ok.example\",\n  \"file:///etc/passwd\",\n]\n")
-            .expect_err("file URL");
+        let err = parse(
+            "[ipcheck]\nendpoints = [\n  \"https://ok.example\",\n  \"file:///etc/passwd\",\n]\n",
+        )
+        .expect_err("file URL");
         // The array's line: toml gives an element's error the array's span.
         assert!(err.to_string().starts_with("config.toml:2:"), "{err}");
         assert!(err.to_string().contains("http"), "{err}");

@@ -184,6 +184,33 @@ impl ProxyRoute {
     }
 }
 
+/// What a running engine's owner (`veil run`, the app) keeps to answer IP
+/// checks: the settings, and the routing it gave the engine. Call
+/// [`IpChecker::check`] at start and whenever the mode or the upstreams
+/// change; replace the checker when the bypass list or rules change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IpChecker {
+    pub settings: IpCheckSettings,
+    pub bypass: Vec<String>,
+    pub rules: Vec<(String, Action)>,
+}
+
+impl IpChecker {
+    pub fn new(config: &crate::Config) -> Self {
+        Self {
+            settings: IpCheckSettings::from_config(&config.ipcheck),
+            bypass: config.proxy.bypass.clone(),
+            rules: config.rules.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+
+    /// Both paths, through `engine`'s listener with its current mode.
+    pub async fn check(&self, engine: &EngineHandle) -> IpReport {
+        let route = ProxyRoute::of(engine, &self.bypass, &self.rules);
+        check(&self.settings, Some(&route)).await
+    }
+}
+
 /// Refuses anything but an absolute `http://` or `https://` URL with a host
 /// (and without a user name or password in it).
 pub fn check_endpoint_url(url: &str) -> Result<(), String> {
@@ -316,10 +343,7 @@ pub fn verdict(direct: &IpProbe, via: &IpProbe, route: &ProxyRoute) -> (IpVerdic
         ),
         (Some(_), None) => (
             IpVerdict::Unknown,
-            format!(
-                "no endpoint answered through Veil: {}",
-                failures_text(via)
-            ),
+            format!("no endpoint answered through Veil: {}", failures_text(via)),
         ),
         (None, Some(_)) => (
             IpVerdict::Unknown,
@@ -354,8 +378,7 @@ async fn probe(settings: &IpCheckSettings, path: Path) -> IpProbe {
     let started = Instant::now();
     let mut failures = Vec::new();
     for endpoint in &settings.endpoints {
-        let result = match tokio::time::timeout(settings.timeout, fetch_ip(endpoint, path)).await
-        {
+        let result = match tokio::time::timeout(settings.timeout, fetch_ip(endpoint, path)).await {
             Ok(r) => r,
             Err(_) => Err(format!(
                 "no answer within {} ms",

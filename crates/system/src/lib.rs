@@ -17,6 +17,7 @@ pub mod config;
 pub mod config_file;
 pub mod control;
 pub mod env;
+pub mod history;
 pub mod ipcheck;
 mod paths;
 pub mod secrets;
