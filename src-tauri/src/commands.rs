@@ -3,6 +3,7 @@
 //! thin wrapper over `veil-system`/`veil-engine` through [`AppState`].
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,8 @@ use tauri_plugin_autostart::ManagerExt;
 use veil_engine::{CacheStats, ProxyUrl, Strategy};
 use veil_system::ConfigFile;
 use veil_system::config::{ServerSection, Theme};
+use veil_system::history::{History, HistoryRange, HistoryReport};
+use veil_system::ipcheck::IpReport;
 use veil_system::secrets::{self, SecretKey};
 
 use crate::error::{AppError, AppResult, ErrorKind};
@@ -93,6 +96,7 @@ pub async fn set_selection<R: Runtime>(
 ) -> AppResult<AppStatus> {
     state.select(selection).await?;
     crate::notify_changed(&app);
+    crate::recheck_ip(&app);
     state.status()
 }
 
@@ -203,6 +207,7 @@ pub async fn save_upstream<R: Runtime>(
     file.save()?;
     let reloaded = state.reload_upstreams().await;
     crate::notify_changed(&app);
+    crate::recheck_ip(&app);
     reloaded?;
     list_upstreams(state).await
 }
@@ -227,6 +232,7 @@ pub async fn remove_upstream<R: Runtime>(
     }
     let reloaded = state.reload_upstreams().await;
     crate::notify_changed(&app);
+    crate::recheck_ip(&app);
     reloaded?;
     list_upstreams(state).await
 }
@@ -290,8 +296,8 @@ pub async fn get_settings<R: Runtime>(
         cache_memory_mb: config.cache.memory_mb,
         cache_disk_mb: config.cache.disk_mb,
         autostart: app.autolaunch().is_enabled().unwrap_or(false),
-        ipcheck_endpoints: Vec::new(),
-        history_retention_days: 30,
+        ipcheck_endpoints: config.ipcheck.endpoints,
+        history_retention_days: config.history.retention_days,
         theme: config.app.theme,
     })
 }
@@ -309,11 +315,16 @@ pub async fn save_settings<R: Runtime>(
         ))
     })?;
     for endpoint in &settings.ipcheck_endpoints {
-        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-            return Err(AppError::invalid(format!(
-                "IP-check endpoint {endpoint:?}: only http:// and https:// URLs are fetched."
-            )));
-        }
+        veil_system::ipcheck::check_endpoint_url(endpoint).map_err(|e| {
+            AppError::invalid(format!(
+                "IP-check endpoint {e}: only http:// and https:// URLs are fetched."
+            ))
+        })?;
+    }
+    if settings.history_retention_days == 0 {
+        return Err(AppError::invalid(
+            "Keep the traffic history for at least one day.",
+        ));
     }
     let before = state.config()?;
     let mut file = ConfigFile::open(&state.config_path)?;
@@ -332,6 +343,20 @@ pub async fn save_settings<R: Runtime>(
     file.set("cache", "memory_mb", settings.cache_memory_mb as i64)?;
     file.set("cache", "disk_mb", settings.cache_disk_mb as i64)?;
     file.set("app", "theme", settings.theme.as_str())?;
+    file.set(
+        "ipcheck",
+        "endpoints",
+        settings
+            .ipcheck_endpoints
+            .iter()
+            .map(|e| e.trim())
+            .collect::<toml_edit::Array>(),
+    )?;
+    file.set(
+        "history",
+        "retention_days",
+        i64::from(settings.history_retention_days),
+    )?;
     file.save()?;
     let after = state.config()?;
 
@@ -360,9 +385,66 @@ pub async fn save_settings<R: Runtime>(
         engine.set_routing(&after.proxy.bypass, &rules)?;
         engine.set_cache_enabled(after.cache.enabled);
     }
+    state.service()?.set_ipcheck(&after);
     crate::notify_changed(&app);
+    crate::recheck_ip(&app);
     Ok(SettingsSaved {
         settings: get_settings(app.clone(), state).await?,
         notice,
     })
+}
+
+/// Compares the public IP seen directly and through Veil's listener; the
+/// result also goes to the tray and to every window (`veil://ip`).
+#[tauri::command]
+pub async fn check_ip<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+) -> AppResult<IpReport> {
+    let report = state.service()?.check_ip().await;
+    crate::ip_checked(&app, &report);
+    Ok(report)
+}
+
+fn history(state: &AppState) -> AppResult<Arc<History>> {
+    state.service()?.history().cloned().ok_or_else(|| {
+        AppError::new(
+            ErrorKind::Io,
+            "The traffic history is off: its database could not be opened (see the log).",
+        )
+    })
+}
+
+#[tauri::command]
+pub async fn get_history(state: AppStateRef<'_>, range: HistoryRange) -> AppResult<HistoryReport> {
+    let history = history(&state)?;
+    tokio::task::spawn_blocking(move || history.query(range))
+        .await
+        .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))?
+        .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))
+}
+
+/// Writes the history of `range` as CSV into the user's Downloads folder
+/// (the home folder when there is none) and says where.
+#[tauri::command]
+pub async fn export_history_csv(state: AppStateRef<'_>, range: HistoryRange) -> AppResult<String> {
+    let history = history(&state)?;
+    let dir = directories::UserDirs::new()
+        .and_then(|d| d.download_dir().map(Path::to_path_buf))
+        .or_else(|| directories::UserDirs::new().map(|d| d.home_dir().to_path_buf()))
+        .ok_or_else(|| AppError::new(ErrorKind::Io, "No Downloads or home folder was found."))?;
+    let stamp = veil_system::history::iso_utc(history.now_ms() / 1000).replace(':', "-");
+    let path = dir.join(format!("veil-traffic-{range}-{stamp}.csv"));
+    let target = path.clone();
+    tokio::task::spawn_blocking(move || -> AppResult<()> {
+        std::fs::create_dir_all(target.parent().unwrap_or(Path::new(".")))?;
+        let file = std::io::BufWriter::new(std::fs::File::create(&target)?);
+        history
+            .export_csv(range, file)
+            .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))??;
+    Ok(path.display().to_string())
 }

@@ -17,6 +17,7 @@ use std::time::Instant;
 use tauri::{Emitter, Manager, RunEvent, Runtime};
 use veil_system::Paths;
 use veil_system::control::ControlServer;
+use veil_system::ipcheck::IpReport;
 use veil_system::sysproxy::{self, Recovery};
 
 pub use commands::{Settings, SettingsSaved, UpstreamEntry, UpstreamInput, UpstreamTest};
@@ -46,10 +47,33 @@ pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::cache_clear,
         commands::get_settings,
         commands::save_settings,
+        commands::check_ip,
+        commands::get_history,
+        commands::export_history_csv,
     ])
 }
 
 /// Tells the window and the tray that something changed (from either).
+/// Keeps a finished IP check for the tray and new windows, and sends it to
+/// the open ones.
+pub(crate) fn ip_checked<R: Runtime>(app: &tauri::AppHandle<R>, report: &IpReport) {
+    app.state::<Arc<AppState>>().set_last_ip(report.clone());
+    let _ = app.emit(event::IP, report);
+    tray::refresh(app);
+}
+
+/// Checks the IP again in the background (after the route changed).
+pub(crate) fn recheck_ip<R: Runtime>(app: &tauri::AppHandle<R>) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let state = app.state::<Arc<AppState>>().inner().clone();
+        if let Ok(service) = state.service() {
+            let report = service.check_ip().await;
+            ip_checked(&app, &report);
+        }
+    });
+}
+
 pub(crate) fn notify_changed<R: Runtime>(app: &tauri::AppHandle<R>) {
     let state = app.state::<Arc<AppState>>();
     if let Ok(status) = state.status() {
@@ -150,6 +174,7 @@ fn setup(app: &mut tauri::App, paths: Paths, launched: Instant) {
         // Some desktops have no tray; the window has every control too.
         tracing::warn!("no tray icon: {e}");
     }
+    recheck_ip(&handle);
 }
 
 /// Puts the system proxy settings back and stops the engine; runs once, on

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 use veil_engine::{EngineConfig, Mode, StatsSnapshot, Strategy};
 use veil_system::config::Theme;
+use veil_system::ipcheck::IpReport;
 use veil_system::sysproxy::{self, SystemProxyStatus};
 use veil_system::{Config, ConfigFile, Paths, Service};
 
@@ -54,6 +55,8 @@ pub struct AppStatus {
     pub config_path: String,
     pub selection: Selection,
     pub system_proxy: SysProxyState,
+    /// The last masked-IP check, if one finished.
+    pub ip: Option<IpReport>,
     pub stats: StatsSnapshot,
 }
 
@@ -66,6 +69,7 @@ pub struct AppState {
     selection: Mutex<Selection>,
     /// Found once at start: which desktop backends can take the setting.
     backends: Result<Vec<String>, String>,
+    last_ip: Mutex<Option<IpReport>>,
 }
 
 impl AppState {
@@ -94,6 +98,7 @@ impl AppState {
             service,
             selection: Mutex::new(selection.clone()),
             backends,
+            last_ip: Mutex::new(None),
         };
         // A pinned upstream that no longer exists falls back to the pool.
         if let Selection::One { .. } = selection
@@ -239,6 +244,17 @@ impl AppState {
         }
     }
 
+    pub fn last_ip(&self) -> Option<IpReport> {
+        self.last_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_last_ip(&self, report: IpReport) {
+        *self.last_ip.lock().unwrap_or_else(PoisonError::into_inner) = Some(report);
+    }
+
     pub fn status(&self) -> AppResult<AppStatus> {
         let service = self.service()?;
         Ok(AppStatus {
@@ -246,6 +262,7 @@ impl AppState {
             config_path: self.config_path.display().to_string(),
             selection: self.selection(),
             system_proxy: self.system_proxy_state(None),
+            ip: self.last_ip(),
             stats: service.engine().stats(),
         })
     }
@@ -266,8 +283,8 @@ async fn engine_config(paths: &Paths, config: Config) -> AppResult<EngineConfig>
 }
 
 async fn start_service(paths: &Paths, config: Config) -> AppResult<Arc<Service>> {
-    let engine_config = engine_config(paths, config).await?;
+    let engine_config = engine_config(paths, config.clone()).await?;
     Ok(Arc::new(
-        Service::start(paths.data_dir.clone(), engine_config).await?,
+        Service::start(paths.data_dir.clone(), &config, engine_config).await?,
     ))
 }

@@ -10,6 +10,8 @@ use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem, 
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Runtime};
 
+use veil_system::ipcheck::IpVerdict;
+
 use crate::state::{AppState, Selection};
 
 const TRAY_ID: &str = "veil";
@@ -50,11 +52,18 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
     }
 }
 
-/// The disabled line: where traffic goes now.
+/// The disabled line: the masked IP once checked, else where traffic goes.
 pub fn state_line(state: &AppState) -> String {
     let Ok(service) = state.service() else {
         return "Proxy not running".to_owned();
     };
+    if let Some(ip) = state.last_ip() {
+        return match (ip.verdict, ip.via_proxy.ip) {
+            (IpVerdict::Masked, Some(addr)) => format!("Masked: the world sees {addr}"),
+            (IpVerdict::NotMasked, Some(addr)) => format!("NOT masked: the world sees {addr}"),
+            _ => "Public IP unknown".to_owned(),
+        };
+    }
     let engine = service.engine();
     let route = match state.selection() {
         Selection::Direct => "direct".to_owned(),
@@ -170,8 +179,10 @@ fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
                         None => Ok(()),
                     },
                 };
-                if let Err(e) = result {
-                    tracing::warn!("tray: {e}");
+                match result {
+                    Ok(()) if id.starts_with("sel:") => crate::recheck_ip(&app),
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!("tray: {e}"),
                 }
                 // Also undoes the check mark the menu toggled by itself when
                 // the change failed.

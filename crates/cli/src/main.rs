@@ -3,6 +3,8 @@
 
 mod cache;
 mod env;
+mod history;
+mod ip;
 mod run;
 mod status;
 mod sysproxy;
@@ -34,6 +36,24 @@ enum Command {
     /// Show the running engine's listener, mode, connections and traffic.
     Status {
         /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The public IP the world sees directly and through Veil: masked or not.
+    Ip {
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Traffic per app and per host over the last hour, day or week.
+    History {
+        /// hour, day or week.
+        #[arg(long, default_value = "hour")]
+        range: veil_system::history::HistoryRange,
+        /// Write every minute bucket of the range to FILE as CSV instead.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -164,6 +184,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Status { json } => status::status(json).await,
+            Command::Ip { json } => ip::ip(json).await,
+            Command::History { range, csv, json } => history::history(range, csv, json),
             Command::Upstream(UpstreamCommand::Test { url, check_url }) => {
                 upstream::test(&url, check_url).await
             }

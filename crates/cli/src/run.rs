@@ -65,7 +65,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Signals are caught from here on, so one that arrives right after the
     // system proxy is switched on still restores it.
     let mut signals = Signals::install()?;
-    let service = Arc::new(Service::start(paths.data_dir.clone(), engine_config).await?);
+    let service = Arc::new(Service::start(paths.data_dir.clone(), &config, engine_config).await?);
     let listen = service.engine().local_addr();
     if args.system_proxy {
         if let Err(e) = service.set_system_proxy(true).await {

@@ -26,6 +26,8 @@ pub struct Config {
     pub dns: DnsSection,
     pub cache: CacheSection,
     pub app: AppSection,
+    pub ipcheck: IpCheckSection,
+    pub history: HistorySection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,6 +224,62 @@ impl Theme {
     }
 }
 
+/// The masked-IP check: echo endpoints that answer with the caller's public
+/// IP, as plain text or as an `ip=` line (`cdn-cgi/trace` style). Tried in
+/// order; the first answer wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpCheckSection {
+    /// `http://` or `https://` URLs only (checked while parsing, so an error
+    /// names the line).
+    #[serde(deserialize_with = "http_urls")]
+    pub endpoints: Vec<String>,
+    /// How long one endpoint may take before the next is tried.
+    pub timeout_ms: u64,
+}
+
+impl Default for IpCheckSection {
+    fn default() -> Self {
+        Self {
+            endpoints: crate::ipcheck::DEFAULT_ENDPOINTS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            timeout_ms: 4000,
+        }
+    }
+}
+
+/// Each element checked on its own, so the error points at its line.
+fn http_urls<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct HttpUrl(String);
+    impl<'de> Deserialize<'de> for HttpUrl {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let url = String::deserialize(d)?;
+            crate::ipcheck::check_endpoint_url(&url).map_err(serde::de::Error::custom)?;
+            Ok(HttpUrl(url))
+        }
+    }
+    Ok(Vec::<HttpUrl>::deserialize(d)?
+        .into_iter()
+        .map(|u| u.0)
+        .collect())
+}
+
+/// The traffic history (`history.sqlite3` in the data folder).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistorySection {
+    /// Minute buckets older than this are deleted.
+    pub retention_days: u32,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        Self { retention_days: 30 }
+    }
+}
+
 /// Finds the stored password for a keyring entry; `None` when there is none.
 pub type SecretLookup<'a> =
     dyn Fn(&SecretKey) -> Result<Option<String>, secrets::SecretsError> + 'a;
@@ -361,6 +419,28 @@ impl Config {
                     server.name
                 )));
             }
+        }
+        let ipcheck = &self.ipcheck;
+        if ipcheck.endpoints.is_empty() {
+            return Err(invalid(
+                "ipcheck.endpoints needs at least one http:// or https:// URL".into(),
+            ));
+        }
+        for url in &ipcheck.endpoints {
+            crate::ipcheck::check_endpoint_url(url)
+                .map_err(|e| invalid(format!("ipcheck.endpoints: {e}")))?;
+        }
+        if !(100..=120_000).contains(&ipcheck.timeout_ms) {
+            return Err(invalid(format!(
+                "ipcheck.timeout_ms must be between 100 and 120000, not {}",
+                ipcheck.timeout_ms
+            )));
+        }
+        if !(1..=3650).contains(&self.history.retention_days) {
+            return Err(invalid(format!(
+                "history.retention_days must be between 1 and 3650, not {}",
+                self.history.retention_days
+            )));
         }
         let rules: Vec<(String, Action)> =
             self.rules.iter().map(|(k, v)| (k.clone(), *v)).collect();
@@ -583,6 +663,33 @@ mod tests {
         let err = c.engine_config_with(&|_| Ok(None)).expect_err("no entry");
         assert!(err.to_string().contains("inbound:me"), "{err}");
         assert!(parse("[proxy.auth]\nusername = \"me\"\npassword_env = \"\"\n").is_err());
+    }
+
+    #[test]
+    fn ipcheck_and_history_sections() {
+        let c = parse("").expect("defaults");
+        assert_eq!(c.ipcheck.endpoints.len(), 3);
+        assert_eq!(c.ipcheck.timeout_ms, 4000);
+        assert_eq!(c.history.retention_days, 30);
+        let c = parse(
+            "[ipcheck]\nendpoints = [\"http://127.0.0.1:8/\", \"https://a.example/cdn-cgi/trace\"]\n\
+             timeout_ms = 500\n[history]\nretention_days = 7\n",
+        )
+        .expect("ok");
+        assert_eq!(c.ipcheck.endpoints[1], "https://a.example/cdn-cgi/trace");
+        assert_eq!(c.history.retention_days, 7);
+        let err = parse(
+            "[ipcheck]\nendpoints = [\n  \"https://ok.example\",\n  \"file:///etc/passwd\",\n]\n",
+        )
+        .expect_err("file URL");
+        // The array's line: toml gives an element's error the array's span.
+        assert!(err.to_string().starts_with("config.toml:2:"), "{err}");
+        assert!(err.to_string().contains("http"), "{err}");
+        assert!(parse("[ipcheck]\nendpoints = [\"ftp://x.example/\"]\n").is_err());
+        assert!(parse("[ipcheck]\nendpoints = []\n").is_err());
+        assert!(parse("[ipcheck]\ntimeout_ms = 0\n").is_err());
+        assert!(parse("[history]\nretention_days = 0\n").is_err());
+        assert!(parse("[history]\nkeep = 1\n").is_err());
     }
 
     #[test]

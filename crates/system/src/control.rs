@@ -35,6 +35,8 @@ pub enum Request {
     CachePurge {
         url: String,
     },
+    /// The masked-IP check: the public IP directly and through this engine.
+    Ip,
 }
 
 /// The engine's answer.
@@ -54,6 +56,11 @@ pub enum Reply {
     Cache {
         ok: bool,
         cache: Box<CacheStats>,
+    },
+    /// The answer to `ip`.
+    Ip {
+        ok: bool,
+        ip: Box<crate::ipcheck::IpReport>,
     },
     Error {
         ok: bool,
@@ -213,7 +220,17 @@ impl Drop for ControlServer {
 /// Sends one request to the engine behind `path` and waits for its reply.
 #[cfg(unix)]
 pub async fn request(path: &Path, request: &Request) -> Result<Reply, ControlError> {
-    let after = Duration::from_secs(10);
+    request_within(path, request, Duration::from_secs(10)).await
+}
+
+/// [`request`] with another bound on the wait (the IP check may take a
+/// timeout per endpoint).
+#[cfg(unix)]
+pub async fn request_within(
+    path: &Path,
+    request: &Request,
+    after: Duration,
+) -> Result<Reply, ControlError> {
     let exchange = async {
         let stream = tokio::net::UnixStream::connect(path)
             .await

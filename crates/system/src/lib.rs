@@ -11,11 +11,15 @@
 //! socket, private to the user, that speaks JSON lines, answered by a running
 //! [`Service`] (the engine with its system-proxy guard). There is
 //! deliberately no TCP control port, so no web page can reach the controls.
+//! [`ipcheck`] compares the public IP seen directly and through Veil's
+//! listener; [`history`] keeps per-minute traffic buckets in SQLite.
 
 pub mod config;
 pub mod config_file;
 pub mod control;
 pub mod env;
+pub mod history;
+pub mod ipcheck;
 pub mod logging;
 mod paths;
 pub mod secrets;

@@ -1,45 +1,96 @@
 //! A running Veil: the engine, the system-proxy guard that points the OS at
-//! it, and the answers to control requests. `veil run` and the desktop app
+//! it, the IP checker, the traffic-history recorder, and the answers to
+//! control requests. `veil run` and the desktop app
 //! both run one [`Service`]; the app also swaps the engine when the listener
 //! or cache sizes change ([`Service::restart_engine`]).
 
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use veil_engine::{Engine, EngineConfig, EngineError, EngineHandle};
 
+use crate::Config;
 use crate::control::{Controller, Reply, ReplyFuture, Request, StatusReport};
+use crate::history::{self, History, RecorderHandle};
+use crate::ipcheck::{IpChecker, IpReport};
 use crate::sysproxy::{self, SysProxyError, SystemProxyGuard, SystemProxyStatus, VeilProxy};
+
+/// The engine serving now; shared with the history recorder, which samples
+/// whichever engine is in it.
+type EngineSlot = Arc<RwLock<Arc<EngineHandle>>>;
 
 pub struct Service {
     data_dir: PathBuf,
-    engine: RwLock<Arc<EngineHandle>>,
+    engine: EngineSlot,
     /// The bypass list the OS is given along with Veil's address.
     bypass: RwLock<Vec<String>>,
     guard: Arc<SystemProxyGuard>,
+    ipcheck: RwLock<IpChecker>,
+    /// `None` when the database could not be opened (logged): the proxy
+    /// runs without history rather than not at all.
+    history: Option<Arc<History>>,
+    recorder: Mutex<Option<RecorderHandle>>,
 }
 
 impl Service {
-    /// Starts the engine. The caller recovers a crashed Veil's system proxy
-    /// settings first ([`sysproxy::recover`]) and binds the control socket.
-    pub async fn start(data_dir: PathBuf, config: EngineConfig) -> Result<Self, EngineError> {
-        let bypass = config.bypass.clone();
-        let engine = Engine::start(config).await?;
+    /// Starts the engine (`engine`, built from `config`) and the history
+    /// recorder. The caller recovers a crashed Veil's system proxy settings
+    /// first ([`sysproxy::recover`]) and binds the control socket.
+    pub async fn start(
+        data_dir: PathBuf,
+        config: &Config,
+        engine: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let bypass = engine.bypass.clone();
+        let engine: EngineSlot = Arc::new(RwLock::new(Arc::new(Engine::start(engine).await?)));
+        let history = match History::open(&data_dir, config.history.retention_days) {
+            Ok(history) => Some(Arc::new(history)),
+            Err(e) => {
+                tracing::warn!("running without traffic history: {e}");
+                None
+            }
+        };
+        let recorder = history.as_ref().map(|history| {
+            let slot = engine.clone();
+            history::spawn_recorder(history.clone(), history::RECORD_EVERY, move || {
+                Some(read(&slot).stats())
+            })
+        });
         Ok(Self {
             guard: Arc::new(SystemProxyGuard::new(&data_dir)),
             data_dir,
-            engine: RwLock::new(Arc::new(engine)),
+            engine,
             bypass: RwLock::new(bypass),
+            ipcheck: RwLock::new(IpChecker::new(config)),
+            history,
+            recorder: Mutex::new(recorder),
         })
     }
 
     /// The engine serving now (a restart swaps it; holders of the old one
     /// see it shut down).
     pub fn engine(&self) -> Arc<EngineHandle> {
-        self.engine
+        read(&self.engine)
+    }
+
+    /// The traffic history, when its database opened.
+    pub fn history(&self) -> Option<&Arc<History>> {
+        self.history.as_ref()
+    }
+
+    /// The public IP directly and through this engine's listener.
+    pub async fn check_ip(&self) -> IpReport {
+        let checker = self
+            .ipcheck
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        checker.check(&self.engine()).await
+    }
+
+    /// New IP-check endpoints, bypass list or rules (after a settings change).
+    pub fn set_ipcheck(&self, config: &Config) {
+        *self.ipcheck.write().unwrap_or_else(PoisonError::into_inner) = IpChecker::new(config);
     }
 
     /// What the OS is pointed at when the system proxy is on.
@@ -116,6 +167,15 @@ impl Service {
         let guard = self.guard.clone();
         let restored = blocking(move || guard.disable()).await;
         self.engine().shutdown().await;
+        let recorder = self
+            .recorder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(recorder) = recorder {
+            // The last counters, after the engine stopped.
+            recorder.stop().await;
+        }
         restored
     }
 
@@ -125,6 +185,10 @@ impl Service {
             cache: Box::new(self.engine().stats().cache),
         }
     }
+}
+
+fn read(slot: &EngineSlot) -> Arc<EngineHandle> {
+    slot.read().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
 /// Runs desktop-tool work off the async threads.
@@ -177,6 +241,10 @@ impl Controller for Service {
                 Request::CachePurge { url } => match self.engine().cache_purge(&url).await {
                     Ok(()) => self.cache_reply(),
                     Err(e) => Reply::error(e.to_string()),
+                },
+                Request::Ip => Reply::Ip {
+                    ok: true,
+                    ip: Box::new(self.check_ip().await),
                 },
             }
         })

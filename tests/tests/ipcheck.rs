@@ -1,0 +1,320 @@
+//! The masked-IP check against echo endpoints on loopback: the answer seen
+//! directly and through Veil, with Squid as the upstream leaving from
+//! 127.0.0.2, so the two addresses differ exactly when Veil masks.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use veil_engine::{EngineHandle, Mode};
+use veil_system::ipcheck::{self, IpCheckSettings, IpVerdict, ProxyRoute};
+use veil_tests::peers::{Squid, spec};
+use veil_tests::veil_process::veil_command;
+use veil_tests::{Origin, VeilProcess, output_text, start_engine};
+
+const SQUID_EXIT: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// How an echo endpoint answers.
+#[derive(Clone, Copy)]
+enum Style {
+    /// `ip=ADDRESS` among other `key=value` lines, like `cdn-cgi/trace`.
+    Trace,
+    /// Accepts, reads the request, and never answers.
+    Hang,
+}
+
+/// A one-route echo server on 127.0.0.1; stops when dropped.
+struct Echo {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Echo {
+    async fn start(style: Style) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("echo binds");
+        let addr = listener.local_addr().expect("echo addr");
+        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, peer)) = listener.accept().await {
+                let held = held.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    match style {
+                        Style::Hang => held.lock().expect("held").push(stream),
+                        Style::Trace => {
+                            let ip = peer.ip().to_canonical();
+                            let body = format!(
+                                "fl=29f1\nh=echo.test\nip={ip}\nts=1700000000.123\n\
+                                 visit_scheme=http\nuag=veil\nwarp=off\n"
+                            );
+                            let answer = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\
+                                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            let _ = stream.write_all(answer.as_bytes()).await;
+                            let _ = stream.shutdown().await;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn settings(endpoints: &[String], timeout_ms: u64) -> IpCheckSettings {
+    IpCheckSettings {
+        endpoints: endpoints.to_vec(),
+        timeout: Duration::from_millis(timeout_ms),
+    }
+}
+
+/// An engine through Squid with nothing bypassed (the endpoints are on
+/// loopback, which the default bypass list sends direct).
+async fn through_squid(squid: &Squid) -> EngineHandle {
+    start_engine(|c| {
+        c.mode = Mode::Proxy;
+        c.bypass = vec![];
+        c.upstreams = vec![spec("squid", &squid.url(), None)];
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_leaving_from_another_address_is_masked() {
+    let squid = Squid::start(SQUID_EXIT).await;
+    let engine = through_squid(&squid).await;
+    let trace = Echo::start(Style::Trace).await;
+    let origin = Origin::start().await;
+    for endpoint in [trace.url("/cdn-cgi/trace"), origin.url("/ip")] {
+        let route = ProxyRoute::of(&engine, &[], &[]);
+        let report = ipcheck::check(
+            &settings(std::slice::from_ref(&endpoint), 10_000),
+            Some(&route),
+        )
+        .await;
+        assert_eq!(report.verdict, IpVerdict::Masked, "{endpoint}: {report:#?}");
+        assert_eq!(
+            report.direct.ip.as_deref(),
+            Some("127.0.0.1"),
+            "{report:#?}"
+        );
+        assert_eq!(
+            report.via_proxy.ip.as_deref(),
+            Some("127.0.0.2"),
+            "{report:#?}"
+        );
+        assert_eq!(
+            report.via_proxy.endpoint.as_deref(),
+            Some(endpoint.as_str())
+        );
+        assert!(
+            report.reason.contains("127.0.0.1") && report.reason.contains("127.0.0.2"),
+            "{}",
+            report.reason
+        );
+        assert!(report.checked_unix_ms > 0);
+    }
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_mode_and_bypass_rules_are_not_masked_and_say_why() {
+    let origin = Origin::start().await;
+    let endpoints = [origin.url("/ip")];
+
+    let engine = start_engine(|c| {
+        c.mode = Mode::Direct;
+        c.bypass = vec![];
+    })
+    .await;
+    let route = ProxyRoute::of(&engine, &[], &[]);
+    let report = ipcheck::check(&settings(&endpoints, 10_000), Some(&route)).await;
+    assert_eq!(report.verdict, IpVerdict::NotMasked, "{report:#?}");
+    assert_eq!(report.direct.ip, report.via_proxy.ip);
+    assert!(report.reason.contains("direct mode"), "{}", report.reason);
+    engine.shutdown().await;
+
+    // Proxy mode, but loopback is on the (default) bypass list.
+    let squid = Squid::start(SQUID_EXIT).await;
+    let bypass = vec!["127.0.0.0/8".to_string()];
+    let engine = start_engine(|c| {
+        c.mode = Mode::Proxy;
+        c.bypass = bypass.clone();
+        c.upstreams = vec![spec("squid", &squid.url(), None)];
+    })
+    .await;
+    let route = ProxyRoute::of(&engine, &bypass, &[]);
+    let report = ipcheck::check(&settings(&endpoints, 10_000), Some(&route)).await;
+    assert_eq!(report.verdict, IpVerdict::NotMasked, "{report:#?}");
+    assert_eq!(report.via_proxy.ip.as_deref(), Some("127.0.0.1"));
+    assert!(
+        report.reason.contains("bypass entry \"127.0.0.0/8\""),
+        "{}",
+        report.reason
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_endpoint_is_skipped_after_its_timeout() {
+    // Direct mode: the skipping is the same on both paths, and one Squid
+    // fewer starts beside the other tests.
+    let engine = start_engine(|c| c.bypass = vec![]).await;
+    let hang = Echo::start(Style::Hang).await;
+    let trace = Echo::start(Style::Trace).await;
+    let timeout_ms = 1000;
+    let endpoints = [hang.url("/"), trace.url("/cdn-cgi/trace")];
+    let route = ProxyRoute::of(&engine, &[], &[]);
+    let started = Instant::now();
+    let report = ipcheck::check(&settings(&endpoints, timeout_ms), Some(&route)).await;
+    let took = started.elapsed();
+    assert_eq!(report.verdict, IpVerdict::NotMasked, "{report:#?}");
+    for probe in [&report.direct, &report.via_proxy] {
+        assert_eq!(probe.endpoint.as_deref(), Some(endpoints[1].as_str()));
+        assert_eq!(probe.failures.len(), 1, "{probe:#?}");
+        assert_eq!(probe.failures[0].endpoint, endpoints[0]);
+        assert!(
+            probe.failures[0].error.contains("1000 ms"),
+            "{:?}",
+            probe.failures[0]
+        );
+        assert!(probe.elapsed_ms >= timeout_ms, "{probe:#?}");
+    }
+    assert!(
+        took < Duration::from_millis(timeout_ms + 3000),
+        "took {took:?}"
+    );
+
+    // Nothing answers at all: unknown, naming the endpoint and how it failed.
+    let report = ipcheck::check(&settings(&endpoints[..1], timeout_ms), Some(&route)).await;
+    assert_eq!(report.verdict, IpVerdict::Unknown, "{report:#?}");
+    assert!(
+        report.reason.contains(&endpoints[0]) && report.reason.contains("no answer within"),
+        "{}",
+        report.reason
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_endpoint_is_reported_and_the_next_one_answers() {
+    let origin = Origin::start().await;
+    // A port that was free a moment ago: nothing listens there.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let engine = start_engine(|c| c.bypass = vec![]).await;
+    let endpoints = [format!("http://{closed}/"), origin.url("/ip")];
+    let route = ProxyRoute::of(&engine, &[], &[]);
+    let report = ipcheck::check(&settings(&endpoints, 5000), Some(&route)).await;
+    assert_eq!(report.verdict, IpVerdict::NotMasked, "{report:#?}");
+    assert_eq!(report.direct.failures.len(), 1, "{report:#?}");
+    assert!(
+        report.direct.failures[0].error.contains("connect"),
+        "{:?}",
+        report.direct.failures
+    );
+    // Through Veil the refusal is Veil's 502.
+    assert!(
+        report.via_proxy.failures[0].error.contains("502"),
+        "{:?}",
+        report.via_proxy.failures
+    );
+    engine.shutdown().await;
+}
+
+fn write_config(home: &std::path::Path, text: &str) {
+    std::fs::create_dir_all(home).expect("home");
+    std::fs::write(home.join("config.toml"), text).expect("config");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn veil_ip_asks_the_running_engine() {
+    let squid = Squid::start(SQUID_EXIT).await;
+    let trace = Echo::start(Style::Trace).await;
+    let home = tempfile::tempdir().expect("home");
+    let home = home.path().to_path_buf();
+    write_config(
+        &home,
+        &format!(
+            "[proxy]\nbypass = []\n[ipcheck]\nendpoints = [\"{}\"]\ntimeout_ms = 5000\n",
+            trace.url("/cdn-cgi/trace")
+        ),
+    );
+
+    // No engine: only the direct side, and the verdict says why.
+    let out = {
+        let home = home.clone();
+        tokio::task::spawn_blocking(move || veil_command(&home, &["ip", "--json"]))
+            .await
+            .expect("veil ip")
+    };
+    assert!(out.status.success(), "{}", output_text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["verdict"], "unknown", "{report}");
+    assert_eq!(report["direct"]["ip"], "127.0.0.1", "{report}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no Veil engine")),
+        "{report}"
+    );
+
+    let squid_url = squid.url();
+    let veil = {
+        let home = home.clone();
+        tokio::task::spawn_blocking(move || {
+            VeilProcess::start(
+                &home,
+                &["--listen", "127.0.0.1:0", "--upstream", &squid_url],
+                &[],
+            )
+        })
+        .await
+        .expect("start task")
+        .expect("veil run starts")
+    };
+    let veil = Arc::new(Mutex::new(veil));
+    let run = |args: &'static [&'static str]| {
+        let veil = veil.clone();
+        tokio::task::spawn_blocking(move || veil.lock().expect("veil").command(args))
+    };
+    let out = run(&["ip", "--json"]).await.expect("veil ip");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["verdict"], "masked", "{report}");
+    assert_eq!(report["direct"]["ip"], "127.0.0.1", "{report}");
+    assert_eq!(report["via_proxy"]["ip"], "127.0.0.2", "{report}");
+
+    let out = run(&["ip"]).await.expect("veil ip");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        text.contains("masked") && text.contains("127.0.0.2") && text.contains("127.0.0.1"),
+        "{text}"
+    );
+    assert!(veil.lock().expect("veil").terminate(), "veil run stops");
+}
