@@ -74,6 +74,7 @@ impl Controller for CliController {
                     Ok(()) => self.cache_stats(),
                     Err(e) => Reply::error(e.to_string()),
                 },
+                Request::Coverage => veil_system::coverage::reply(self.engine.local_addr()).await,
             }
         })
     }

@@ -35,6 +35,8 @@ pub enum Request {
     CachePurge {
         url: String,
     },
+    /// Scan which apps go through this engine, bypass it or use UDP.
+    Coverage,
 }
 
 /// The engine's answer.
@@ -54,6 +56,11 @@ pub enum Reply {
     Cache {
         ok: bool,
         cache: Box<CacheStats>,
+    },
+    /// The answer to `coverage`.
+    Coverage {
+        ok: bool,
+        coverage: Box<crate::coverage::CoverageReport>,
     },
     Error {
         ok: bool,

@@ -10,13 +10,18 @@
 //! variables. [`control`] is the local control channel: a Unix domain
 //! socket, private to the user, that speaks JSON lines. There is
 //! deliberately no TCP control port, so no web page can reach the controls.
+//! [`sockets`] reads the machine's socket table: the engine's client app
+//! attribution and the [`coverage`] scan (which apps go through Veil, which
+//! bypass it, which use UDP) both build on it.
 
 pub mod config;
 pub mod config_file;
 pub mod control;
+pub mod coverage;
 pub mod env;
 mod paths;
 pub mod secrets;
+pub mod sockets;
 pub mod sysproxy;
 
 pub use config::{Config, ConfigError};
