@@ -4,6 +4,7 @@
 //! but this machine.
 
 pub mod desktop;
+pub mod netns;
 pub mod origin;
 pub mod peers;
 pub mod scripted;
