@@ -443,14 +443,30 @@ mod tests {
     fn known_apps_checks_catch_mistakes() {
         let twice = "[[family]]\nfamily='A'\nwhy='w'\nremedy='r'\nnames=['x']\n\
                      [[family]]\nfamily='a'\nwhy='w'\nremedy='r'\nnames=['y']\n";
-        assert!(parse_known_apps(twice).unwrap_err().contains("twice"));
+        assert!(
+            parse_known_apps(twice)
+                .expect_err("refused")
+                .contains("twice")
+        );
         let no_matcher = "[[family]]\nfamily='A'\nwhy='w'\nremedy='r'\n";
-        assert!(parse_known_apps(no_matcher).unwrap_err().contains("names"));
+        assert!(
+            parse_known_apps(no_matcher)
+                .expect_err("refused")
+                .contains("names")
+        );
         let no_remedy = "[[family]]\nfamily='A'\nwhy='w'\nremedy=' '\nnames=['x']\n";
-        assert!(parse_known_apps(no_remedy).unwrap_err().contains("remedy"));
+        assert!(
+            parse_known_apps(no_remedy)
+                .expect_err("refused")
+                .contains("remedy")
+        );
         let shared = "[[family]]\nfamily='A'\nwhy='w'\nremedy='r'\nnames=['x']\n\
                       [[family]]\nfamily='B'\nwhy='w'\nremedy='r'\nnames=['X']\n";
-        assert!(parse_known_apps(shared).unwrap_err().contains("both"));
+        assert!(
+            parse_known_apps(shared)
+                .expect_err("refused")
+                .contains("both")
+        );
     }
 
     #[test]

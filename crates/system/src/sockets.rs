@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -106,6 +106,7 @@ use imp::{pids, read_table, scan_fds};
 #[cfg(target_os = "linux")]
 mod imp {
     use super::*;
+    use std::net::IpAddr;
 
     pub(super) fn read_table(proto: Proto, v6: bool, out: &mut Vec<Socket>) -> io::Result<()> {
         let name = match (proto, v6) {
