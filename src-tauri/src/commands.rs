@@ -12,6 +12,7 @@ use tauri_plugin_autostart::ManagerExt;
 use veil_engine::{CacheStats, ProxyUrl, Strategy};
 use veil_system::ConfigFile;
 use veil_system::config::{ServerSection, Theme};
+use veil_system::coverage::CoverageReport;
 use veil_system::history::{History, HistoryRange, HistoryReport};
 use veil_system::ipcheck::IpReport;
 use veil_system::secrets::{self, SecretKey};
@@ -447,4 +448,20 @@ pub async fn export_history_csv(state: AppStateRef<'_>, range: HistoryRange) -> 
     .await
     .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))??;
     Ok(path.display().to_string())
+}
+
+/// Which apps on this machine go through Veil, bypass it or use UDP, and
+/// what a full-system VPN would capture.
+#[tauri::command]
+pub async fn scan_coverage(state: AppStateRef<'_>) -> AppResult<CoverageReport> {
+    let listen = state.service()?.engine().local_addr();
+    tokio::task::spawn_blocking(move || veil_system::coverage::scan(listen))
+        .await
+        .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))?
+        .map_err(|e| {
+            AppError::new(
+                ErrorKind::Io,
+                format!("The socket table could not be read: {e}"),
+            )
+        })
 }

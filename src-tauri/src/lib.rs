@@ -50,6 +50,7 @@ pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::check_ip,
         commands::get_history,
         commands::export_history_csv,
+        commands::scan_coverage,
     ])
 }
 

@@ -5,6 +5,7 @@
 
 pub mod desktop;
 pub mod gui;
+pub mod netns;
 pub mod origin;
 pub mod peers;
 pub mod scripted;

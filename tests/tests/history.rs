@@ -172,12 +172,10 @@ async fn veil_history_reads_what_veil_run_recorded() {
         .expect("start task")
         .expect("veil run starts")
     };
-    let out = curl(&[
-        "-x",
-        &proxy_url(veil.addr),
-        &origin.url(&format!("/bytes/{BODY}")),
-    ])
-    .await;
+    // Two requests half a second apart on one kept-alive connection, so the
+    // lookup of the client app (curl) finishes while it is open.
+    let url = origin.url(&format!("/bytes/{BODY}"));
+    let out = curl(&["-x", &proxy_url(veil.addr), "--rate", "2/s", &url, &url]).await;
     assert_eq!(out.status, 200, "{}", out.stderr);
     // SIGTERM: the recorder writes its last sample before veil exits.
     let stopped = tokio::task::spawn_blocking(move || veil.terminate())
@@ -203,7 +201,15 @@ async fn veil_history_reads_what_veil_run_recorded() {
         .and_then(|hosts| hosts.iter().find(|h| h["key"] == "127.0.0.1"))
         .unwrap_or_else(|| panic!("no host row: {report}"));
     let host_down = host["bytes_down"].as_u64().expect("bytes_down");
-    assert!(host_down >= BODY as u64, "{report}");
+    assert!(host_down >= 2 * BODY as u64, "{report}");
+    let app = report["apps"]
+        .as_array()
+        .and_then(|apps| apps.iter().find(|a| a["key"] == "curl"))
+        .unwrap_or_else(|| panic!("no row for the app curl: {report}"));
+    assert!(
+        app["bytes_down"].as_u64().expect("bytes_down") >= 2 * BODY as u64,
+        "{report}"
+    );
 
     let csv_path = home.join("out.csv");
     let out = run(vec![
@@ -224,6 +230,12 @@ async fn veil_history_reads_what_veil_run_recorded() {
             .map(|t| t.1),
         Some(host_down),
         "{csv}"
+    );
+    assert!(
+        totals
+            .get(&("app".into(), "curl".into()))
+            .is_some_and(|t| t.1 >= 2 * BODY as u64),
+        "the app's rows in the CSV: {csv}"
     );
 
     let out = run(vec!["history".into()]).await.expect("veil history");

@@ -1,250 +1,254 @@
-// Types of the app's commands and events (docs/APP-API.md).
-// This file is replaced by types generated from the Rust side (ts-rs); keep it
-// types-only, with the names of the contract.
+// Generated from the Rust types by `make bindings` (src-tauri/src/bindings.rs).
+// Do not edit: a test fails when this file and the Rust types differ.
 
 export type Mode = "direct" | "proxy";
+
 export type Strategy = "roundrobin" | "leastconn" | "first" | "fastest";
+
+export type StatsSnapshot = { listen: string, mode: Mode, uptime_s: number, connections_open: number, connections_total: number, requests_total: number, rejected_total: number, bytes_up: number, bytes_down: number, 
+/**
+ * Oldest first, one per second, up to five minutes.
+ */
+rates: Array<RateSample>, 
+/**
+ * Busiest first.
+ */
+hosts: Array<HostStats>, 
+/**
+ * Per client app, busiest first.
+ */
+apps: Array<AppStats>, connections: Array<ConnectionInfo>, dns: DnsStats, strategy: Strategy, 
+/**
+ * Every configured upstream with its health and counters.
+ */
+upstreams: Array<UpstreamReport>, 
+/**
+ * The HTTP cache (plain HTTP only; HTTPS is never cached).
+ */
+cache: CacheStats, };
+
+export type RateSample = { unix_ms: number, up_bps: number, down_bps: number, };
+
+export type HostStats = { host: string, bytes_up: number, bytes_down: number, 
+/**
+ * Tunnels (CONNECT, SOCKS5) opened to this host.
+ */
+connections: number, 
+/**
+ * Plain-HTTP requests forwarded to this host.
+ */
+requests: number, };
+
+export type ConnectionInfo = { id: number, client: string, 
+/**
+ * `http`, `connect`, `socks5`, or `pending` before the first request.
+ */
+protocol: string, target: string, opened_unix_ms: number, bytes_up: number, bytes_down: number, 
+/**
+ * The name of the upstream carrying it; `None` when it goes direct.
+ */
+upstream: string | null, 
+/**
+ * The client process; `None` while unknown or when the lookup failed.
+ */
+app: ClientApp | null, };
+
+export type ClientApp = { pid: number, 
+/**
+ * The program's name (the executable's file name where it is known).
+ */
+name: string, 
+/**
+ * The executable's full path, when the OS lets Veil read it.
+ */
+exe: string | null, };
+
+export type AppStats = { app: string, bytes_up: number, bytes_down: number, connections: number, };
+
+export type DnsStats = { hits: number, misses: number, entries: number, };
+
+export type UpstreamReport = { name: string, url: string, healthy: boolean, open_connections: number, total_connections: number, bytes_up: number, bytes_down: number, latency_ms: number | null, last_error: string | null, weight: number, };
+
+export type CacheStats = { enabled: boolean, 
+/**
+ * Fresh responses served from memory without asking the origin.
+ */
+hits_memory: number, 
+/**
+ * Fresh responses served from disk without asking the origin.
+ */
+hits_disk: number, 
+/**
+ * Cacheable requests (GET/HEAD) that found nothing usable stored.
+ */
+misses: number, 
+/**
+ * Stale entries the origin confirmed with 304 Not Modified.
+ */
+revalidated_not_modified: number, 
+/**
+ * Stale entries the origin replaced with a new response.
+ */
+revalidated_changed: number, 
+/**
+ * Requests that waited for another request's origin fetch.
+ */
+collapsed: number, 
+/**
+ * Responses written to the cache.
+ */
+stored: number, 
+/**
+ * Responses passed through because they were over the object limit.
+ */
+too_large: number, 
+/**
+ * Disk entries that failed their integrity check and were deleted.
+ */
+corrupt_dropped: number, 
+/**
+ * Body bytes sent to clients from the cache.
+ */
+bytes_served: number, 
+/**
+ * Body bytes the origin did not have to send (hits and 304s).
+ */
+origin_bytes_saved: number, 
+/**
+ * Hits and 304s over all cache lookups, 0 to 1.
+ */
+hit_ratio: number, memory_objects: number, memory_bytes: number, disk_objects: number, disk_bytes: number, };
+
+export type EngineEvent = { "kind": "connection_opened", id: number, client: string, } | { "kind": "connection_routed", id: number, protocol: string, target: string, } | { "kind": "connection_closed", id: number, bytes_up: number, bytes_down: number, } | { "kind": "upstream_up", name: string, } | { "kind": "upstream_down", name: string, reason: string, } | { "kind": "shutting_down" };
+
 export type Theme = "system" | "light" | "dark";
-
-export interface AppError {
-  kind: "invalid" | "config" | "keyring" | "sysproxy" | "engine" | "io" | "network";
-  message: string;
-}
-
-export type Selection = { kind: "direct" } | { kind: "pool" } | { kind: "one"; name: string };
-
-export interface AppStatus {
-  version: string;
-  config_path: string;
-  selection: Selection;
-  system_proxy: SysProxyState;
-  stats: StatsSnapshot;
-}
-
-export interface SysProxyState {
-  on: boolean;
-  supported: boolean;
-  backends: string[];
-  detail: string | null;
-}
-
-export interface StatsSnapshot {
-  listen: string;
-  mode: Mode;
-  uptime_s: number;
-  connections_open: number;
-  connections_total: number;
-  requests_total: number;
-  rejected_total: number;
-  bytes_up: number;
-  bytes_down: number;
-  rates: RateSample[];
-  hosts: HostStats[];
-  apps: AppStats[];
-  connections: ConnectionInfo[];
-  dns: DnsStats;
-  strategy: Strategy;
-  upstreams: UpstreamReport[];
-  cache: CacheStats;
-}
-
-export interface RateSample {
-  unix_ms: number;
-  up_bps: number;
-  down_bps: number;
-}
-
-export interface HostStats {
-  host: string;
-  bytes_up: number;
-  bytes_down: number;
-  connections: number;
-  requests: number;
-}
-
-export interface AppStats {
-  app: string;
-  bytes_up: number;
-  bytes_down: number;
-  connections: number;
-}
-
-export interface ClientApp {
-  pid: number;
-  name: string;
-  exe: string | null;
-}
-
-export interface ConnectionInfo {
-  id: number;
-  client: string;
-  protocol: string;
-  target: string;
-  opened_unix_ms: number;
-  bytes_up: number;
-  bytes_down: number;
-  upstream: string | null;
-  app: ClientApp | null;
-}
-
-export interface DnsStats {
-  hits: number;
-  misses: number;
-  entries: number;
-}
-
-export interface UpstreamReport {
-  name: string;
-  url: string;
-  healthy: boolean;
-  open_connections: number;
-  total_connections: number;
-  bytes_up: number;
-  bytes_down: number;
-  latency_ms: number | null;
-  last_error: string | null;
-  weight: number;
-}
-
-export interface CacheStats {
-  enabled: boolean;
-  hits_memory: number;
-  hits_disk: number;
-  misses: number;
-  revalidated_not_modified: number;
-  revalidated_changed: number;
-  collapsed: number;
-  stored: number;
-  too_large: number;
-  corrupt_dropped: number;
-  bytes_served: number;
-  origin_bytes_saved: number;
-  hit_ratio: number;
-  memory_objects: number;
-  memory_bytes: number;
-  disk_objects: number;
-  disk_bytes: number;
-}
-
-export interface UpstreamEntry {
-  name: string;
-  url: string;
-  username: string | null;
-  has_password: boolean;
-  weight: number;
-}
-
-export interface UpstreamInput {
-  original_name: string | null;
-  name: string;
-  url: string;
-  password: string | null;
-  weight: number;
-}
-
-export interface UpstreamTest {
-  name: string;
-  latency_ms: number | null;
-  error: string | null;
-}
-
-export interface Settings {
-  listen: string;
-  bypass: string[];
-  cache_enabled: boolean;
-  cache_memory_mb: number;
-  cache_disk_mb: number;
-  autostart: boolean;
-  ipcheck_endpoints: string[];
-  history_retention_days: number;
-  theme: Theme;
-}
-
-export interface SettingsSaved {
-  settings: Settings;
-  notice: string | null;
-}
 
 export type IpVerdict = "masked" | "not_masked" | "unknown";
 
-export interface IpProbe {
-  ip: string | null;
-  endpoint: string | null;
-  elapsed_ms: number;
-  failures: EndpointFailure[];
-}
+export type IpProbe = { 
+/**
+ * The public IP this path showed.
+ */
+ip: string | null, 
+/**
+ * Which endpoint answered.
+ */
+endpoint: string | null, elapsed_ms: number, 
+/**
+ * Endpoints tried before (or instead of) the answer.
+ */
+failures: Array<EndpointFailure>, };
 
-export interface EndpointFailure {
-  endpoint: string;
-  error: string;
-}
+export type EndpointFailure = { endpoint: string, error: string, };
 
-export interface IpReport {
-  direct: IpProbe;
-  via_proxy: IpProbe;
-  verdict: IpVerdict;
-  reason: string;
-  checked_unix_ms: number;
-}
-
-export type CoverageClass = "through_veil" | "bypassing" | "udp" | "local_only";
-
-export interface CoverageApp {
-  name: string;
-  exe: string | null;
-  pids: number[];
-  class: CoverageClass;
-  through_veil: number;
-  bypassing: number;
-  udp: number;
-  local_only: number;
-  remotes: string[];
-  vpn_captures: boolean;
-  known: KnownApp | null;
-}
-
-export interface KnownApp {
-  family: string;
-  why: string;
-  remedy: string;
-}
-
-export interface CoverageTotals {
-  apps: number;
-  covered: number;
-  bypassing: number;
-  udp: number;
-  local_only: number;
-  vpn_would_capture: number;
-}
-
-export interface CoverageReport {
-  listen: string;
-  scanned_unix_ms: number;
-  scan_ms: number;
-  totals: CoverageTotals;
-  apps: CoverageApp[];
-}
+export type IpReport = { direct: IpProbe, 
+/**
+ * Through Veil's own listener, the path apps take.
+ */
+via_proxy: IpProbe, verdict: IpVerdict, 
+/**
+ * One sentence: why masked, NOT masked or unknown.
+ */
+reason: string, checked_unix_ms: number, };
 
 export type HistoryRange = "hour" | "day" | "week";
 
-export interface HistoryPoint {
-  unix_ms: number;
-  bytes_up: number;
-  bytes_down: number;
-}
+export type HistoryPoint = { 
+/**
+ * Start of the bucket.
+ */
+unix_ms: number, bytes_up: number, bytes_down: number, };
 
-export interface HistoryRow {
-  key: string;
-  bytes_up: number;
-  bytes_down: number;
-  spark: number[];
-}
+export type HistoryRow = { key: string, bytes_up: number, bytes_down: number, 
+/**
+ * Bytes (up + down) per bucket, oldest first, one per series point.
+ */
+spark: Array<number>, };
 
-export interface HistoryReport {
-  range: HistoryRange;
-  bucket_s: number;
-  series: HistoryPoint[];
-  apps: HistoryRow[];
-  hosts: HistoryRow[];
-}
+export type HistoryReport = { range: HistoryRange, bucket_s: number, 
+/**
+ * Every bucket of the window, oldest first, zero where nothing moved.
+ */
+series: Array<HistoryPoint>, 
+/**
+ * Busiest first, at most [`MAX_ROWS`].
+ */
+apps: Array<HistoryRow>, hosts: Array<HistoryRow>, };
+
+export type CoverageClass = "bypassing" | "udp" | "through_veil" | "local_only";
+
+export type KnownApp = { family: string, why: string, remedy: string, };
+
+export type CoverageApp = { name: string, exe: string | null, pids: Array<number>, class: CoverageClass, 
+/**
+ * Socket counts of each kind.
+ */
+through_veil: number, bypassing: number, udp: number, local_only: number, 
+/**
+ * A few remote addresses it reaches directly (bypassing or UDP).
+ */
+remotes: Array<string>, 
+/**
+ * A full-system VPN would carry its traffic.
+ */
+vpn_captures: boolean, known: KnownApp | null, };
+
+export type CoverageTotals = { apps: number, covered: number, bypassing: number, udp: number, local_only: number, vpn_would_capture: number, };
+
+export type CoverageReport = { 
+/**
+ * Veil's listener the scan compared against.
+ */
+listen: string, scanned_unix_ms: number, 
+/**
+ * How long the scan took.
+ */
+scan_ms: number, totals: CoverageTotals, 
+/**
+ * Worst class first, then by name.
+ */
+apps: Array<CoverageApp>, };
+
+export type ErrorKind = "invalid" | "config" | "keyring" | "sysproxy" | "engine" | "io" | "network";
+
+export type AppError = { kind: ErrorKind, message: string, };
+
+export type Selection = { "kind": "direct" } | { "kind": "pool" } | { "kind": "one", name: string, };
+
+export type SysProxyState = { 
+/**
+ * Veil has pointed the OS at itself.
+ */
+on: boolean, 
+/**
+ * A desktop backend was found (GNOME, KDE, Windows, macOS).
+ */
+supported: boolean, backends: Array<string>, 
+/**
+ * Why it is unsupported, or what the OS has when it is not Veil.
+ */
+detail: string | null, };
+
+export type AppStatus = { version: string, config_path: string, selection: Selection, system_proxy: SysProxyState, 
+/**
+ * The last masked-IP check, if one finished.
+ */
+ip: IpReport | null, stats: StatsSnapshot, };
+
+export type UpstreamEntry = { name: string, url: string, username: string | null, has_password: boolean, weight: number, };
+
+export type UpstreamInput = { original_name: string | null, name: string, url: string, password: string | null, weight: number, };
+
+export type UpstreamTest = { name: string, latency_ms: number | null, error: string | null, };
+
+export type Settings = { listen: string, bypass: Array<string>, cache_enabled: boolean, cache_memory_mb: number, cache_disk_mb: number, autostart: boolean, 
+/**
+ * `http(s)` URLs only.
+ */
+ipcheck_endpoints: Array<string>, history_retention_days: number, theme: Theme, };
+
+export type SettingsSaved = { settings: Settings, 
+/**
+ * What changed that the user should know, e.g. the new listener.
+ */
+notice: string | null, };

@@ -2,6 +2,7 @@
 //! (this one or the app's) over the control socket.
 
 mod cache;
+mod coverage;
 mod env;
 mod history;
 mod ip;
@@ -66,6 +67,12 @@ enum Command {
     /// The running engine's HTTP cache (plain HTTP only; HTTPS is never cached).
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Which apps go through Veil, bypass it or use UDP, beside what a VPN would capture.
+    Coverage {
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print proxy variables for shells and the CLI tools that read them.
     Env {
         /// bash, zsh, fish or powershell (default: from $SHELL).
@@ -201,6 +208,7 @@ fn main() -> ExitCode {
             Command::Sysproxy(SysproxyCommand::Off) => sysproxy::off().await,
             Command::Sysproxy(SysproxyCommand::Status { json }) => sysproxy::status(json).await,
             Command::Sysproxy(SysproxyCommand::Restore) => sysproxy::restore(),
+            Command::Coverage { json } => coverage::coverage(json).await,
             Command::Env { shell, config } => env::env(shell, config).await,
             Command::Cache(CacheCommand::Stats { json }) => cache::stats(json).await,
             Command::Cache(CacheCommand::Clear) => cache::clear().await,

@@ -78,6 +78,18 @@ pub async fn status(json: bool) -> anyhow::Result<()> {
             );
         }
     }
+    if !e.apps.is_empty() {
+        println!("busiest apps:");
+        for a in e.apps.iter().take(5) {
+            println!(
+                "  {:<40} {} up, {} down, {} connections",
+                a.app,
+                bytes(a.bytes_up),
+                bytes(a.bytes_down),
+                a.connections
+            );
+        }
+    }
     Ok(())
 }
 

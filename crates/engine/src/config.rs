@@ -1,8 +1,10 @@
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::attribution::ClientLookup;
 use crate::auth::Credentials;
 use crate::cache::CacheConfig;
 use crate::routing::{Action, Routing};
@@ -93,6 +95,9 @@ pub struct EngineConfig {
     pub rules: Vec<(String, Action)>,
     /// The shared HTTP cache for plain-HTTP `GET`/`HEAD`.
     pub cache: CacheConfig,
+    /// Finds the local process behind each client connection (client app
+    /// attribution); `None` leaves every app unknown.
+    pub client_lookup: Option<Arc<dyn ClientLookup>>,
 }
 
 /// The listener's default: loopback only, so nothing else on the network can
@@ -113,6 +118,7 @@ impl Default for EngineConfig {
             bypass: Routing::default_bypass(),
             rules: Vec::new(),
             cache: CacheConfig::default(),
+            client_lookup: None,
         }
     }
 }

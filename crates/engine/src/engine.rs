@@ -7,6 +7,7 @@ use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::attribution::Attributor;
 use crate::cache::HttpCache;
 use crate::dns::DnsCache;
 use crate::inbound::{self, HttpForwarder};
@@ -22,6 +23,8 @@ pub(crate) struct Shared {
     pub config: EngineConfig,
     pub listen: SocketAddr,
     pub stats: Stats,
+    /// Queues new connections for client app attribution.
+    pub attribution: Attributor,
     pub outbound: Outbound,
     pub forwarder: HttpForwarder,
     pub cache: Arc<HttpCache>,
@@ -90,6 +93,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             listen,
             stats: Stats::default(),
+            attribution: Attributor::start(config.client_lookup.clone(), listen),
             forwarder: HttpForwarder::new(direct.clone()),
             cache: HttpCache::open(&config.cache).await,
             outbound: Outbound::new(direct, pool.clone(), routing, config.mode),

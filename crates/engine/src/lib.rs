@@ -13,6 +13,7 @@
 //! The engine knows nothing about the operating system's proxy settings, files
 //! or the GUI; `veil-system` and the front ends build on it.
 
+mod attribution;
 mod auth;
 pub mod cache;
 mod config;
@@ -27,6 +28,7 @@ pub mod stats;
 mod target;
 pub mod upstream;
 
+pub use attribution::{ClientApp, ClientLookup};
 pub use auth::Credentials;
 pub use cache::{CacheConfig, CacheStats};
 pub use config::{EngineConfig, Limits, Mode};
@@ -34,6 +36,6 @@ pub use engine::{Engine, EngineHandle};
 pub use error::EngineError;
 pub use events::EngineEvent;
 pub use routing::{Action, DEFAULT_BYPASS, HostPattern, Routing};
-pub use stats::{ConnectionInfo, DnsStats, HostStats, RateSample, StatsSnapshot};
+pub use stats::{AppStats, ConnectionInfo, DnsStats, HostStats, RateSample, StatsSnapshot};
 pub use target::{Target, TargetError};
 pub use upstream::{HealthConfig, ProxyKind, ProxyUrl, ProxyUrlError, Strategy, UpstreamSpec};

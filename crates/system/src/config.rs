@@ -510,6 +510,7 @@ impl Config {
             bypass: self.proxy.bypass.clone(),
             rules: self.rules.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             cache: self.cache.engine_cache(),
+            client_lookup: Some(std::sync::Arc::new(crate::sockets::SocketTable::new())),
         })
     }
 

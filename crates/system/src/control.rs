@@ -37,6 +37,8 @@ pub enum Request {
     },
     /// The masked-IP check: the public IP directly and through this engine.
     Ip,
+    /// Scan which apps go through this engine, bypass it or use UDP.
+    Coverage,
 }
 
 /// The engine's answer.
@@ -61,6 +63,11 @@ pub enum Reply {
     Ip {
         ok: bool,
         ip: Box<crate::ipcheck::IpReport>,
+    },
+    /// The answer to `coverage`.
+    Coverage {
+        ok: bool,
+        coverage: Box<crate::coverage::CoverageReport>,
     },
     Error {
         ok: bool,

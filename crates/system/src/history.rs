@@ -658,8 +658,11 @@ impl Recorder {
             .iter()
             .map(|h| (h.host.as_str(), h.bytes_up, h.bytes_down))
             .collect();
-        // TODO(issue 7, per-app counters): wire apps once StatsSnapshot has them:
-        let apps: Vec<(&str, u64, u64)> = Vec::new(); // snapshot.apps.iter().map(|a| (a.app.as_str(), a.bytes_up, a.bytes_down)).collect();
+        let apps: Vec<(&str, u64, u64)> = snapshot
+            .apps
+            .iter()
+            .map(|a| (a.app.as_str(), a.bytes_up, a.bytes_down))
+            .collect();
         self.record(
             now_ms,
             (snapshot.bytes_up, snapshot.bytes_down),

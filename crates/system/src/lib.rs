@@ -13,10 +13,14 @@
 //! deliberately no TCP control port, so no web page can reach the controls.
 //! [`ipcheck`] compares the public IP seen directly and through Veil's
 //! listener; [`history`] keeps per-minute traffic buckets in SQLite.
+//! [`sockets`] reads the machine's socket table: the engine's client app
+//! attribution and the [`coverage`] scan (which apps go through Veil, which
+//! bypass it, which use UDP) both build on it.
 
 pub mod config;
 pub mod config_file;
 pub mod control;
+pub mod coverage;
 pub mod env;
 pub mod history;
 pub mod ipcheck;
@@ -24,6 +28,7 @@ pub mod logging;
 mod paths;
 pub mod secrets;
 pub mod service;
+pub mod sockets;
 pub mod sysproxy;
 
 pub use config::{Config, ConfigError};

@@ -246,6 +246,7 @@ impl Controller for Service {
                     ok: true,
                     ip: Box::new(self.check_ip().await),
                 },
+                Request::Coverage => crate::coverage::reply(self.engine().local_addr()).await,
             }
         })
     }

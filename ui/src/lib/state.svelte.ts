@@ -38,6 +38,9 @@ export function resetAppState(): void {
 export function setStatus(s: AppStatus): void {
   app.status = s;
   app.stats = s.stats;
+  // The app checks the IP itself at start and after route changes; its last
+  // answer comes with the status.
+  if (s.ip) app.ip = s.ip;
 }
 
 export function setSysProxy(sp: SysProxyState): void {

@@ -102,9 +102,9 @@ describe("Overview", () => {
     expect(switchEl()).toBeDisabled();
   });
 
-  it("shows the masked IP, the counters, and follows the stats event", async () => {
-    mockIPC(handler({ get_status: status(), get_settings: settings(),
-          list_upstreams: [], check_ip: ip }, []), { shouldMockEvents: true });
+  it("shows the masked IP from the status, the counters, and follows the stats event", async () => {
+    mockIPC(handler({ get_status: status({ ip }), get_settings: settings(),
+          list_upstreams: [] }, []), { shouldMockEvents: true });
     render(App);
     await waitFor(() => expect(screen.getByTestId("ip-verdict")).toHaveTextContent("Masked"));
     expect(screen.getByTestId("ip-direct")).toHaveTextContent("203.0.113.5");

@@ -67,6 +67,7 @@ export function status(over: Partial<AppStatus> = {}): AppStatus {
     config_path: "/home/u/.config/veil/config.toml",
     selection: { kind: "direct" },
     system_proxy: sysproxy(),
+    ip: null,
     stats: stats(),
     ...over,
   };

@@ -112,6 +112,7 @@ pub(super) async fn forward(
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    guard.carried_by(lease.as_ref());
     let mut counters = vec![host.bytes.clone()];
     counters.extend(lease.as_ref().map(|l| l.upstream().bytes.clone()));
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS

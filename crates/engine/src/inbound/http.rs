@@ -119,6 +119,7 @@ async fn connect(
         Ok(o) => o,
         Err(e) => return open_error(&e),
     };
+    guard.carried_by(opened.lease.as_ref());
     let host = shared.stats.host(&target.host(), false);
     spawn_tunnel(&shared, async move {
         let _guard = guard;

@@ -23,6 +23,7 @@ pub use forward::HttpForwarder;
 
 use crate::engine::Shared;
 use crate::stats::{ConnEntry, Counted, Side};
+use crate::upstream::Lease;
 use crate::{EngineEvent, Target};
 
 const SOCKS5_VERSION: u8 = 0x05;
@@ -50,6 +51,13 @@ impl ConnGuard {
     }
 }
 
+impl ConnGuard {
+    /// Records the upstream carrying the connection now (`None`: direct).
+    fn carried_by(&self, lease: Option<&Lease>) {
+        self.entry.set_upstream(lease.map(|l| l.upstream().name()));
+    }
+}
+
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.shared.stats.close_connection(self.entry.id);
@@ -73,6 +81,7 @@ pub(crate) async fn serve(
     permit: OwnedSemaphorePermit,
 ) {
     let entry = shared.stats.open_connection(peer);
+    shared.attribution.request(&entry);
     let span =
         tracing::debug_span!("conn", id = entry.id, client = %peer, target = tracing::field::Empty);
     shared.emit(EngineEvent::ConnectionOpened {

@@ -75,6 +75,7 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Cl
             return;
         }
     };
+    guard.carried_by(opened.lease.as_ref());
     let bound = opened
         .stream
         .local_addr()

@@ -23,6 +23,7 @@ pub use body::CountedBody;
 pub use stream::{Counted, Side};
 
 use crate::Mode;
+use crate::attribution::ClientApp;
 use crate::cache::CacheStats;
 use crate::upstream::{Strategy, UpstreamReport};
 
@@ -64,6 +65,10 @@ pub struct ConnEntry {
     pub opened: SystemTime,
     pub bytes: Arc<ByteCounters>,
     route: OnceLock<(&'static str, String)>,
+    /// The client process, once looked up; `Some(None)` is "unknown".
+    app: OnceLock<Option<ClientApp>>,
+    /// The upstream carrying the latest request or tunnel; `None` is direct.
+    upstream: Mutex<Option<String>>,
 }
 
 impl ConnEntry {
@@ -72,12 +77,59 @@ impl ConnEntry {
     pub fn set_route(&self, protocol: &'static str, target: String) -> bool {
         self.route.set((protocol, target)).is_ok()
     }
+
+    /// Records the client process; only the first answer counts (a closed
+    /// connection is settled as unknown before a late lookup lands).
+    pub fn set_app(&self, app: Option<ClientApp>) -> bool {
+        self.app.set(app).is_ok()
+    }
+
+    /// Whether the lookup has answered (or given up).
+    pub fn app_known(&self) -> bool {
+        self.app.get().is_some()
+    }
+
+    pub fn app(&self) -> Option<&ClientApp> {
+        self.app.get().and_then(Option::as_ref)
+    }
+
+    /// The name per-app counters use: the process name, or [`UNKNOWN_APP`].
+    fn app_name(&self) -> &str {
+        self.app().map_or(UNKNOWN_APP, |a| a.name.as_str())
+    }
+
+    /// Records which upstream carries the connection now (`None`: direct).
+    pub fn set_upstream(&self, name: Option<&str>) {
+        let mut upstream = self.upstream.lock().unwrap_or_else(|e| e.into_inner());
+        if upstream.as_deref() != name {
+            *upstream = name.map(str::to_owned);
+        }
+    }
+
+    pub fn upstream(&self) -> Option<String> {
+        self.upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Bytes and connections of one client app, from its closed connections.
+#[derive(Debug, Default)]
+struct AppCounters {
+    bytes: ByteCounters,
+    connections: AtomicU64,
 }
 
 /// Distinct hosts tracked one by one; past this, new hosts are summed under
 /// [`OTHER_HOSTS`] so a scan of millions of names cannot grow memory forever.
 const MAX_HOSTS: usize = 4096;
 pub const OTHER_HOSTS: &str = "(other hosts)";
+/// Distinct client apps tracked one by one; past this, [`OTHER_APPS`].
+const MAX_APPS: usize = 1024;
+pub const OTHER_APPS: &str = "(other apps)";
+/// The app of a connection whose process could not be found.
+pub const UNKNOWN_APP: &str = "unknown";
 /// Seconds of rate samples kept.
 const RATE_HISTORY: usize = 300;
 
@@ -93,6 +145,7 @@ pub struct Stats {
     rejected_total: AtomicU64,
     conns: DashMap<u64, Arc<ConnEntry>>,
     hosts: DashMap<String, Arc<HostCounters>>,
+    apps: DashMap<String, Arc<AppCounters>>,
     rates: Mutex<VecDeque<RateSample>>,
     last_sample: Mutex<(Instant, u64, u64)>,
 }
@@ -109,6 +162,7 @@ impl Default for Stats {
             rejected_total: AtomicU64::new(0),
             conns: DashMap::new(),
             hosts: DashMap::new(),
+            apps: DashMap::new(),
             rates: Mutex::new(VecDeque::with_capacity(RATE_HISTORY)),
             last_sample: Mutex::new((Instant::now(), 0, 0)),
         }
@@ -124,6 +178,8 @@ impl Stats {
             opened: SystemTime::now(),
             bytes: Arc::default(),
             route: OnceLock::new(),
+            app: OnceLock::new(),
+            upstream: Mutex::new(None),
         });
         self.conns.insert(id, entry.clone());
         self.connections_open.fetch_add(1, Relaxed);
@@ -132,9 +188,27 @@ impl Stats {
     }
 
     pub fn close_connection(&self, id: u64) {
-        if self.conns.remove(&id).is_some() {
+        if let Some((_, entry)) = self.conns.remove(&id) {
             self.connections_open.fetch_sub(1, Relaxed);
+            // Settles a lookup still pending as unknown.
+            entry.set_app(None);
+            let app = self.app_counters(entry.app_name());
+            app.bytes.add_up(entry.bytes.up());
+            app.bytes.add_down(entry.bytes.down());
+            app.connections.fetch_add(1, Relaxed);
         }
+    }
+
+    fn app_counters(&self, name: &str) -> Arc<AppCounters> {
+        if let Some(c) = self.apps.get(name) {
+            return c.clone();
+        }
+        let key = if self.apps.len() >= MAX_APPS {
+            OTHER_APPS
+        } else {
+            name
+        };
+        self.apps.entry(key.to_owned()).or_default().clone()
     }
 
     /// The counters of `host`, counting one more connection (tunnel) or
@@ -217,6 +291,8 @@ impl Stats {
                     .map(|(p, t)| (*p, t.clone()))
                     .unwrap_or(("pending", String::new()));
                 ConnectionInfo {
+                    upstream: e.upstream(),
+                    app: e.app().cloned(),
                     id: e.id,
                     client: e.client,
                     protocol: protocol.to_owned(),
@@ -228,6 +304,7 @@ impl Stats {
             })
             .collect();
         connections.sort_by_key(|c| c.id);
+        let apps = self.app_stats();
         let rates = self
             .rates
             .lock()
@@ -247,12 +324,57 @@ impl Stats {
             bytes_down: self.totals.down(),
             rates,
             hosts,
+            apps,
             connections,
             dns,
             strategy,
             upstreams,
             cache,
         }
+    }
+}
+
+impl Stats {
+    /// Closed connections' totals per app plus the open ones', busiest first.
+    fn app_stats(&self) -> Vec<AppStats> {
+        let mut apps: std::collections::HashMap<String, AppStats> = self
+            .apps
+            .iter()
+            .map(|e| {
+                let stats = AppStats {
+                    app: e.key().clone(),
+                    bytes_up: e.bytes.up(),
+                    bytes_down: e.bytes.down(),
+                    connections: e.connections.load(Relaxed),
+                };
+                (e.key().clone(), stats)
+            })
+            .collect();
+        for conn in self.conns.iter() {
+            let name = conn.app_name();
+            let name = if apps.contains_key(name) || apps.len() < MAX_APPS {
+                name
+            } else {
+                OTHER_APPS
+            };
+            let app = apps.entry(name.to_owned()).or_insert_with(|| AppStats {
+                app: name.to_owned(),
+                bytes_up: 0,
+                bytes_down: 0,
+                connections: 0,
+            });
+            app.bytes_up += conn.bytes.up();
+            app.bytes_down += conn.bytes.down();
+            app.connections += 1;
+        }
+        let mut apps: Vec<AppStats> = apps.into_values().collect();
+        apps.sort_by(|a, b| {
+            (b.bytes_up + b.bytes_down)
+                .cmp(&(a.bytes_up + a.bytes_down))
+                .then(b.connections.cmp(&a.connections))
+                .then(a.app.cmp(&b.app))
+        });
+        apps
     }
 }
 
@@ -294,6 +416,23 @@ pub struct ConnectionInfo {
     pub opened_unix_ms: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    /// The name of the upstream carrying it; `None` when it goes direct.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// The client process; `None` while unknown or when the lookup failed.
+    #[serde(default)]
+    pub app: Option<ClientApp>,
+}
+
+/// Traffic of one client app (by process name; [`UNKNOWN_APP`] for
+/// connections whose process was not found).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct AppStats {
+    pub app: String,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub connections: u64,
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -321,6 +460,9 @@ pub struct StatsSnapshot {
     pub rates: Vec<RateSample>,
     /// Busiest first.
     pub hosts: Vec<HostStats>,
+    /// Per client app, busiest first.
+    #[serde(default)]
+    pub apps: Vec<AppStats>,
     pub connections: Vec<ConnectionInfo>,
     pub dns: DnsStats,
     pub strategy: Strategy,
