@@ -22,11 +22,13 @@ const PAGES: &[&str] = &[
 
 /// A session whose config listens on a free port and proxies loopback
 /// targets too (the test origin is on loopback, which bypasses by default).
-fn session() -> DesktopSession {
+fn session(extra: &str) -> DesktopSession {
     let s = DesktopSession::start();
     std::fs::write(
         s.veil_home().join("config.toml"),
-        "# written by the GUI test\n[proxy]\nlisten = \"127.0.0.1:0\"\nbypass = []\n",
+        format!(
+            "# written by the GUI test\n[proxy]\nlisten = \"127.0.0.1:0\"\nbypass = []\n{extra}"
+        ),
     )
     .expect("config");
     s
@@ -55,7 +57,7 @@ async fn open_page(app: &AppDriver, page: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overview_switch_points_the_desktop_at_veil_and_quitting_restores_it() {
-    let s = session();
+    let s = session("");
     // The user's own settings before Veil: a manual proxy elsewhere.
     s.gsettings_set("org.gnome.system.proxy", "mode", "'manual'");
     s.gsettings_set("org.gnome.system.proxy.http", "host", "'corp.example'");
@@ -131,8 +133,13 @@ async fn overview_switch_points_the_desktop_at_veil_and_quitting_restores_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_carries_traffic() {
     const SECRET: &str = "gui-s3cret";
-    let s = session();
     let origin = Origin::start().await;
+    // The masked-IP check asks the origin, which answers with the caller's
+    // address: 127.0.0.1 directly, 127.0.0.3 through microsocks.
+    let s = session(&format!(
+        "[ipcheck]\nendpoints = [\"{}\"]\ntimeout_ms = 3000\n",
+        origin.url("/ip")
+    ));
     // Connects out from 127.0.0.3, so the origin sees traffic went through it.
     let socks = Microsocks::start(Ipv4Addr::new(127, 0, 0, 3), Some(("alice", SECRET))).await;
 
@@ -181,6 +188,25 @@ async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_c
         "left through microsocks: {seen}"
     );
 
+    // The route changed, so the app checked the IP again: both addresses.
+    app.until("the masked-IP card to show both addresses", || async {
+        let verdict = app
+            .attr("[data-testid=\"ip-verdict\"]", "data-verdict")
+            .await;
+        (verdict.as_deref() == Some("masked")).then_some(())
+    })
+    .await;
+    assert!(
+        app.text("[data-testid=\"ip-direct\"]")
+            .await
+            .contains("127.0.0.1")
+    );
+    assert!(
+        app.text("[data-testid=\"ip-proxy\"]")
+            .await
+            .contains("127.0.0.3")
+    );
+
     // A bigger download, then the counters and the chart move.
     let big = curl(&[
         "-x",
@@ -197,6 +223,38 @@ async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_c
     })
     .await;
     app.find("[data-testid=\"live-chart\"] canvas").await;
+
+    // A curl that stays connected through Veil for a few seconds is listed
+    // as covered on the Coverage page.
+    let slow = {
+        let proxy = proxy.clone();
+        let url = origin.url("/bytes/1000");
+        tokio::spawn(async move {
+            let urls: Vec<&str> = std::iter::repeat_n(url.as_str(), 12).collect();
+            let mut args = vec!["-x", proxy.as_str(), "--rate", "1/s", "-o", "/dev/null"];
+            args.extend(urls);
+            curl(&args).await
+        })
+    };
+    open_page(&app, "coverage").await;
+    app.until("curl listed as going through Veil", || async {
+        let rows = app
+            .client
+            .find_all(fantoccini::Locator::Css(
+                "[data-testid=\"coverage-app\"][data-class=\"through_veil\"]",
+            ))
+            .await
+            .ok()?;
+        for row in rows {
+            if row.text().await.ok()?.contains("curl") {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+    app.screenshot("coverage-with-curl").await;
+    slow.abort();
 
     for page in PAGES {
         open_page(&app, page).await;

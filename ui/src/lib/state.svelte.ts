@@ -39,8 +39,9 @@ export function setStatus(s: AppStatus): void {
   app.status = s;
   app.stats = s.stats;
   // The app checks the IP itself at start and after route changes; its last
-  // answer comes with the status.
-  if (s.ip) app.ip = s.ip;
+  // answer comes with the status. A status can arrive after a newer
+  // `veil://ip` event (a command's reply), so the newest check wins.
+  if (s.ip && (!app.ip || s.ip.checked_unix_ms > app.ip.checked_unix_ms)) app.ip = s.ip;
 }
 
 export function setSysProxy(sp: SysProxyState): void {
