@@ -57,7 +57,9 @@ async fn open_page(app: &AppDriver, page: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overview_switch_points_the_desktop_at_veil_and_quitting_restores_it() {
-    let s = session("");
+    // No IP-check endpoints: the app checks at start, and tests reach
+    // nothing outside this machine.
+    let s = session("[ipcheck]\nendpoints = []\n");
     // The user's own settings before Veil: a manual proxy elsewhere.
     s.gsettings_set("org.gnome.system.proxy", "mode", "'manual'");
     s.gsettings_set("org.gnome.system.proxy.http", "host", "'corp.example'");

@@ -420,12 +420,8 @@ impl Config {
                 )));
             }
         }
+        // No endpoints turns the check off (nothing is fetched).
         let ipcheck = &self.ipcheck;
-        if ipcheck.endpoints.is_empty() {
-            return Err(invalid(
-                "ipcheck.endpoints needs at least one http:// or https:// URL".into(),
-            ));
-        }
         for url in &ipcheck.endpoints {
             crate::ipcheck::check_endpoint_url(url)
                 .map_err(|e| invalid(format!("ipcheck.endpoints: {e}")))?;
@@ -687,7 +683,8 @@ mod tests {
         assert!(err.to_string().starts_with("config.toml:2:"), "{err}");
         assert!(err.to_string().contains("http"), "{err}");
         assert!(parse("[ipcheck]\nendpoints = [\"ftp://x.example/\"]\n").is_err());
-        assert!(parse("[ipcheck]\nendpoints = []\n").is_err());
+        // No endpoints: the check is off.
+        assert!(parse("[ipcheck]\nendpoints = []\n").is_ok());
         assert!(parse("[ipcheck]\ntimeout_ms = 0\n").is_err());
         assert!(parse("[history]\nretention_days = 0\n").is_err());
         assert!(parse("[history]\nkeep = 1\n").is_err());

@@ -278,6 +278,17 @@ pub async fn check(settings: &IpCheckSettings, route: Option<&ProxyRoute>) -> Ip
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
+    if settings.endpoints.is_empty() {
+        return IpReport {
+            direct: IpProbe::default(),
+            via_proxy: IpProbe::default(),
+            verdict: IpVerdict::Unknown,
+            reason: "the IP check is off: no endpoints are configured ([ipcheck] endpoints, or \
+                     the app's Settings)"
+                .into(),
+            checked_unix_ms,
+        };
+    }
     let Some(route) = route else {
         let direct = probe(settings, Path::Direct).await;
         return IpReport {
@@ -580,6 +591,18 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn no_endpoints_turns_the_check_off_without_fetching() {
+        let settings = IpCheckSettings {
+            endpoints: Vec::new(),
+            timeout: Duration::from_secs(1),
+        };
+        let report = check(&settings, None).await;
+        assert_eq!(report.verdict, IpVerdict::Unknown);
+        assert!(report.reason.contains("off"), "{}", report.reason);
+        assert!(report.direct.failures.is_empty() && report.direct.ip.is_none());
+    }
 
     #[test]
     fn parses_plain_and_trace_answers() {
