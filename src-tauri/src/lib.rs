@@ -94,6 +94,7 @@ pub fn run() {
     };
     let _log_guard = veil_system::logging::init(&paths.log_dir, "veil-app.log");
 
+    let started = start_proxy(paths, launched);
     let app = builder_on(tauri::Builder::default())
         // First, so a second launch only brings this window forward.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
@@ -113,7 +114,7 @@ pub fn run() {
             }
         })
         .setup(move |app| {
-            setup(app, paths, launched);
+            setup(app, started);
             Ok(())
         })
         .build(tauri::generate_context!())
@@ -132,7 +133,15 @@ pub fn run() {
 /// Holds the control server's stop signal until exit.
 struct ControlStop(Arc<tokio::sync::Notify>);
 
-fn setup(app: &mut tauri::App, paths: Paths, launched: Instant) {
+/// The proxy, started before the window toolkit so apps can use it as soon
+/// as possible; `setup` then attaches it to the app.
+struct Started {
+    state: Arc<AppState>,
+    control: Result<ControlServer, veil_system::control::ControlError>,
+    control_path: std::path::PathBuf,
+}
+
+fn start_proxy(paths: Paths, launched: Instant) -> Started {
     // A Veil that crashed with the system proxy on left the user's settings
     // saved: put them back before anything else.
     match sysproxy::recover(&paths.data_dir) {
@@ -153,6 +162,19 @@ fn setup(app: &mut tauri::App, paths: Paths, launched: Instant) {
             launched.elapsed().as_millis()
         );
     }
+    Started {
+        state,
+        control,
+        control_path,
+    }
+}
+
+fn setup(app: &mut tauri::App, started: Started) {
+    let Started {
+        state,
+        control,
+        control_path,
+    } = started;
     let stop = Arc::new(tokio::sync::Notify::new());
     match (control, state.service()) {
         (Ok(control), Ok(service)) => {
