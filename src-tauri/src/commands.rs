@@ -22,6 +22,15 @@ use crate::state::{AppState, AppStatus, Selection, SysProxyState};
 
 type AppStateRef<'a> = State<'a, Arc<AppState>>;
 
+/// Runs keyring or file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))?
+}
+
 /// An upstream as configured. The password never reaches the window; it
 /// only learns whether one is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -34,15 +43,28 @@ pub struct UpstreamEntry {
 }
 
 /// To add an upstream (`original_name` null) or edit one. `password`: null
-/// keeps the stored one, "" removes it, anything else replaces it in the OS
-/// keyring.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ts_rs::TS)]
+/// keeps the stored one, anything else replaces it in the OS keyring ("" is
+/// refused for a URL with a user, which needs one). `Debug` leaves the
+/// password out.
+#[derive(Clone, PartialEq, Eq, Deserialize, ts_rs::TS)]
 pub struct UpstreamInput {
     pub original_name: Option<String>,
     pub name: String,
     pub url: String,
     pub password: Option<String>,
     pub weight: u32,
+}
+
+impl std::fmt::Debug for UpstreamInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamInput")
+            .field("original_name", &self.original_name)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("weight", &self.weight)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -116,7 +138,7 @@ pub async fn set_strategy<R: Runtime>(
 pub async fn list_upstreams(state: AppStateRef<'_>) -> AppResult<Vec<UpstreamEntry>> {
     let servers = state.config()?.upstreams.server;
     // Asking the keyring is a blocking D-Bus call on Linux.
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         servers
             .into_iter()
             .map(|s| {
@@ -135,7 +157,6 @@ pub async fn list_upstreams(state: AppStateRef<'_>) -> AppResult<Vec<UpstreamEnt
             .collect()
     })
     .await
-    .map_err(|e| AppError::new(ErrorKind::Keyring, e.to_string()))?
 }
 
 #[tauri::command]
@@ -156,6 +177,35 @@ pub async fn save_upstream<R: Runtime>(
     if upstream.weight == 0 {
         return Err(AppError::invalid("The weight must be at least 1."));
     }
+    let original = upstream.original_name.clone();
+    let password = upstream.password.clone();
+    let has_user = url.username.is_some();
+    if !has_user && password.as_deref().is_some_and(|p| !p.is_empty()) {
+        return Err(AppError::invalid(
+            "This URL names no user, so a password has nothing to log in with: put the user in \
+             the URL (scheme://USER@host:port).",
+        ));
+    }
+    if has_user && password.as_deref() == Some("") {
+        return Err(AppError::invalid(
+            "An upstream with a user needs its password; give it, or take the user out of the URL.",
+        ));
+    }
+    // With a user and no new password, the stored one must exist (under the
+    // old name when renaming): without it the engine could not log in.
+    let stored_under = original.clone().unwrap_or_else(|| name.clone());
+    if has_user && password.is_none() {
+        let key = SecretKey::Upstream(stored_under.clone());
+        let stored = blocking(move || Ok(secrets::get(&key)?)).await?;
+        if stored.is_none() {
+            return Err(AppError::invalid(format!(
+                "{url} names a user: give its password (it goes to the OS keyring)."
+            )));
+        }
+    }
+
+    let before_text = std::fs::read(&state.config_path).ok();
+    let mut file = ConfigFile::open(&state.config_path)?;
     let server = ServerSection {
         name: name.clone(),
         url: url.to_string(),
@@ -163,49 +213,60 @@ pub async fn save_upstream<R: Runtime>(
         password_env: None,
         ca_file: None,
     };
-    let mut file = ConfigFile::open(&state.config_path)?;
-    match &upstream.original_name {
-        Some(original) => file.replace_upstream(original, &server)?,
+    match &original {
+        Some(original) => {
+            file.replace_upstream(original, &server)?;
+            // A renamed upstream stays the chosen one.
+            if state.config()?.app.pinned_upstream.as_deref() == Some(original.as_str()) {
+                file.set("app", "pinned_upstream", name.as_str())?;
+            }
+        }
         None => file.add_upstream(&server)?,
     }
-    let password = upstream.password.clone();
-    let original = upstream.original_name.clone();
-    let user = url.username.clone();
-    // The keyring first: if it refuses, config.toml is not touched. A URL
-    // without a user needs no password and never touches the keyring.
-    if user.is_none() {
-        if password.as_deref().is_some_and(|p| !p.is_empty()) {
-            return Err(AppError::invalid(
-                "This URL names no user, so a password has nothing to log in with: put the \
-                 user in the URL (scheme://USER@host:port).",
-            ));
-        }
-    } else {
-        tokio::task::spawn_blocking(move || -> AppResult<()> {
-            let key = SecretKey::Upstream(name.clone());
-            if let Some(original) = original.filter(|o| *o != name) {
-                // A rename moves the stored password along.
-                let old = SecretKey::Upstream(original);
-                if password.is_none()
-                    && let Some(stored) = secrets::get(&old)?
-                {
-                    secrets::set(&key, &stored)?;
-                }
-                secrets::delete(&old)?;
-            }
-            match password.as_deref() {
-                None => {}
-                Some("") => {
-                    secrets::delete(&key)?;
-                }
-                Some(password) => secrets::set(&key, password)?,
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| AppError::new(ErrorKind::Keyring, e.to_string()))??;
-    }
     file.save()?;
+
+    // Then the keyring; if it refuses, the file goes back as it was.
+    let renamed_from = original.filter(|o| *o != name);
+    let key = SecretKey::Upstream(name.clone());
+    let own_name = name.clone();
+    let keyring = blocking(move || {
+        if !has_user {
+            // Nothing to log in with; an old entry is removed if the
+            // keyring is there (best effort: none is needed).
+            for old in [Some(own_name), renamed_from].into_iter().flatten() {
+                if let Err(e) = secrets::delete(&SecretKey::Upstream(old)) {
+                    tracing::debug!("no keyring entry removed: {e}");
+                }
+            }
+            return Ok(());
+        }
+        if let Some(password) = password.filter(|p| !p.is_empty()) {
+            secrets::set(&key, &password)?;
+        } else if let Some(old) = &renamed_from
+            && let Some(stored) = secrets::get(&SecretKey::Upstream(old.clone()))?
+        {
+            secrets::set(&key, &stored)?;
+        }
+        if let Some(old) = renamed_from {
+            secrets::delete(&SecretKey::Upstream(old))?;
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = keyring {
+        if let Some(text) = before_text
+            && let Err(io) = std::fs::write(&state.config_path, text)
+        {
+            tracing::error!("config.toml could not be put back: {io}");
+        }
+        return Err(e);
+    }
+    if let Selection::One { name: chosen } = state.selection()
+        && Some(&chosen) == upstream.original_name.as_ref()
+        && chosen != name
+    {
+        state.select(Selection::One { name: name.clone() }).await?;
+    }
     let reloaded = state.reload_upstreams().await;
     crate::notify_changed(&app);
     crate::recheck_ip(&app);
@@ -225,10 +286,7 @@ pub async fn remove_upstream<R: Runtime>(
     }
     file.save()?;
     let key = SecretKey::Upstream(name.clone());
-    if let Err(e) = tokio::task::spawn_blocking(move || secrets::delete(&key))
-        .await
-        .map_err(|e| AppError::new(ErrorKind::Keyring, e.to_string()))?
-    {
+    if let Err(e) = blocking(move || Ok(secrets::delete(&key)?)).await {
         tracing::warn!("the keyring entry of upstream {name:?} could not be deleted: {e}");
     }
     let reloaded = state.reload_upstreams().await;
@@ -328,6 +386,19 @@ pub async fn save_settings<R: Runtime>(
         ));
     }
     let before = state.config()?;
+    let before_text = std::fs::read(&state.config_path).ok();
+    // Puts the file back as it was when the new settings cannot run.
+    let restore_file = |e: AppError| -> AppError {
+        let restored = match &before_text {
+            Some(text) => std::fs::write(&state.config_path, text),
+            None => std::fs::remove_file(&state.config_path),
+        };
+        if let Err(io) = restored {
+            tracing::error!("config.toml could not be put back: {io}");
+        }
+        e
+    };
+    let service = state.service()?.clone();
     let mut file = ConfigFile::open(&state.config_path)?;
     file.set("proxy", "listen", listen.to_string())?;
     file.set(
@@ -371,22 +442,45 @@ pub async fn save_settings<R: Runtime>(
         tracing::warn!("autostart not changed: {e}");
     }
 
-    let engine = state.service()?.engine();
     let mut notice = None;
     if after.proxy.listen != before.proxy.listen || after.cache != before.cache {
-        let config = state.engine_config().await?;
-        state.service()?.restart_engine(config).await?;
-        state.reload_upstreams().await.ok();
+        let new = state.engine_config().await.map_err(restore_file)?;
+        let previous = state.engine_config_of(before.clone()).await?;
+        if let Err(e) = service.restart_engine(new, previous).await {
+            // The previous engine runs again: give it the chosen route.
+            let _ = state.reload_upstreams().await;
+            return Err(restore_file(AppError::new(
+                ErrorKind::Engine,
+                format!(
+                    "Veil could not listen on {}: {e}. It still listens on {}; nothing was \
+                     changed.",
+                    after.proxy.listen,
+                    service.engine().local_addr()
+                ),
+            )));
+        }
+        if let Err(e) = state.reload_upstreams().await {
+            tracing::warn!("upstreams after the restart: {e}");
+        }
         notice = Some(format!(
             "Veil restarted and listens on {}.",
-            state.service()?.engine().local_addr()
+            service.engine().local_addr()
         ));
     } else {
+        let engine = service.engine();
         let rules: Vec<_> = after.rules.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        engine.set_routing(&after.proxy.bypass, &rules)?;
+        engine
+            .set_routing(&after.proxy.bypass, &rules)
+            .map_err(|e| restore_file(e.into()))?;
         engine.set_cache_enabled(after.cache.enabled);
+        if after.proxy.bypass != before.proxy.bypass {
+            service.set_bypass(after.proxy.bypass.clone()).await;
+        }
     }
-    state.service()?.set_ipcheck(&after);
+    if let Some(history) = service.history() {
+        history.set_retention_days(after.history.retention_days);
+    }
+    service.set_ipcheck(&after);
     crate::notify_changed(&app);
     crate::recheck_ip(&app);
     Ok(SettingsSaved {
@@ -419,10 +513,12 @@ fn history(state: &AppState) -> AppResult<Arc<History>> {
 #[tauri::command]
 pub async fn get_history(state: AppStateRef<'_>, range: HistoryRange) -> AppResult<HistoryReport> {
     let history = history(&state)?;
-    tokio::task::spawn_blocking(move || history.query(range))
-        .await
-        .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))?
-        .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))
+    blocking(move || {
+        history
+            .query(range)
+            .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))
+    })
+    .await
 }
 
 /// Writes the history of `range` as CSV into the user's Downloads folder
@@ -437,16 +533,20 @@ pub async fn export_history_csv(state: AppStateRef<'_>, range: HistoryRange) -> 
     let stamp = veil_system::history::iso_utc(history.now_ms() / 1000).replace(':', "-");
     let path = dir.join(format!("veil-traffic-{range}-{stamp}.csv"));
     let target = path.clone();
-    tokio::task::spawn_blocking(move || -> AppResult<()> {
+    blocking(move || {
         std::fs::create_dir_all(target.parent().unwrap_or(Path::new(".")))?;
-        let file = std::io::BufWriter::new(std::fs::File::create(&target)?);
+        // Which hosts were visited is private: only the user may read it.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = std::io::BufWriter::new(options.open(&target)?);
         history
             .export_csv(range, file)
             .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))?;
         Ok(())
     })
-    .await
-    .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))??;
+    .await?;
     Ok(path.display().to_string())
 }
 
@@ -455,13 +555,13 @@ pub async fn export_history_csv(state: AppStateRef<'_>, range: HistoryRange) -> 
 #[tauri::command]
 pub async fn scan_coverage(state: AppStateRef<'_>) -> AppResult<CoverageReport> {
     let listen = state.service()?.engine().local_addr();
-    tokio::task::spawn_blocking(move || veil_system::coverage::scan(listen))
-        .await
-        .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()))?
-        .map_err(|e| {
+    blocking(move || {
+        veil_system::coverage::scan(listen).map_err(|e| {
             AppError::new(
                 ErrorKind::Io,
                 format!("The socket table could not be read: {e}"),
             )
         })
+    })
+    .await
 }

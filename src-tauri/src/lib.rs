@@ -58,9 +58,10 @@ pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
 /// Keeps a finished IP check for the tray and new windows, and sends it to
 /// the open ones.
 pub(crate) fn ip_checked<R: Runtime>(app: &tauri::AppHandle<R>, report: &IpReport) {
-    app.state::<Arc<AppState>>().set_last_ip(report.clone());
-    let _ = app.emit(event::IP, report);
-    tray::refresh(app);
+    if app.state::<Arc<AppState>>().set_last_ip(report.clone()) {
+        let _ = app.emit(event::IP, report);
+        tray::refresh(app);
+    }
 }
 
 /// Checks the IP again in the background (after the route changed).
@@ -92,7 +93,13 @@ pub fn run() {
             std::process::exit(1);
         }
     };
-    let _log_guard = veil_system::logging::init(&paths.log_dir, "veil-app.log");
+    // Kept in the app's state and dropped at the end of `shutdown`, so the
+    // last lines (the system proxy restored or not) reach the log file:
+    // Tauri ends the process without returning here.
+    let log_guard = LogGuard(std::sync::Mutex::new(veil_system::logging::init(
+        &paths.log_dir,
+        "veil-app.log",
+    )));
 
     let started = start_proxy(paths, launched);
     let app = builder_on(tauri::Builder::default())
@@ -114,6 +121,7 @@ pub fn run() {
             }
         })
         .setup(move |app| {
+            app.manage(log_guard);
             setup(app, started);
             Ok(())
         })
@@ -129,6 +137,9 @@ pub fn run() {
         }
     });
 }
+
+/// The log file's writer, flushed when dropped.
+struct LogGuard(std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>);
 
 /// Holds the control server's stop signal until exit.
 struct ControlStop(Arc<tokio::sync::Notify>);
@@ -243,6 +254,9 @@ fn shutdown<R: Runtime>(app: &tauri::AppHandle<R>) {
             "could not restore the system proxy settings: {e}; run `veil sysproxy restore`"
         ),
     }
+    if let Some(guard) = app.try_state::<LogGuard>() {
+        drop(guard.0.lock().ok().and_then(|mut g| g.take()));
+    }
 }
 
 pub(crate) fn show_window<R: Runtime>(app: &tauri::AppHandle<R>) {
@@ -265,10 +279,13 @@ async fn tick_stats<R: Runtime>(app: tauri::AppHandle<R>, state: Arc<AppState>) 
     }
 }
 
-/// Connection and upstream events as they happen. A restarted engine is a
-/// new sender, so the loop subscribes again when one closes.
+/// Upstream health as it changes. Connection events are not forwarded: a
+/// busy browser opens hundreds a second, and the window gets the connection
+/// list with the stats tick. A restarted engine is a new sender, so the loop
+/// subscribes again when one closes.
 async fn forward_engine_events<R: Runtime>(app: tauri::AppHandle<R>, state: Arc<AppState>) {
     use tokio::sync::broadcast::error::RecvError;
+    use veil_engine::EngineEvent;
     let Ok(service) = state.service() else {
         return;
     };
@@ -276,18 +293,11 @@ async fn forward_engine_events<R: Runtime>(app: tauri::AppHandle<R>, state: Arc<
         let mut events = service.engine().subscribe();
         loop {
             match events.recv().await {
-                Ok(event) => {
-                    let health = matches!(
-                        event,
-                        veil_engine::EngineEvent::UpstreamUp { .. }
-                            | veil_engine::EngineEvent::UpstreamDown { .. }
-                    );
+                Ok(event @ (EngineEvent::UpstreamUp { .. } | EngineEvent::UpstreamDown { .. })) => {
                     let _ = app.emit(event::ENGINE, &event);
-                    if health {
-                        tray::refresh(&app);
-                    }
+                    tray::refresh(&app);
                 }
-                Err(RecvError::Lagged(_)) => continue,
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => break,
             }
         }

@@ -131,6 +131,11 @@ impl AppState {
         engine_config(&self.paths, self.config()?).await
     }
 
+    /// The engine's config from `config`.
+    pub async fn engine_config_of(&self, config: Config) -> AppResult<EngineConfig> {
+        engine_config(&self.paths, config).await
+    }
+
     pub fn selection(&self) -> Selection {
         self.selection
             .lock()
@@ -187,27 +192,31 @@ impl AppState {
     }
 
     /// After the upstream list changed: the engine gets the new list (for
-    /// the current selection), so no restart is needed.
+    /// the current selection), so no restart is needed. A pinned upstream
+    /// that is gone falls back to the pool, an empty pool to direct, and the
+    /// fallback is saved, so the next start does not refuse the config.
     pub async fn reload_upstreams(&self) -> AppResult<()> {
-        let mut selection = self.selection();
+        let current = self.selection();
+        let servers = self.config()?.upstreams.server;
+        let mut selection = current.clone();
         if let Selection::One { name } = &selection
-            && !self
-                .config()?
-                .upstreams
-                .server
-                .iter()
-                .any(|s| &s.name == name)
+            && !servers.iter().any(|s| &s.name == name)
         {
             selection = Selection::Pool;
         }
-        if selection == Selection::Pool && self.config()?.upstreams.server.is_empty() {
+        if selection == Selection::Pool && servers.is_empty() {
             selection = Selection::Direct;
         }
-        match self.apply_selection(&selection).await {
+        let applied = if selection == current {
+            self.apply_selection(&selection).await
+        } else {
+            self.select(selection).await
+        };
+        match applied {
             Ok(()) => Ok(()),
             // The list is saved either way; with nothing usable, go direct.
             Err(e) => {
-                self.apply_selection(&Selection::Direct).await?;
+                self.select(Selection::Direct).await?;
                 Err(e)
             }
         }
@@ -251,8 +260,19 @@ impl AppState {
             .clone()
     }
 
-    pub fn set_last_ip(&self, report: IpReport) {
-        *self.last_ip.lock().unwrap_or_else(PoisonError::into_inner) = Some(report);
+    /// Keeps `report` unless a check started later already finished (a
+    /// slow check of an old route must not replace the current answer).
+    /// `false` when it was older.
+    pub fn set_last_ip(&self, report: IpReport) -> bool {
+        let mut last = self.last_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        if last
+            .as_ref()
+            .is_some_and(|l| l.checked_unix_ms > report.checked_unix_ms)
+        {
+            return false;
+        }
+        *last = Some(report);
+        true
     }
 
     pub fn status(&self) -> AppResult<AppStatus> {

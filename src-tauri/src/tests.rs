@@ -165,6 +165,13 @@ fn upstreams_are_added_chosen_edited_and_removed_live() {
     assert!(t.config().starts_with("# test settings\n"), "comments kept");
     assert!(t.config().contains("socks5://127.0.0.1:1080"));
 
+    let e = t.err(
+        "save_upstream",
+        json!({"upstream": {"original_name": null, "name": "needs-pw", "url": "socks5://alice@127.0.0.1:1080", "password": "", "weight": 1}}),
+    );
+    assert_eq!(e["kind"], "invalid", "a user without a password: {e}");
+    assert!(!t.config().contains("needs-pw"));
+
     let status = t.ok(
         "set_selection",
         json!({"selection": {"kind": "one", "name": "exit-a"}}),
@@ -183,6 +190,12 @@ fn upstreams_are_added_chosen_edited_and_removed_live() {
     assert_eq!(list[0]["weight"], 3);
     let status = t.ok("get_status", json!({}));
     assert_eq!(status["stats"]["upstreams"][0]["name"], "exit-b");
+    assert_eq!(
+        status["selection"],
+        json!({"kind": "one", "name": "exit-b"}),
+        "the renamed upstream stays chosen"
+    );
+    assert!(t.config().contains("pinned_upstream = \"exit-b\""));
 
     let status = t.ok("set_strategy", json!({"strategy": "leastconn"}));
     assert_eq!(status["stats"]["strategy"], "leastconn");

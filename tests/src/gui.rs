@@ -122,6 +122,9 @@ impl AppDriver {
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+        // Its own process group, so WebKitWebDriver and the app it starts
+        // end with it even when a test fails halfway.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let driver = cmd
             .spawn()
             .expect("tauri-driver starts (scripts/bootstrap installs it)");
@@ -211,15 +214,17 @@ impl AppDriver {
     }
 
     /// Ends the WebDriver session and the driver.
-    pub async fn quit(mut self) {
+    pub async fn quit(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for AppDriver {
     fn drop(&mut self) {
+        // SIGTERM to the whole group: the app quits the normal way.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -49,6 +49,16 @@ fn listen_of_app(s: &DesktopSession) -> (String, u32) {
     )
 }
 
+/// A child process that ends with the test, even when it fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 async fn open_page(app: &AppDriver, page: &str) {
     app.click(&format!("#nav-{page}")).await;
     app.find(&format!("#nav-{page}[aria-current=\"page\"]"))
@@ -68,8 +78,9 @@ async fn overview_switch_points_the_desktop_at_veil_and_quitting_restores_it() {
 
     let xvfb = Xvfb::start();
     let app = AppDriver::launch(&s, &xvfb).await;
+    // The switch is enabled once the window has the app's status.
     let switch = "#sysproxy-switch";
-    app.find(switch).await;
+    app.find("#sysproxy-switch:not([disabled])").await;
     let (listen, pid) = listen_of_app(&s);
     let port = listen.rsplit(':').next().expect("port").to_owned();
     assert_eq!(
@@ -173,6 +184,8 @@ async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_c
 
     // Send traffic through it: choose the upstream on the Overview.
     open_page(&app, "overview").await;
+    // The option appears once the window has listed the upstreams.
+    app.find("#selection option[value=\"one:home\"]").await;
     let select = app.find("#selection").await;
     select
         .select_by_value("one:home")
@@ -228,16 +241,15 @@ async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_c
 
     // A curl that stays connected through Veil for a few seconds is listed
     // as covered on the Coverage page.
-    let slow = {
-        let proxy = proxy.clone();
-        let url = origin.url("/bytes/1000");
-        tokio::spawn(async move {
-            let urls: Vec<&str> = std::iter::repeat_n(url.as_str(), 12).collect();
-            let mut args = vec!["-x", proxy.as_str(), "--rate", "1/s", "-o", "/dev/null"];
-            args.extend(urls);
-            curl(&args).await
-        })
-    };
+    let url = origin.url("/bytes/1000");
+    let slow = KillOnDrop(
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "30", "-x", &proxy, "--rate", "1/s"])
+            .args(std::iter::repeat_n(["-o", "/dev/null", url.as_str()], 12).flatten())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("curl runs"),
+    );
     open_page(&app, "coverage").await;
     app.until("curl listed as going through Veil", || async {
         let rows = app
@@ -256,7 +268,7 @@ async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_c
     })
     .await;
     app.screenshot("coverage-with-curl").await;
-    slow.abort();
+    drop(slow);
 
     for page in PAGES {
         open_page(&app, page).await;

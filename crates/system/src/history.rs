@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -192,7 +193,7 @@ pub fn system_clock() -> Clock {
 pub struct History {
     conn: Mutex<Connection>,
     path: PathBuf,
-    retention_s: u64,
+    retention_s: AtomicU64,
     clock: Clock,
     read_only: bool,
     last_prune_s: Mutex<u64>,
@@ -254,7 +255,7 @@ impl History {
         let history = Self {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
-            retention_s: u64::from(retention_days) * 86_400,
+            retention_s: AtomicU64::new(u64::from(retention_days) * 86_400),
             clock,
             read_only: false,
             last_prune_s: Mutex::new(0),
@@ -286,7 +287,7 @@ impl History {
         Ok(Some(Self {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
-            retention_s: 0,
+            retention_s: AtomicU64::new(0),
             clock,
             read_only: true,
             last_prune_s: Mutex::new(0),
@@ -353,13 +354,19 @@ impl History {
         Ok(())
     }
 
+    /// A new retention (from the settings), applied at the next prune.
+    pub fn set_retention_days(&self, days: u32) {
+        self.retention_s
+            .store(u64::from(days) * 86_400, Ordering::Relaxed);
+    }
+
     /// Deletes the buckets older than the retention; returns how many.
     pub fn prune(&self) -> Result<usize, HistoryError> {
         if self.read_only {
             return Ok(0);
         }
         let now_s = self.now_ms() / 1000;
-        let cutoff = now_s.saturating_sub(self.retention_s);
+        let cutoff = now_s.saturating_sub(self.retention_s.load(Ordering::Relaxed));
         let n = self
             .conn()
             .execute(
@@ -518,6 +525,13 @@ fn private_file(_path: &Path) -> Result<(), HistoryError> {
 /// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line
 /// break (or starts or ends with a space), with quotes doubled.
 pub fn csv_field(value: &str) -> String {
+    // Host and app names come from other programs: one starting like a
+    // formula is written as text, so a spreadsheet does not run it.
+    let value = &if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
     let needs_quotes =
         value.contains([',', '"', '\n', '\r']) || value.starts_with(' ') || value.ends_with(' ');
     if needs_quotes {
@@ -561,10 +575,12 @@ fn civil_date(days: i64) -> (i64, u32, u32) {
 }
 
 /// Turns cumulative `(key, up, down)` counters into increments since the
-/// last call. A key seen for the first time counts from zero; a key whose
-/// counter went down (its counters were reset) counts from zero again, so an
-/// increment is never negative. A key that disappears keeps its last value,
-/// so one that comes back is not counted twice.
+/// last call. A key seen for the first time counts from zero. A counter that
+/// went down adds nothing (within one engine that is bytes moving between
+/// keys, e.g. from "unknown" to the app once its lookup lands: counting it
+/// again would count those bytes twice); a new engine calls [`Self::reset`].
+/// A key that disappears keeps its last value, so one that comes back is not
+/// counted twice.
 #[derive(Debug, Default, Clone)]
 pub struct DeltaTracker {
     last: HashMap<String, (u64, u64)>,
@@ -579,8 +595,8 @@ impl DeltaTracker {
         let mut out = Vec::new();
         for (key, up, down) in current {
             let (du, dd) = match self.last.get(key) {
-                Some(&(pu, pd)) if up >= pu && down >= pd => (up - pu, down - pd),
-                _ => (up, down),
+                Some(&(pu, pd)) => (up.saturating_sub(pu), down.saturating_sub(pd)),
+                None => (up, down),
             };
             match self.last.get_mut(key) {
                 Some(v) => *v = (up, down),
@@ -751,8 +767,9 @@ mod tests {
         // "a" disappears and comes back with the same totals: nothing new.
         assert_eq!(t.deltas([("b", 1, 1)]), vec![("b".to_string(), 1, 1)]);
         assert_eq!(t.deltas([("a", 15, 100)]), vec![]);
-        // A reset counter (lower than before) counts from zero.
-        assert_eq!(t.deltas([("a", 3, 200)]), vec![("a".to_string(), 3, 200)]);
+        // A counter that went down (bytes moved to another key) adds
+        // nothing for that side; what grows still counts.
+        assert_eq!(t.deltas([("a", 3, 200)]), vec![("a".to_string(), 0, 100)]);
         assert_eq!(t.deltas([("a", 4, 200)]), vec![("a".to_string(), 1, 0)]);
         t.reset();
         assert_eq!(t.deltas([("a", 4, 200)]), vec![("a".to_string(), 4, 200)]);
@@ -860,6 +877,9 @@ mod tests {
         assert_eq!(csv_field("say \"x\""), "\"say \"\"x\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
         assert_eq!(csv_field(" padded"), "\" padded\"");
+        // Formulas stay text in a spreadsheet.
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("-1,2"), "\"'-1,2\"");
     }
 
     #[test]

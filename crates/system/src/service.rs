@@ -141,23 +141,44 @@ impl Service {
     }
 
     /// Replaces the engine with one built from `config` (a new listener or
-    /// cache sizes). The old engine stops first so the port is free; if the
-    /// system proxy is on, the OS is pointed at the new listener.
-    pub async fn restart_engine(&self, config: EngineConfig) -> Result<(), EngineError> {
-        let old = self.engine();
-        old.shutdown().await;
-        let bypass = config.bypass.clone();
-        // On an error nothing listens; the caller decides whether to start
-        // the previous config again.
-        let engine = Engine::start(config).await?;
+    /// cache sizes). The old engine stops first so its port is free. When
+    /// the new one cannot start, `previous` (what ran before) starts again
+    /// and the error is returned; if even that fails, the system proxy is
+    /// turned off so nothing points at a closed port. The OS follows the
+    /// listener that runs in the end.
+    pub async fn restart_engine(
+        &self,
+        config: EngineConfig,
+        previous: EngineConfig,
+    ) -> Result<(), EngineError> {
+        self.engine().shutdown().await;
+        let (engine, bypass, result) = match Engine::start(config.clone()).await {
+            Ok(engine) => (engine, config.bypass, Ok(())),
+            Err(e) => match Engine::start(previous.clone()).await {
+                Ok(engine) => (engine, previous.bypass, Err(e)),
+                Err(again) => {
+                    tracing::error!("neither the new nor the previous listener starts: {again}");
+                    if let Err(off) = self.set_system_proxy(false).await {
+                        tracing::error!("the system proxy could not be turned off: {off}");
+                    }
+                    return Err(e);
+                }
+            },
+        };
         *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(engine);
+        self.set_bypass(bypass).await;
+        result
+    }
+
+    /// The bypass list the OS gets with Veil's address (after a settings
+    /// change); re-applied at once when the system proxy is on.
+    pub async fn set_bypass(&self, bypass: Vec<String>) {
         *self.bypass.write().unwrap_or_else(PoisonError::into_inner) = bypass;
         if self.system_proxy_on()
             && let Err(e) = self.set_system_proxy(true).await
         {
-            tracing::error!("the system proxy still points at the old listener: {e}");
+            tracing::error!("the system proxy settings were not updated: {e}");
         }
-        Ok(())
     }
 
     /// Puts the user's proxy settings back (first: once the listener

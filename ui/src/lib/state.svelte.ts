@@ -80,7 +80,8 @@ export async function subscribe(): Promise<() => void> {
     }),
     onStatus((s) => setStatus(s)),
     onIp((r) => {
-      app.ip = r;
+      // A slow check of an older route must not replace a newer answer.
+      if (!app.ip || r.checked_unix_ms >= app.ip.checked_unix_ms) app.ip = r;
     }),
     onEngine((e) => {
       if (e.kind === "shutting_down") app.shuttingDown = true;

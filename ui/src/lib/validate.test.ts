@@ -41,13 +41,17 @@ describe("settings", () => {
     expect(validateEndpoints(["https://api.ipify.org", "http://icanhazip.com"])).toBeNull();
     expect(validateEndpoints(["https://api.ipify.org", "ftp://example.com"])).toMatch(/Line 2 \(ftp:\/\/example.com\)/);
     expect(validateEndpoints(["not a url"])).toMatch(/Line 1/);
-    expect(validateEndpoints([])).toMatch(/at least one/);
+    // No endpoints: the IP check is off.
+    expect(validateEndpoints([])).toBeNull();
   });
   it("checks listen addresses", () => {
     expect(validateListen("127.0.0.1:7890")).toBeNull();
     expect(validateListen("[::1]:7890")).toBeNull();
     expect(validateListen("127.0.0.1")).not.toBeNull();
     expect(validateListen("127.0.0.1:70000")).toMatch(/65535/);
+    expect(validateListen("127.0.0.1:0")).toBeNull();
+    // Veil binds an address, not a name.
+    expect(validateListen("localhost:7890")).not.toBeNull();
     expect(isLoopbackListen("127.0.0.1:7890")).toBe(true);
     expect(isLoopbackListen("[::1]:7890")).toBe(true);
     expect(isLoopbackListen("0.0.0.0:7890")).toBe(false);

@@ -49,7 +49,7 @@ export function lines(text: string): string[] {
 
 /** IP-check endpoints: http(s) URLs only, at least one. */
 export function validateEndpoints(list: string[]): string | null {
-  if (list.length === 0) return "Add at least one endpoint, e.g. https://api.ipify.org.";
+  // An empty list turns the IP check off (nothing is fetched).
   for (const [i, e] of list.entries()) {
     let url: URL | null = null;
     try {
@@ -64,13 +64,14 @@ export function validateEndpoints(list: string[]): string | null {
   return null;
 }
 
-/** host:port with a port 1..65535; IPv6 in brackets: [::1]:7890. */
+/** An IP address and a port 0..65535 (0: any free port); IPv6 in brackets:
+ * [::1]:7890. Names such as localhost are not accepted (Veil binds an address). */
 export function validateListen(text: string): string | null {
   const t = text.trim();
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(t);
-  if (!m) return "Use host:port, e.g. 127.0.0.1:7890 (IPv6 in brackets: [::1]:7890).";
+  const m = /^(\[[0-9a-fA-F:.]+\]|\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(t);
+  if (!m) return "Use an IP address and port, e.g. 127.0.0.1:7890 (IPv6 in brackets: [::1]:7890).";
   const port = Number(m[2]);
-  if (port < 1 || port > 65535) return "The port is a number from 1 to 65535.";
+  if (port > 65535) return "The port is a number from 0 to 65535 (0 picks a free one).";
   return null;
 }
 

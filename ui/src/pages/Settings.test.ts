@@ -67,7 +67,7 @@ describe("Settings", () => {
     render(SettingsPage);
     await waitFor(() => expect(field("settings-listen").value).toBe("127.0.0.1:7890"));
     await fireEvent.input(field("settings-listen"), { target: { value: "localhost" } });
-    expect(document.getElementById("settings-listen-msg")).toHaveTextContent("Use host:port");
+    expect(document.getElementById("settings-listen-msg")).toHaveTextContent("Use an IP address and port");
     await fireEvent.input(field("settings-listen"), { target: { value: "0.0.0.0:7890" } });
     expect(document.getElementById("settings-listen-msg")).toHaveTextContent("Other machines could reach");
   });

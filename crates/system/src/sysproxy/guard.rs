@@ -8,6 +8,7 @@
 //! deletes the guard file, so a failed restore can be tried again.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -230,26 +231,30 @@ pub fn status(data_dir: &Path) -> Result<SystemProxyStatus, SysProxyError> {
 #[derive(Debug)]
 pub struct SystemProxyGuard {
     path: PathBuf,
-    on: Mutex<bool>,
+    /// Read without waiting (status, the tray) while a change runs.
+    on: AtomicBool,
+    /// One change at a time: the desktop tools take a moment.
+    changing: Mutex<()>,
 }
 
 impl SystemProxyGuard {
     pub fn new(data_dir: &Path) -> Self {
         Self {
             path: guard_path(data_dir),
-            on: Mutex::new(false),
+            on: AtomicBool::new(false),
+            changing: Mutex::new(()),
         }
     }
 
     pub fn is_on(&self) -> bool {
-        *self.on.lock().unwrap_or_else(PoisonError::into_inner)
+        self.on.load(Ordering::SeqCst)
     }
 
     /// Saves the user's settings (the first time), points every backend at
     /// `proxy` and checks that each took it. On any failure the user's
     /// settings are put back and the error says what went wrong.
     pub fn enable(&self, proxy: &VeilProxy) -> Result<(), SysProxyError> {
-        let mut on = self.on.lock().unwrap_or_else(PoisonError::into_inner);
+        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
         let file = match GuardFile::load(&self.path)? {
             Some(file) if file.owner.is_current() => file,
             Some(file) if file.owner.is_running() => {
@@ -301,20 +306,20 @@ impl SystemProxyGuard {
         });
         match applied {
             Ok(()) => {
-                *on = true;
+                self.on.store(true, Ordering::SeqCst);
                 tracing::info!("system proxy on: {}", proxy.client_addr());
                 Ok(())
             }
             Err(failure) => match file.restore() {
                 Ok(()) => {
                     GuardFile::remove(&self.path)?;
-                    *on = false;
+                    self.on.store(false, Ordering::SeqCst);
                     Err(failure)
                 }
                 Err(restore) => {
                     // The guard file stays, so `off`, exit or the next start
                     // try again.
-                    *on = true;
+                    self.on.store(true, Ordering::SeqCst);
                     Err(SysProxyError::RollbackFailed {
                         failure: failure.to_string(),
                         restore: restore.to_string(),
@@ -327,9 +332,9 @@ impl SystemProxyGuard {
     /// Puts the user's saved settings back and removes the guard file.
     /// `false` when there was nothing to restore.
     pub fn disable(&self) -> Result<bool, SysProxyError> {
-        let mut on = self.on.lock().unwrap_or_else(PoisonError::into_inner);
+        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(file) = GuardFile::load(&self.path)? else {
-            *on = false;
+            self.on.store(false, Ordering::SeqCst);
             return Ok(false);
         };
         if !file.owner.is_current() && file.owner.is_running() {
@@ -339,7 +344,7 @@ impl SystemProxyGuard {
         }
         file.restore()?;
         GuardFile::remove(&self.path)?;
-        *on = false;
+        self.on.store(false, Ordering::SeqCst);
         tracing::info!("system proxy off: the previous settings are back");
         Ok(true)
     }
