@@ -267,9 +267,18 @@ pub async fn save_upstream<R: Runtime>(
     {
         state.select(Selection::One { name: name.clone() }).await?;
     }
+    upstreams_changed(&app, state).await
+}
+
+/// After the upstream list changed: the engine, the window, the tray and the
+/// IP check follow, and the window gets the new list.
+async fn upstreams_changed<R: Runtime>(
+    app: &AppHandle<R>,
+    state: AppStateRef<'_>,
+) -> AppResult<Vec<UpstreamEntry>> {
     let reloaded = state.reload_upstreams().await;
-    crate::notify_changed(&app);
-    crate::recheck_ip(&app);
+    crate::notify_changed(app);
+    crate::recheck_ip(app);
     reloaded?;
     list_upstreams(state).await
 }
@@ -289,11 +298,7 @@ pub async fn remove_upstream<R: Runtime>(
     if let Err(e) = blocking(move || Ok(secrets::delete(&key)?)).await {
         tracing::warn!("the keyring entry of upstream {name:?} could not be deleted: {e}");
     }
-    let reloaded = state.reload_upstreams().await;
-    crate::notify_changed(&app);
-    crate::recheck_ip(&app);
-    reloaded?;
-    list_upstreams(state).await
+    upstreams_changed(&app, state).await
 }
 
 #[tauri::command]
