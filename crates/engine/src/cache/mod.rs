@@ -94,7 +94,9 @@ pub struct HttpCache {
     memory: MemoryTier,
     disk: Option<Arc<DiskTier>>,
     inflight: Mutex<HashMap<String, watch::Receiver<()>>>,
-    /// Bumped by `clear`: a fill that began before it stores nothing.
+    /// Bumped by `clear` and `purge`: a fill that began before stores
+    /// nothing, so a response still streaming (its store runs when the body
+    /// ends) cannot bring back what an unsafe method or a purge removed.
     generation: AtomicU64,
     counters: CacheCounters,
 }
@@ -233,6 +235,7 @@ impl HttpCache {
 
     /// Drops every stored variant of `uri` (an absolute `http://` URL).
     pub async fn purge(&self, uri: &http::Uri) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let primary = uri.to_string();
         self.memory.remove(&primary).await;
         self.on_disk(move |d| d.remove(&primary)).await;
