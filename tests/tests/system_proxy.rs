@@ -107,12 +107,21 @@ fn manual_proxy_with_a_custom_ignore_list_comes_back_exactly() {
     assert_eq!(s.gnome_proxy_settings(), before);
 }
 
-#[test]
-fn automatic_with_a_pac_url_comes_back_exactly() {
+const PAC_URL: &str = "http://wpad.corp.example/proxy.pac";
+
+/// A session whose user has automatic proxy configuration from a PAC URL,
+/// and those settings as they were before Veil.
+fn session_with_pac() -> (DesktopSession, String) {
     let s = DesktopSession::start();
     s.gsettings_set(ROOT, "mode", "auto");
-    s.gsettings_set(ROOT, "autoconfig-url", "http://wpad.corp.example/proxy.pac");
+    s.gsettings_set(ROOT, "autoconfig-url", PAC_URL);
     let before = s.gnome_proxy_settings();
+    (s, before)
+}
+
+#[test]
+fn automatic_with_a_pac_url_comes_back_exactly() {
+    let (s, before) = session_with_pac();
     let veil = start_engine(&s, &[]);
 
     let on = s.veil(&["sysproxy", "on"]);
@@ -123,10 +132,7 @@ fn automatic_with_a_pac_url_comes_back_exactly() {
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     let gnome = &status["backends"][0];
     assert_eq!(gnome["saved"]["mode"], "auto", "{status}");
-    assert_eq!(
-        gnome["saved"]["pac_url"], "http://wpad.corp.example/proxy.pac",
-        "{status}"
-    );
+    assert_eq!(gnome["saved"]["pac_url"], PAC_URL, "{status}");
     assert_eq!(gnome["current"]["mode"], "manual", "{status}");
 
     let off = s.veil(&["sysproxy", "off"]);
@@ -190,10 +196,7 @@ async fn after_sigkill_the_next_run_restores_and_says_so() {
 
 #[test]
 fn after_sigkill_sysproxy_restore_puts_the_settings_back_without_an_engine() {
-    let s = DesktopSession::start();
-    s.gsettings_set(ROOT, "mode", "auto");
-    s.gsettings_set(ROOT, "autoconfig-url", "http://wpad.corp.example/proxy.pac");
-    let before = s.gnome_proxy_settings();
+    let (s, before) = session_with_pac();
     let mut veil = start_engine(&s, &["--system-proxy"]);
 
     let refused = s.veil(&["sysproxy", "restore"]);
@@ -315,7 +318,7 @@ fn kde_settings_come_back_too() {
         );
     };
     kwrite("ProxyType", "2");
-    kwrite("Proxy Config Script", "http://wpad.corp.example/proxy.pac");
+    kwrite("Proxy Config Script", PAC_URL);
     let kioslaverc = s.root().join("config/kioslaverc");
     let kde_before = std::fs::read_to_string(&kioslaverc).expect("kioslaverc");
     s.gsettings_set(ROOT, "mode", "auto");

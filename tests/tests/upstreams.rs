@@ -422,12 +422,15 @@ async fn failover_to_the_next_upstream_and_502_when_all_are_down() {
 
 /// Connections `front` received while `work` ran, after the engine's first
 /// health check (a TCP connect at start) has come and gone.
-async fn connections_during(front: &CountingFront, work: impl std::future::Future) -> u64 {
+async fn connections_during<T>(
+    front: &CountingFront,
+    work: impl std::future::Future<Output = T>,
+) -> (u64, T) {
     let before = front.connections();
-    work.await;
+    let output = work.await;
     // A storm would keep going after the answer; give it a moment to show.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    front.connections() - before
+    (front.connections() - before, output)
 }
 
 /// Long enough that only the check at start runs during the test.
@@ -452,12 +455,8 @@ async fn wrong_socks5_password_is_a_clear_error_tried_once() {
     assert!(eventually(Duration::from_secs(10), || front.connections() >= 1).await);
     let proxy = proxy_url(engine.local_addr());
 
-    let mut out = None;
-    let attempts = connections_during(&front, async {
-        out = Some(curl(&["-x", &proxy, &origin.url("/ip")]).await);
-    })
-    .await;
-    let out = out.expect("curl ran");
+    let (attempts, out) =
+        connections_during(&front, curl(&["-x", &proxy, &origin.url("/ip")])).await;
     assert_eq!(out.status, 502, "{out:?}");
     assert!(
         out.text()
@@ -466,12 +465,11 @@ async fn wrong_socks5_password_is_a_clear_error_tried_once() {
     );
     assert_eq!(attempts, 1, "one request, one login attempt");
 
-    let mut refusal = None;
-    let attempts = connections_during(&front, async {
-        refusal = Some(connect_raw(engine.local_addr(), &origin.addr.to_string()).await);
-    })
+    let (attempts, (_, status, body)) = connections_during(
+        &front,
+        connect_raw(engine.local_addr(), &origin.addr.to_string()),
+    )
     .await;
-    let (_, status, body) = refusal.expect("CONNECT ran");
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("rejected Veil's credentials"), "{body}");
     assert_eq!(attempts, 1, "one request, one login attempt");
@@ -488,12 +486,8 @@ async fn http_upstream_login_refused_passes_on_the_407() {
     let engine = through(vec![spec("tiny", &url, None)], no_periodic_checks).await;
     assert!(eventually(Duration::from_secs(10), || front.connections() >= 1).await);
     let proxy = proxy_url(engine.local_addr());
-    let mut out = None;
-    let attempts = connections_during(&front, async {
-        out = Some(curl(&["-x", &proxy, &origin.url("/ip")]).await);
-    })
-    .await;
-    let out = out.expect("curl ran");
+    let (attempts, out) =
+        connections_during(&front, curl(&["-x", &proxy, &origin.url("/ip")])).await;
     assert_eq!(out.status, 502, "{out:?}");
     let text = out.text();
     assert!(
@@ -501,12 +495,11 @@ async fn http_upstream_login_refused_passes_on_the_407() {
         "{text}"
     );
     assert_eq!(attempts, 1, "one request, one connection");
-    let mut refusal = None;
-    let attempts = connections_during(&front, async {
-        refusal = Some(connect_raw(engine.local_addr(), &origin.addr.to_string()).await);
-    })
+    let (attempts, (_, status, body)) = connections_during(
+        &front,
+        connect_raw(engine.local_addr(), &origin.addr.to_string()),
+    )
     .await;
-    let (_, status, body) = refusal.expect("CONNECT ran");
     assert_eq!(status, 502, "{body}");
     assert!(
         body.contains("upstream tiny rejected Veil's credentials")
@@ -532,12 +525,11 @@ async fn http_upstream_login_refused_passes_on_the_407() {
     )
     .await;
     assert!(eventually(Duration::from_secs(10), || front.connections() > checked).await);
-    let mut refusal = None;
-    let attempts = connections_during(&front, async {
-        refusal = Some(connect_raw(engine.local_addr(), &origin.addr.to_string()).await);
-    })
+    let (attempts, (_, status, body)) = connections_during(
+        &front,
+        connect_raw(engine.local_addr(), &origin.addr.to_string()),
+    )
     .await;
-    let (_, status, body) = refusal.expect("CONNECT ran");
     assert_eq!(status, 502, "{body}");
     assert!(
         body.contains("upstream tiny rejected Veil's credentials") && body.contains("401"),

@@ -39,7 +39,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
+
+use veil_engine::stats::unix_ms;
 
 use serde::{Deserialize, Serialize};
 
@@ -321,10 +323,7 @@ fn classify(
     out.sort_by(|a, b| a.class.cmp(&b.class).then_with(|| a.name.cmp(&b.name)));
     CoverageReport {
         listen: listen.to_string(),
-        scanned_unix_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
+        scanned_unix_ms: unix_ms(SystemTime::now()),
         scan_ms: 0,
         totals,
         apps: out,

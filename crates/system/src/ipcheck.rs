@@ -17,7 +17,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
+
+use veil_engine::stats::unix_ms;
 
 use bytes::Bytes;
 use http::Uri;
@@ -274,10 +276,7 @@ pub fn parse_ip_answer(body: &str) -> Option<IpAddr> {
 /// Checks both paths at the same time. Without `route` (no engine runs)
 /// only the direct side is checked and the verdict is unknown.
 pub async fn check(settings: &IpCheckSettings, route: Option<&ProxyRoute>) -> IpReport {
-    let checked_unix_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let checked_unix_ms = unix_ms(SystemTime::now());
     if settings.endpoints.is_empty() {
         return IpReport {
             direct: IpProbe::default(),

@@ -378,7 +378,8 @@ impl Stats {
     }
 }
 
-fn unix_ms(t: SystemTime) -> u64 {
+/// `t` in Unix milliseconds (0 before 1970), as every report carries it.
+pub fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
