@@ -16,6 +16,18 @@ use crate::state::{AppState, Selection};
 
 const TRAY_ID: &str = "veil";
 
+/// The tray icon for the state. On macOS it is a template image (black and
+/// alpha, tinted by the menu bar), so on and off differ in shape, not colour.
+#[cfg(target_os = "macos")]
+fn icon(on: bool) -> tauri::Result<Image<'static>> {
+    if on {
+        Image::from_bytes(include_bytes!("../../icons/tray-template-on@2x.png"))
+    } else {
+        Image::from_bytes(include_bytes!("../../icons/tray-template-off@2x.png"))
+    }
+}
+
+#[cfg(not(target_os = "macos"))]
 fn icon(on: bool) -> tauri::Result<Image<'static>> {
     if on {
         Image::from_bytes(include_bytes!("../../icons/tray-on@2x.png"))
@@ -29,6 +41,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let on = state.service().is_ok_and(|s| s.system_proxy_on());
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(on)?)
+        .icon_as_template(cfg!(target_os = "macos"))
         .tooltip("Veil")
         .menu(&menu(app, &state)?)
         .show_menu_on_left_click(true)
@@ -46,7 +59,8 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
     let on = state.service().is_ok_and(|s| s.system_proxy_on());
     let result = menu(app, &state)
         .and_then(|menu| tray.set_menu(Some(menu)))
-        .and_then(|()| tray.set_icon(Some(icon(on)?)));
+        .and_then(|()| tray.set_icon(Some(icon(on)?)))
+        .and_then(|()| tray.set_icon_as_template(cfg!(target_os = "macos")));
     if let Err(e) = result {
         tracing::warn!("tray not updated: {e}");
     }

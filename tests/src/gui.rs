@@ -41,6 +41,13 @@ fn tauri_driver_bin() -> PathBuf {
     PathBuf::from("tauri-driver")
 }
 
+/// `target/gui-screenshots/`, created on first use.
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/gui-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    dir
+}
+
 /// A port nobody listens on now (the driver needs numbers up front).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -97,11 +104,72 @@ impl Drop for Xvfb {
     }
 }
 
+/// The longest one WebDriver call may take. WebDriver has no timeout of its
+/// own for a click or a screenshot, so a WebView that stops answering would
+/// otherwise stall the whole suite.
+const CALL_LIMIT: Duration = Duration::from_secs(30);
+
 /// `tauri-driver` in the session's environment (so the app it starts gets
 /// the private HOME, D-Bus and `VEIL_HOME`), and a WebDriver client on it.
 pub struct AppDriver {
     driver: Child,
     pub client: Client,
+    /// What explains a failure: the app's log folder and the driver's log.
+    logs: Diagnostics,
+}
+
+/// Where a failed GUI test finds what to show.
+#[derive(Clone)]
+pub struct Diagnostics {
+    app_logs: PathBuf,
+    driver_log: PathBuf,
+}
+
+impl Diagnostics {
+    pub fn of(session: &DesktopSession) -> Self {
+        Self {
+            app_logs: session.veil_home().join("logs"),
+            driver_log: session.root().join("tauri-driver.log"),
+        }
+    }
+
+    /// The last lines of the app's logs and of the driver's log.
+    pub fn tail(&self) -> String {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.app_logs)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.push(self.driver_log.clone());
+        let mut out = String::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(40);
+            out.push_str(&format!("--- last lines of {} ---\n", file.display()));
+            for line in &lines[from..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// Runs a whole GUI test, failing it with the logs if it takes longer than
+/// `limit` (a stuck WebView, a child that never answers).
+pub async fn within<T>(
+    session: &DesktopSession,
+    limit: Duration,
+    test: impl std::future::Future<Output = T>,
+) -> T {
+    match tokio::time::timeout(limit, test).await {
+        Ok(value) => value,
+        Err(_) => panic!(
+            "the GUI test did not finish within {}s\n{}",
+            limit.as_secs(),
+            Diagnostics::of(session).tail()
+        ),
+    }
 }
 
 impl AppDriver {
@@ -119,9 +187,11 @@ impl AppDriver {
         // No GPU here; WebKit's software path is steadier under Xvfb.
         .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
         .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .env("RUST_LOG", "info");
+        let logs = Diagnostics::of(session);
+        let log = std::fs::File::create(&logs.driver_log).expect("driver log file");
+        cmd.stdout(log.try_clone().expect("driver log file"))
+            .stderr(log);
         // Its own process group, so WebKitWebDriver and the app it starts
         // end with it even when a test fails halfway.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -137,56 +207,110 @@ impl AppDriver {
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         let client = loop {
-            match ClientBuilder::native()
-                .capabilities(caps.clone())
-                .connect(&url)
-                .await
-            {
-                Ok(client) => break client,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
+            let mut builder = ClientBuilder::native();
+            builder.capabilities(caps.clone());
+            match tokio::time::timeout(CALL_LIMIT, builder.connect(&url)).await {
+                Ok(Ok(client)) => break client,
+                Ok(Err(_)) | Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
-                Err(e) => panic!("no WebDriver session with veil-app: {e}"),
+                Ok(Err(e)) => panic!("no WebDriver session with veil-app: {e}\n{}", logs.tail()),
+                Err(_) => panic!(
+                    "no WebDriver session with veil-app: the driver did not answer\n{}",
+                    logs.tail()
+                ),
             }
         };
-        Self { driver, client }
+        Self {
+            driver,
+            client,
+            logs,
+        }
+    }
+
+    /// Awaits one WebDriver call, at most [`CALL_LIMIT`]; past that the test
+    /// fails with a screenshot (if the WebView still gives one) and the logs.
+    async fn bounded<T>(&self, what: &str, call: impl std::future::Future<Output = T>) -> T {
+        match tokio::time::timeout(CALL_LIMIT, call).await {
+            Ok(value) => value,
+            Err(_) => {
+                self.fail(&format!(
+                    "WebDriver call `{what}` did not answer within {}s",
+                    CALL_LIMIT.as_secs()
+                ))
+                .await
+            }
+        }
+    }
+
+    /// Fails the test with what explains it: a screenshot (saved as
+    /// `target/gui-screenshots/failed.png`, bounded too) and the logs.
+    async fn fail(&self, why: &str) -> ! {
+        let shot =
+            match tokio::time::timeout(Duration::from_secs(10), self.client.screenshot()).await {
+                Ok(Ok(png)) => {
+                    let path = screenshot_dir().join("failed.png");
+                    std::fs::write(&path, png).map_or_else(
+                        |e| format!("screenshot not saved: {e}"),
+                        |()| format!("screenshot: {}", path.display()),
+                    )
+                }
+                Ok(Err(e)) => format!("no screenshot: {e}"),
+                Err(_) => "no screenshot: the WebView did not answer".to_owned(),
+            };
+        panic!("{why}\n{shot}\n{}", self.logs.tail())
     }
 
     /// The element for `css`, waiting up to 20 s for it to appear.
     pub async fn find(&self, css: &str) -> Element {
-        self.client
+        let wait = self
+            .client
             .wait()
             .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css:?} in the window: {e}"))
+            .for_element(Locator::Css(css));
+        match self.bounded(&format!("find {css}"), wait).await {
+            Ok(element) => element,
+            Err(e) => {
+                self.fail(&format!("no element {css:?} in the window: {e}"))
+                    .await
+            }
+        }
     }
 
     pub async fn click(&self, css: &str) {
-        self.find(css)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("clicking {css:?}: {e}"));
+        let element = self.find(css).await;
+        if let Err(e) = self.bounded(&format!("click {css}"), element.click()).await {
+            self.fail(&format!("clicking {css:?}: {e}")).await;
+        }
     }
 
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.unwrap_or_default()
+        let element = self.find(css).await;
+        self.bounded(&format!("text of {css}"), element.text())
+            .await
+            .unwrap_or_default()
     }
 
     pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
-        self.find(css).await.attr(name).await.ok().flatten()
+        let element = self.find(css).await;
+        self.bounded(&format!("attribute {name} of {css}"), element.attr(name))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Types into the input `css`, replacing what it held.
     pub async fn fill(&self, css: &str, text: &str) {
         let input = self.find(css).await;
-        input.clear().await.ok();
-        input
-            .send_keys(text)
+        self.bounded(&format!("clear {css}"), input.clear())
             .await
-            .unwrap_or_else(|e| panic!("typing into {css:?}: {e}"));
+            .ok();
+        if let Err(e) = self
+            .bounded(&format!("type into {css}"), input.send_keys(text))
+            .await
+        {
+            self.fail(&format!("typing into {css:?}: {e}")).await;
+        }
     }
 
     /// Waits (20 s at most) until `check` returns `Some`.
@@ -207,15 +331,21 @@ impl AppDriver {
 
     /// Saves a PNG of the window to `target/gui-screenshots/NAME.png`.
     pub async fn screenshot(&self, name: &str) {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/gui-screenshots");
-        std::fs::create_dir_all(&dir).expect("screenshot folder");
-        let png = self.client.screenshot().await.expect("screenshot");
-        std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+        let png = match self
+            .bounded(&format!("screenshot {name}"), self.client.screenshot())
+            .await
+        {
+            Ok(png) => png,
+            Err(e) => self.fail(&format!("screenshot {name}: {e}")).await,
+        };
+        std::fs::write(screenshot_dir().join(format!("{name}.png")), png)
+            .expect("write screenshot");
     }
 
-    /// Ends the WebDriver session and the driver.
+    /// Ends the WebDriver session and the driver (bounded: the driver is
+    /// killed on drop either way).
     pub async fn quit(self) {
-        let _ = self.client.clone().close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.clone().close()).await;
     }
 }
 

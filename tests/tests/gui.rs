@@ -6,7 +6,11 @@ use std::net::Ipv4Addr;
 
 use veil_tests::curl;
 use veil_tests::desktop::DesktopSession;
-use veil_tests::gui::{AppDriver, Xvfb};
+use veil_tests::gui::{AppDriver, Xvfb, within};
+
+/// A whole GUI test's bound: far above a normal run (under a minute), so
+/// only a hang reaches it, and it fails with the logs instead of stalling.
+const TEST_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 use veil_tests::origin::Origin;
 use veil_tests::peers::Microsocks;
 
@@ -76,71 +80,74 @@ async fn overview_switch_points_the_desktop_at_veil_and_quitting_restores_it() {
     s.gsettings_set("org.gnome.system.proxy.http", "port", "3128");
     let before = s.gnome_proxy_settings();
 
-    let xvfb = Xvfb::start();
-    let app = AppDriver::launch(&s, &xvfb).await;
-    // The switch is enabled once the window has the app's status.
-    let switch = "#sysproxy-switch";
-    app.find("#sysproxy-switch:not([disabled])").await;
-    let (listen, pid) = listen_of_app(&s);
-    let port = listen.rsplit(':').next().expect("port").to_owned();
-    assert_eq!(
-        app.attr(switch, "aria-checked").await.as_deref(),
-        Some("false")
-    );
-
-    app.click(switch).await;
-    app.until("the switch to show on", || async {
-        (app.attr(switch, "aria-checked").await.as_deref() == Some("true")).then_some(())
-    })
-    .await;
-    assert_eq!(
-        s.gsettings_get("org.gnome.system.proxy.http", "port"),
-        port,
-        "GNOME's HTTP proxy port is Veil's"
-    );
-    assert_eq!(
-        s.gsettings_get("org.gnome.system.proxy.http", "host"),
-        "'127.0.0.1'"
-    );
-    assert_eq!(
-        s.gsettings_get("org.gnome.system.proxy", "mode"),
-        "'manual'"
-    );
-
-    app.click(switch).await;
-    app.until("the switch to show off", || async {
-        (app.attr(switch, "aria-checked").await.as_deref() == Some("false")).then_some(())
-    })
-    .await;
-    assert_eq!(
-        s.gnome_proxy_settings(),
-        before,
-        "the user's settings are back"
-    );
-
-    // On again, then quit the app with a signal: the settings come back.
-    app.click(switch).await;
-    app.until("the switch to show on", || async {
-        (app.attr(switch, "aria-checked").await.as_deref() == Some("true")).then_some(())
-    })
-    .await;
-    assert_ne!(s.gnome_proxy_settings(), before);
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while s.gnome_proxy_settings() != before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "quitting did not restore the settings: {}",
-            s.gnome_proxy_settings()
+    within(&s, TEST_LIMIT, async {
+        let xvfb = Xvfb::start();
+        let app = AppDriver::launch(&s, &xvfb).await;
+        // The switch is enabled once the window has the app's status.
+        let switch = "#sysproxy-switch";
+        app.find("#sysproxy-switch:not([disabled])").await;
+        let (listen, pid) = listen_of_app(&s);
+        let port = listen.rsplit(':').next().expect("port").to_owned();
+        assert_eq!(
+            app.attr(switch, "aria-checked").await.as_deref(),
+            Some("false")
         );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(!s.guard_file().exists(), "no guard file is left behind");
-    app.quit().await;
+
+        app.click(switch).await;
+        app.until("the switch to show on", || async {
+            (app.attr(switch, "aria-checked").await.as_deref() == Some("true")).then_some(())
+        })
+        .await;
+        assert_eq!(
+            s.gsettings_get("org.gnome.system.proxy.http", "port"),
+            port,
+            "GNOME's HTTP proxy port is Veil's"
+        );
+        assert_eq!(
+            s.gsettings_get("org.gnome.system.proxy.http", "host"),
+            "'127.0.0.1'"
+        );
+        assert_eq!(
+            s.gsettings_get("org.gnome.system.proxy", "mode"),
+            "'manual'"
+        );
+
+        app.click(switch).await;
+        app.until("the switch to show off", || async {
+            (app.attr(switch, "aria-checked").await.as_deref() == Some("false")).then_some(())
+        })
+        .await;
+        assert_eq!(
+            s.gnome_proxy_settings(),
+            before,
+            "the user's settings are back"
+        );
+
+        // On again, then quit the app with a signal: the settings come back.
+        app.click(switch).await;
+        app.until("the switch to show on", || async {
+            (app.attr(switch, "aria-checked").await.as_deref() == Some("true")).then_some(())
+        })
+        .await;
+        assert_ne!(s.gnome_proxy_settings(), before);
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while s.gnome_proxy_settings() != before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "quitting did not restore the settings: {}",
+                s.gnome_proxy_settings()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(!s.guard_file().exists(), "no guard file is left behind");
+        app.quit().await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,125 +163,128 @@ async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_c
     // Connects out from 127.0.0.3, so the origin sees traffic went through it.
     let socks = Microsocks::start(Ipv4Addr::new(127, 0, 0, 3), Some(("alice", SECRET))).await;
 
-    let xvfb = Xvfb::start();
-    let app = AppDriver::launch(&s, &xvfb).await;
-    app.find("#sysproxy-switch").await;
-    let (listen, _) = listen_of_app(&s);
-    app.screenshot("overview-empty").await;
+    within(&s, TEST_LIMIT, async {
+        let xvfb = Xvfb::start();
+        let app = AppDriver::launch(&s, &xvfb).await;
+        app.find("#sysproxy-switch").await;
+        let (listen, _) = listen_of_app(&s);
+        app.screenshot("overview-empty").await;
 
-    open_page(&app, "upstreams").await;
-    app.fill("#upstream-name", "home").await;
-    app.fill("#upstream-url", &socks.url()).await;
-    app.fill("#upstream-password", SECRET).await;
-    app.click("#upstream-save").await;
-    app.until("the new upstream in the list", || async {
-        app.text("[data-testid=\"upstream-row\"][data-name=\"home\"]")
-            .await
-            .contains("home")
-            .then_some(())
-    })
-    .await;
-    let stored = s.tool(
-        "secret-tool",
-        &["lookup", "service", "veil", "username", "home"],
-    );
-    assert_eq!(stored, SECRET, "the password is in the keyring");
-    let config = std::fs::read_to_string(s.veil_home().join("config.toml")).expect("config");
-    assert!(!config.contains(SECRET), "never in the file: {config}");
-
-    // Send traffic through it: choose the upstream on the Overview.
-    open_page(&app, "overview").await;
-    // The option appears once the window has listed the upstreams.
-    app.find("#selection option[value=\"one:home\"]").await;
-    let select = app.find("#selection").await;
-    select
-        .select_by_value("one:home")
-        .await
-        .expect("choose the upstream");
-    let proxy = format!("http://{listen}");
-    let seen = app
-        .until("a request through the upstream", || async {
-            let out = curl(&["-x", &proxy, &origin.url("/ip")]).await;
-            (out.status == 200 && out.text().starts_with("127.0.0.3")).then(|| out.text())
+        open_page(&app, "upstreams").await;
+        app.fill("#upstream-name", "home").await;
+        app.fill("#upstream-url", &socks.url()).await;
+        app.fill("#upstream-password", SECRET).await;
+        app.click("#upstream-save").await;
+        app.until("the new upstream in the list", || async {
+            app.text("[data-testid=\"upstream-row\"][data-name=\"home\"]")
+                .await
+                .contains("home")
+                .then_some(())
         })
         .await;
-    assert!(
-        seen.starts_with("127.0.0.3"),
-        "left through microsocks: {seen}"
-    );
+        let stored = s.tool(
+            "secret-tool",
+            &["lookup", "service", "veil", "username", "home"],
+        );
+        assert_eq!(stored, SECRET, "the password is in the keyring");
+        let config = std::fs::read_to_string(s.veil_home().join("config.toml")).expect("config");
+        assert!(!config.contains(SECRET), "never in the file: {config}");
 
-    // The route changed, so the app checked the IP again: both addresses.
-    app.until("the masked-IP card to show both addresses", || async {
-        let verdict = app
-            .attr("[data-testid=\"ip-verdict\"]", "data-verdict")
+        // Send traffic through it: choose the upstream on the Overview.
+        open_page(&app, "overview").await;
+        // The option appears once the window has listed the upstreams.
+        app.find("#selection option[value=\"one:home\"]").await;
+        let select = app.find("#selection").await;
+        select
+            .select_by_value("one:home")
+            .await
+            .expect("choose the upstream");
+        let proxy = format!("http://{listen}");
+        let seen = app
+            .until("a request through the upstream", || async {
+                let out = curl(&["-x", &proxy, &origin.url("/ip")]).await;
+                (out.status == 200 && out.text().starts_with("127.0.0.3")).then(|| out.text())
+            })
             .await;
-        (verdict.as_deref() == Some("masked")).then_some(())
-    })
-    .await;
-    assert!(
-        app.text("[data-testid=\"ip-direct\"]")
-            .await
-            .contains("127.0.0.1")
-    );
-    assert!(
-        app.text("[data-testid=\"ip-proxy\"]")
-            .await
-            .contains("127.0.0.3")
-    );
+        assert!(
+            seen.starts_with("127.0.0.3"),
+            "left through microsocks: {seen}"
+        );
 
-    // A bigger download, then the counters and the chart move.
-    let big = curl(&[
-        "-x",
-        &proxy,
-        &origin.url("/bytes/2000000"),
-        "-o",
-        "/dev/null",
-    ])
-    .await;
-    assert_eq!(big.status, 200, "{}", big.stderr);
-    app.until("the down counter to count the download", || async {
-        let text = app.text("[data-testid=\"bytes-down\"]").await;
-        (text.contains("MB") || text.contains("MiB")).then_some(text)
-    })
-    .await;
-    app.find("[data-testid=\"live-chart\"] canvas").await;
+        // The route changed, so the app checked the IP again: both addresses.
+        app.until("the masked-IP card to show both addresses", || async {
+            let verdict = app
+                .attr("[data-testid=\"ip-verdict\"]", "data-verdict")
+                .await;
+            (verdict.as_deref() == Some("masked")).then_some(())
+        })
+        .await;
+        assert!(
+            app.text("[data-testid=\"ip-direct\"]")
+                .await
+                .contains("127.0.0.1")
+        );
+        assert!(
+            app.text("[data-testid=\"ip-proxy\"]")
+                .await
+                .contains("127.0.0.3")
+        );
 
-    // A curl that stays connected through Veil for a few seconds is listed
-    // as covered on the Coverage page.
-    let url = origin.url("/bytes/1000");
-    let slow = KillOnDrop(
-        std::process::Command::new("curl")
-            .args(["-sS", "--max-time", "30", "-x", &proxy, "--rate", "1/s"])
-            .args(std::iter::repeat_n(["-o", "/dev/null", url.as_str()], 12).flatten())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("curl runs"),
-    );
-    open_page(&app, "coverage").await;
-    app.until("curl listed as going through Veil", || async {
-        let rows = app
-            .client
-            .find_all(fantoccini::Locator::Css(
-                "[data-testid=\"coverage-app\"][data-class=\"through_veil\"]",
-            ))
-            .await
-            .ok()?;
-        for row in rows {
-            if row.text().await.ok()?.contains("curl") {
-                return Some(());
+        // A bigger download, then the counters and the chart move.
+        let big = curl(&[
+            "-x",
+            &proxy,
+            &origin.url("/bytes/2000000"),
+            "-o",
+            "/dev/null",
+        ])
+        .await;
+        assert_eq!(big.status, 200, "{}", big.stderr);
+        app.until("the down counter to count the download", || async {
+            let text = app.text("[data-testid=\"bytes-down\"]").await;
+            (text.contains("MB") || text.contains("MiB")).then_some(text)
+        })
+        .await;
+        app.find("[data-testid=\"live-chart\"] canvas").await;
+
+        // A curl that stays connected through Veil for a few seconds is listed
+        // as covered on the Coverage page.
+        let url = origin.url("/bytes/1000");
+        let slow = KillOnDrop(
+            std::process::Command::new("curl")
+                .args(["-sS", "--max-time", "30", "-x", &proxy, "--rate", "1/s"])
+                .args(std::iter::repeat_n(["-o", "/dev/null", url.as_str()], 12).flatten())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("curl runs"),
+        );
+        open_page(&app, "coverage").await;
+        app.until("curl listed as going through Veil", || async {
+            let rows = app
+                .client
+                .find_all(fantoccini::Locator::Css(
+                    "[data-testid=\"coverage-app\"][data-class=\"through_veil\"]",
+                ))
+                .await
+                .ok()?;
+            for row in rows {
+                if row.text().await.ok()?.contains("curl") {
+                    return Some(());
+                }
             }
+            None
+        })
+        .await;
+        app.screenshot("coverage-with-curl").await;
+        drop(slow);
+
+        for page in PAGES {
+            open_page(&app, page).await;
+            // Give live data a tick to arrive before the picture.
+            tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+            app.screenshot(page).await;
         }
-        None
+        app.quit().await;
     })
     .await;
-    app.screenshot("coverage-with-curl").await;
-    drop(slow);
-
-    for page in PAGES {
-        open_page(&app, page).await;
-        // Give live data a tick to arrive before the picture.
-        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-        app.screenshot(page).await;
-    }
-    app.quit().await;
 }

@@ -13,7 +13,7 @@ pub struct Paths {
     pub data_dir: PathBuf,
     pub cache_dir: PathBuf,
     pub log_dir: PathBuf,
-    /// Holds the control socket.
+    /// Holds the control socket (on Windows, names the control pipe).
     pub runtime_dir: PathBuf,
 }
 
@@ -61,8 +61,15 @@ impl Paths {
         }
     }
 
+    /// Where a running engine answers [`crate::control`] requests: a socket
+    /// file in the runtime folder on Unix; on Windows a named pipe whose name
+    /// is derived from the runtime folder, so each `VEIL_HOME` has its own.
     pub fn control_socket(&self) -> PathBuf {
-        self.runtime_dir.join("veil.sock")
+        if cfg!(windows) {
+            PathBuf::from(pipe_name(&self.runtime_dir))
+        } else {
+            self.runtime_dir.join("veil.sock")
+        }
     }
 
     /// Creates the folders, private to this user where the platform allows.
@@ -82,6 +89,20 @@ impl Paths {
         }
         Ok(())
     }
+}
+
+/// `\\.\pipe\veil-<hash of the folder>`. Pipe names are global on a
+/// Windows machine, so the name must differ per folder; the folder is under
+/// the user's profile by default, and the pipe's DACL admits only that user
+/// anyway. FNV-1a (64 bit) of the lower-cased path: stable across builds,
+/// unlike `std`'s hasher, which a CLI and an app of another version must
+/// agree on.
+pub fn pipe_name(runtime_dir: &Path) -> String {
+    let text = runtime_dir.to_string_lossy().to_lowercase();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!(r"\\.\pipe\veil-{hash:016x}")
 }
 
 #[cfg(unix)]
@@ -112,6 +133,23 @@ mod tests {
         assert_eq!(p.data_dir, Path::new("/tmp/vh/data"));
         assert_eq!(p.cache_dir, Path::new("/tmp/vh/cache"));
         assert_eq!(p.log_dir, Path::new("/tmp/vh/logs"));
+        #[cfg(unix)]
         assert_eq!(p.control_socket(), Path::new("/tmp/vh/run/veil.sock"));
+        #[cfg(windows)]
+        assert_eq!(p.control_socket(), Path::new(&pipe_name(&p.runtime_dir)));
+    }
+
+    #[test]
+    fn each_folder_has_its_own_pipe() {
+        let a = pipe_name(Path::new(r"C:\Users\alice\AppData\Local\Veil\run"));
+        let b = pipe_name(Path::new(r"C:\Users\bob\AppData\Local\Veil\run"));
+        assert!(a.starts_with(r"\\.\pipe\veil-"), "{a}");
+        assert_eq!(a.len(), r"\\.\pipe\veil-".len() + 16);
+        assert_ne!(a, b);
+        // Windows paths are case-insensitive: one folder, one pipe.
+        assert_eq!(
+            a,
+            pipe_name(Path::new(r"c:\users\ALICE\appdata\local\veil\run"))
+        );
     }
 }

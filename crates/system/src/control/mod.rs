@@ -1,9 +1,21 @@
-//! The control channel of a running engine: a Unix domain socket in the
-//! runtime folder, mode 0600, one JSON object per line each way.
+//! The control channel of a running engine: one JSON object per line each
+//! way, over a transport that only this user can open.
 //!
 //! It is local and private to the user on purpose. A TCP port, even on
-//! loopback, can be reached by any web page the user opens; a socket file in a
-//! 0700 folder cannot.
+//! loopback, can be reached by any web page the user opens; these cannot:
+//! - Unix (Linux, macOS): a Unix domain socket, mode 0600, in the runtime
+//!   folder (mode 0700) — [`unix`].
+//! - Windows: a named pipe whose security descriptor admits only the
+//!   current user's SID and refuses remote clients; its name is derived from
+//!   the runtime folder, so two `VEIL_HOME`s never share one — [`windows`].
+//!
+//! [`ControlServer`], [`request`] and [`request_within`] are the same on
+//! every OS; only the byte stream under them differs.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(windows)]
+mod windows;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,8 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+
+#[cfg(unix)]
+use unix as transport;
 use veil_engine::{CacheStats, StatsSnapshot};
+#[cfg(windows)]
+use windows as transport;
 
 use crate::sysproxy::SystemProxyStatus;
 
@@ -137,65 +154,41 @@ pub enum ControlError {
 
 const MAX_LINE: u64 = 64 * 1024;
 
-/// A bound control socket; removes its file when dropped.
+/// A bound control endpoint, answering with [`ControlServer::serve`]. On
+/// Unix its socket file is removed when it is dropped.
 #[derive(Debug)]
 pub struct ControlServer {
-    #[cfg(unix)]
-    listener: tokio::net::UnixListener,
-    path: PathBuf,
+    inner: transport::Server,
 }
 
-#[cfg(unix)]
 impl ControlServer {
-    /// Binds `path`. A leftover socket file from a crashed engine is replaced;
-    /// one that still answers means another engine runs, and is an error.
+    /// Binds `path` (from [`crate::Paths::control_socket`]). A leftover
+    /// socket file from a crashed engine is replaced; an endpoint that still
+    /// answers means another engine runs, and is an error.
     pub async fn bind(path: &Path) -> Result<Self, ControlError> {
-        use std::os::unix::fs::PermissionsExt;
-        let io_err = |source| ControlError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        if path.exists() {
-            if tokio::net::UnixStream::connect(path).await.is_ok() {
-                return Err(ControlError::AlreadyRunning {
-                    path: path.to_path_buf(),
-                });
-            }
-            std::fs::remove_file(path).map_err(io_err)?;
-        }
-        let listener = tokio::net::UnixListener::bind(path).map_err(io_err)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
         Ok(Self {
-            listener,
-            path: path.to_path_buf(),
+            inner: transport::Server::bind(path).await?,
         })
+    }
+
+    /// Where clients reach this server.
+    pub fn path(&self) -> &Path {
+        self.inner.path()
     }
 
     /// Answers clients until `stop` resolves.
     pub async fn serve(self, controller: Arc<dyn Controller>, stop: impl Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            let accepted = tokio::select! {
-                r = self.listener.accept() => r,
-                _ = &mut stop => break,
-            };
-            match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(answer(stream, controller.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!("control socket accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+        self.inner.serve(controller, stop).await
     }
 }
 
-#[cfg(unix)]
-async fn answer(stream: tokio::net::UnixStream, controller: Arc<dyn Controller>) {
-    use tokio::io::AsyncReadExt;
-    let (read, mut write) = stream.into_split();
+/// Answers one client: a request per line, a reply per line, until the
+/// client closes or stays silent for 30 s.
+async fn answer<S>(stream: S, controller: Arc<dyn Controller>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read, mut write) = tokio::io::split(stream);
     let mut lines = BufReader::new(read.take(MAX_LINE)).lines();
     while let Ok(Ok(Some(line))) =
         tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
@@ -218,41 +211,21 @@ async fn answer(stream: tokio::net::UnixStream, controller: Arc<dyn Controller>)
     }
 }
 
-impl Drop for ControlServer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 /// Sends one request to the engine behind `path` and waits for its reply.
-#[cfg(unix)]
 pub async fn request(path: &Path, request: &Request) -> Result<Reply, ControlError> {
     request_within(path, request, Duration::from_secs(10)).await
 }
 
 /// [`request`] with another bound on the wait (the IP check may take a
 /// timeout per endpoint).
-#[cfg(unix)]
 pub async fn request_within(
     path: &Path,
     request: &Request,
     after: Duration,
 ) -> Result<Reply, ControlError> {
     let exchange = async {
-        let stream = tokio::net::UnixStream::connect(path)
-            .await
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-                    ControlError::NotRunning {
-                        path: path.to_path_buf(),
-                    }
-                }
-                _ => ControlError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                },
-            })?;
-        let (read, mut write) = stream.into_split();
+        let stream = transport::connect(path).await?;
+        let (read, mut write) = tokio::io::split(stream);
         let mut line =
             serde_json::to_vec(request).map_err(|e| ControlError::BadReply(e.to_string()))?;
         line.push(b'\n');
@@ -262,7 +235,7 @@ pub async fn request_within(
         };
         write.write_all(&line).await.map_err(io_err)?;
         let mut reply = String::new();
-        BufReader::new(read)
+        BufReader::new(read.take(MAX_LINE))
             .read_line(&mut reply)
             .await
             .map_err(io_err)?;
@@ -277,3 +250,19 @@ pub async fn request_within(
             })
         })
 }
+
+/// The error for a client whose connect failed with `source`.
+fn connect_error(path: &Path, source: io::Error) -> ControlError {
+    match source.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ControlError::NotRunning {
+            path: path.to_path_buf(),
+        },
+        _ => ControlError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
