@@ -41,6 +41,14 @@ fn tauri_driver_bin() -> PathBuf {
     PathBuf::from("tauri-driver")
 }
 
+/// Changes one nearly transparent pixel in a corner of the page, so the
+/// WebView paints once more.
+const NUDGE_PAINT: &str = "let d = document.getElementById('webdriver-nudge');\
+    if (!d) { d = document.createElement('div'); d.id = 'webdriver-nudge';\
+    d.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;pointer-events:none';\
+    document.body.appendChild(d); }\
+    d.style.background = d.style.background === 'rgba(0, 0, 0, 0.01)' ? 'rgba(0, 0, 0, 0.02)' : 'rgba(0, 0, 0, 0.01)';";
+
 /// `target/gui-screenshots/`, created on first use.
 fn screenshot_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/gui-screenshots");
@@ -331,6 +339,14 @@ impl AppDriver {
 
     /// Saves a PNG of the window to `target/gui-screenshots/NAME.png`.
     pub async fn screenshot(&self, name: &str) {
+        // WebKitGTK without accelerated compositing (how the app and these
+        // tests run it) answers a snapshot only after its next paint, and a
+        // page where nothing changes (Learn) never paints again: the call
+        // then waits forever. A one-pixel change makes that paint happen.
+        let nudge = self.client.execute(NUDGE_PAINT, vec![]);
+        if let Err(e) = self.bounded("repaint before a screenshot", nudge).await {
+            self.fail(&format!("screenshot {name}: {e}")).await;
+        }
         let png = match self
             .bounded(&format!("screenshot {name}"), self.client.screenshot())
             .await
