@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::secrets::{self, SecretKey};
 use serde::{Deserialize, Serialize};
 use veil_engine::{
-    Action, CacheConfig, Credentials, EngineConfig, HealthConfig, Limits, Mode, ProxyUrl, Routing,
-    Strategy, UpstreamSpec,
+    Action, CacheConfig, Credentials, EngineConfig, HealthConfig, Limits, Mode, ProxyKind,
+    ProxyUrl, Routing, Strategy, UpstreamSpec,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -318,6 +318,16 @@ pub enum ConfigError {
          service \"veil\"); store one, or name an environment variable with proxy.auth.password_env"
     )]
     NoStoredInboundPassword { user: String },
+    /// RFC 1929 gives SOCKS5 user names and passwords one length byte.
+    #[error(
+        "{whom}: the {what} is {len} bytes long; SOCKS5 allows at most 255 (RFC 1929), so it \
+         could never log in"
+    )]
+    SocksCredentialTooLong {
+        whom: String,
+        what: &'static str,
+        len: usize,
+    },
     #[error(transparent)]
     Secrets(#[from] crate::secrets::SecretsError),
     #[error("cannot write {path}: {source}")]
@@ -478,6 +488,8 @@ impl Config {
                         }
                     })?,
                 };
+                // The inbound listener speaks SOCKS5 too.
+                socks_fits("inbound credentials", &a.username, &password)?;
                 Some(Credentials::new(a.username.clone(), password))
             }
             None => None,
@@ -545,6 +557,13 @@ impl Config {
                         None => None,
                     },
                 };
+                if url.kind == ProxyKind::Socks5 {
+                    socks_fits(
+                        &format!("upstream {:?}", s.name),
+                        url.username.as_deref().unwrap_or_default(),
+                        password.as_deref().unwrap_or_default(),
+                    )?;
+                }
                 Ok(UpstreamSpec {
                     name: s.name.clone(),
                     url,
@@ -555,6 +574,20 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Refuses a SOCKS5 user name or password longer than its length byte.
+fn socks_fits(whom: &str, user: &str, password: &str) -> Result<(), ConfigError> {
+    for (what, value) in [("user name", user), ("password", password)] {
+        if value.len() > 255 {
+            return Err(ConfigError::SocksCredentialTooLong {
+                whom: whom.to_owned(),
+                what,
+                len: value.len(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// 1-based line and column of a byte offset.
@@ -619,6 +652,22 @@ mod tests {
         assert!(!err.to_string().contains("pw@"), "{err}");
         assert!(parse("[rules]\n\"a*b\" = \"block\"\n").is_err());
         assert!(parse("[rules]\n\"a.example\" = \"maybe\"\n").is_err());
+    }
+
+    #[test]
+    fn socks5_passwords_over_255_bytes_are_refused_before_they_wrap() {
+        let c = parse(
+            "[[upstreams.server]]\nname = \"home\"\nurl = \"socks5://alice@127.0.0.3:1080\"\n\
+             [[upstreams.server]]\nname = \"web\"\nurl = \"http://alice@127.0.0.2:3128\"\n",
+        )
+        .expect("ok");
+        let err = c
+            .engine_config_with(&|_| Ok(Some("p".repeat(256))))
+            .expect_err("256 bytes");
+        let msg = err.to_string();
+        assert!(msg.contains("\"home\"") && msg.contains("255"), "{msg}");
+        assert!(!msg.contains("ppp"), "the password is not shown: {msg}");
+        assert!(c.engine_config_with(&|_| Ok(Some("p".repeat(255)))).is_ok());
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl ProxyVars {
             Shell::PowerShell => "# veil env --shell powershell | Invoke-Expression\n",
         });
         for (name, value) in self.pairs() {
-            let quoted = quote(value);
+            let quoted = quote(shell, value);
             match shell {
                 Shell::Posix => out.push_str(&format!("export {name}={quoted}\n")),
                 Shell::Fish => out.push_str(&format!("set -gx {name} {quoted}\n")),
@@ -110,10 +110,31 @@ pub fn no_proxy(bypass: &[String]) -> String {
     out.join(",")
 }
 
-/// Single quotes work the same way in all three shells for these values,
-/// which never contain a quote (hosts, addresses, a URL-encoded user).
-fn quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', ""))
+/// `value` as one literal word in `shell`. Single quotes in each shell's
+/// own rules, since bypass entries come from a file anyone may have edited:
+/// - POSIX: nothing is special inside `'…'`; a quote is written `'\''`.
+/// - fish: `\\` and `\'` are escapes even inside single quotes.
+/// - PowerShell: a quote is doubled, and the typographic quotes
+///   `‘ ’ ‚ ‛` count as single quotes too.
+pub fn quote(shell: Shell, value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match (shell, c) {
+            (Shell::Posix, '\'') => out.push_str("'\\''"),
+            (Shell::Fish, '\'' | '\\') => {
+                out.push('\\');
+                out.push(c);
+            }
+            (Shell::PowerShell, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') => {
+                out.push(c);
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 fn percent_encode(s: &str) -> String {
@@ -169,6 +190,86 @@ mod tests {
             "{ps}"
         );
         assert!(!ps.contains("$env:https_proxy"), "{ps}");
+    }
+
+    /// Hostile bypass entries, as a shared or tampered config could hold.
+    const HOSTILE: &[&str] = &[
+        "a'b",
+        "x\\'; touch /tmp/veil-pwned; echo '",
+        "$(touch /tmp/veil-pwned)",
+        "`id`",
+        "back\\slash\\",
+        "tab\there",
+        "semi;colon",
+        "\u{2019}; touch /tmp/veil-pwned #",
+    ];
+
+    /// Runs `script` in `shell` (skipped when that shell is not installed),
+    /// returning what it printed.
+    fn run_shell(program: &str, args: &[&str], script: &str) -> Option<String> {
+        use std::io::Write;
+        let mut child = match std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                println!("skipped: {program} is not installed");
+                return None;
+            }
+            Err(e) => panic!("{program}: {e}"),
+        };
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("script");
+        let out = child.wait_with_output().expect("shell ran");
+        assert!(
+            out.status.success(),
+            "{program} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(String::from_utf8(out.stdout).expect("utf-8"))
+    }
+
+    #[test]
+    fn each_real_shell_reads_hostile_values_back_literally() {
+        let bypass: Vec<String> = HOSTILE.iter().map(|s| s.to_string()).collect();
+        let v = ProxyVars::new("127.0.0.1:7890".parse().expect("addr"), &bypass, None);
+        let want = v.no_proxy.clone();
+        let shells: [(&str, &[&str], Shell, &str); 4] = [
+            ("bash", &["-s"], Shell::Posix, "printf '%s' \"$no_proxy\"\n"),
+            ("zsh", &["-s"], Shell::Posix, "printf '%s' \"$no_proxy\"\n"),
+            ("fish", &[], Shell::Fish, "printf '%s' \"$no_proxy\"\n"),
+            (
+                "pwsh",
+                &["-NoProfile", "-Command", "-"],
+                Shell::PowerShell,
+                "[Console]::Out.Write($env:NO_PROXY)\n",
+            ),
+        ];
+        for (program, args, shell, print) in shells {
+            let script = format!("{}{print}", v.render(shell));
+            if let Some(got) = run_shell(program, args, &script) {
+                assert_eq!(got, want, "{program} read back something else");
+            }
+        }
+        assert!(!std::path::Path::new("/tmp/veil-pwned").exists());
+    }
+
+    #[test]
+    fn quoting_rules_per_shell() {
+        assert_eq!(quote(Shell::Posix, "a'b"), "'a'\\''b'");
+        assert_eq!(quote(Shell::Fish, "a'b\\"), "'a\\'b\\\\'");
+        assert_eq!(
+            quote(Shell::PowerShell, "a'b\u{2019}"),
+            "'a''b\u{2019}\u{2019}'"
+        );
     }
 
     #[test]

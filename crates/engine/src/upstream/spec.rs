@@ -52,31 +52,46 @@ pub enum ProxyUrlError {
     BadPort(String),
     #[error("{0:?} has a path, query or fragment; a proxy URL is only scheme://[user@]host:port")]
     Extra(String),
+    #[error("{0:?}: a SOCKS5 user name is at most 255 bytes (RFC 1929)")]
+    UserTooLong(String),
 }
 
 impl FromStr for ProxyUrl {
     type Err = ProxyUrlError;
 
+    /// Every error carries the URL with its userinfo redacted ([`redact`]):
+    /// a URL the user typed may hold a password by mistake, and errors end
+    /// up in logs and on stderr.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let shown = || redact(s);
         let (scheme, rest) = s
             .split_once("://")
-            .ok_or_else(|| ProxyUrlError::Scheme(s.to_owned()))?;
+            .ok_or_else(|| ProxyUrlError::Scheme(shown()))?;
         let kind = match scheme.to_ascii_lowercase().as_str() {
             "http" => ProxyKind::Http,
             "https" => ProxyKind::Https,
             "socks5" | "socks5h" => ProxyKind::Socks5,
-            _ => return Err(ProxyUrlError::Scheme(s.to_owned())),
+            _ => return Err(ProxyUrlError::Scheme(shown())),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains(['/', '?', '#']) {
-            return Err(ProxyUrlError::Extra(s.to_owned()));
-        }
         let (userinfo, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
         };
-        if userinfo.is_some_and(|u| u.contains(':')) {
-            return Err(ProxyUrlError::PasswordInUrl(redact(s)));
+        // The check runs on the decoded user name too: `bob%3Ahunter2` is
+        // `bob:hunter2` to every proxy and would show in `ps` and status.
+        let username = userinfo.filter(|u| !u.is_empty()).map(percent_decode);
+        if userinfo.is_some_and(|u| u.contains(':'))
+            || username.as_deref().is_some_and(|u| u.contains(':'))
+        {
+            return Err(ProxyUrlError::PasswordInUrl(shown()));
+        }
+        if hostport.contains(['/', '?', '#']) {
+            return Err(ProxyUrlError::Extra(shown()));
+        }
+        // RFC 1929 gives the SOCKS5 user name one length byte.
+        if kind == ProxyKind::Socks5 && username.as_ref().is_some_and(|u| u.len() > 255) {
+            return Err(ProxyUrlError::UserTooLong(shown()));
         }
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(':') || h.starts_with('[') => (
@@ -84,34 +99,44 @@ impl FromStr for ProxyUrl {
                 p.parse::<u16>()
                     .ok()
                     .filter(|p| *p != 0)
-                    .ok_or_else(|| ProxyUrlError::BadPort(s.to_owned()))?,
+                    .ok_or_else(|| ProxyUrlError::BadPort(shown()))?,
             ),
             _ => (hostport, kind.default_port()),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
-            return Err(ProxyUrlError::NoHost(s.to_owned()));
+            return Err(ProxyUrlError::NoHost(shown()));
         }
         Ok(ProxyUrl {
             kind,
             host: host.to_ascii_lowercase(),
             port,
-            username: userinfo.filter(|u| !u.is_empty()).map(percent_decode),
+            username,
         })
     }
 }
 
-/// Drops everything after the user name's colon, so an error message never
-/// repeats a password the user typed by mistake.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) => {
-            let user_start = s + 3;
-            let userinfo = &url[user_start..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..user_start], &url[at..])
-        }
-        _ => url.to_owned(),
+/// The URL with anything after the user name in its userinfo replaced by
+/// `***`, so an error message never repeats a password typed by mistake.
+/// Works on malformed input too (a scheme typo, no `://`, a path after the
+/// host), and on a colon written as `%3A`.
+pub fn redact(url: &str) -> String {
+    // The last '@' ends the userinfo; taking the last one over-redacts an
+    // '@' in a path, which is harmless, and never misses a password that
+    // itself holds '/' or '@'.
+    let Some(at) = url.rfind('@') else {
+        return url.to_owned();
+    };
+    let start = url[..at].find("://").map_or(0, |i| i + 3);
+    let userinfo = &url[start..at];
+    let lower = userinfo.to_ascii_lowercase();
+    let cut = [userinfo.find(':'), lower.find("%3a")]
+        .into_iter()
+        .flatten()
+        .min();
+    match cut {
+        Some(cut) => format!("{}{}:***{}", &url[..start], &userinfo[..cut], &url[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -136,6 +161,21 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A user name as it must be written in a URL: everything but unreserved
+/// characters and sub-delimiters percent-encoded (so `:` and `@` in a name
+/// cannot be read back as a password or a host).
+fn percent_encode_userinfo(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for b in user.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 impl fmt::Display for ProxyUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = match self.kind {
@@ -145,7 +185,7 @@ impl fmt::Display for ProxyUrl {
         };
         write!(f, "{scheme}://")?;
         if let Some(user) = &self.username {
-            write!(f, "{user}@")?;
+            write!(f, "{}@", percent_encode_userinfo(user))?;
         }
         if self.host.contains(':') {
             write!(f, "[{}]:{}", self.host, self.port)
@@ -297,6 +337,60 @@ mod tests {
         assert!("http://p:0".parse::<ProxyUrl>().is_err());
         assert!("http://p:1/path".parse::<ProxyUrl>().is_err());
         assert!("http://:1".parse::<ProxyUrl>().is_err());
+    }
+
+    #[test]
+    fn no_error_repeats_a_password() {
+        for url in [
+            "socks://bob:hunter2@p:1080",
+            "http://bob:hunter2@p:3128/x",
+            "http://bob:hunter2@p:99999",
+            "bob:hunter2@p:1080",
+            "socks5://bob:hun/ter2@p:1080",
+            "socks5://bob:hun@ter2@p:1080",
+            "socks5://bob%3Ahunter2@p:1080",
+            "socks5://bob%3ahunter2@:1080",
+        ] {
+            let err = url.parse::<ProxyUrl>().expect_err(url);
+            let shown = err.to_string();
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("ter2"),
+                "{url}: {shown}"
+            );
+            assert!(shown.contains("bob"), "the user is still named: {shown}");
+        }
+    }
+
+    #[test]
+    fn an_encoded_colon_is_a_password_too() {
+        let err = "socks5://bob%3Ahunter2@host:1080"
+            .parse::<ProxyUrl>()
+            .expect_err("decoded user holds a colon");
+        assert!(matches!(err, ProxyUrlError::PasswordInUrl(_)), "{err}");
+    }
+
+    #[test]
+    fn user_names_are_encoded_when_shown() {
+        let u: ProxyUrl = "socks5://al%20ice%40corp@h:1080".parse().expect("url");
+        assert_eq!(u.username.as_deref(), Some("al ice@corp"));
+        assert_eq!(u.to_string(), "socks5://al%20ice%40corp@h:1080");
+        assert_eq!(u.to_string().parse::<ProxyUrl>().expect("round trip"), u);
+    }
+
+    #[test]
+    fn socks5_user_names_fit_one_length_byte() {
+        let long = "u".repeat(256);
+        let err = format!("socks5://{long}@h:1080")
+            .parse::<ProxyUrl>()
+            .expect_err("256 bytes");
+        assert!(matches!(err, ProxyUrlError::UserTooLong(_)), "{err}");
+        assert!(
+            format!("socks5://{}@h:1080", "u".repeat(255))
+                .parse::<ProxyUrl>()
+                .is_ok()
+        );
+        // HTTP has no such limit.
+        assert!(format!("http://{long}@h:1080").parse::<ProxyUrl>().is_ok());
     }
 
     #[test]
