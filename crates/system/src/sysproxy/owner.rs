@@ -14,7 +14,7 @@ pub struct Owner {
 
 impl Owner {
     /// This process. Its start time never changes, so it is looked up once
-    /// (on macOS and Windows that takes starting another process).
+    /// (on macOS that takes starting `ps`).
     pub fn current() -> Self {
         static ME: std::sync::OnceLock<Owner> = std::sync::OnceLock::new();
         ME.get_or_init(|| {
@@ -62,15 +62,47 @@ fn start_time(pid: u32) -> Option<String> {
     (out.status.success() && !text.is_empty()).then_some(text)
 }
 
+/// The creation time as a FILETIME count (100 ns since 1601, UTC), the
+/// same number PowerShell's `StartTime.ToFileTimeUtc()` gives, so guard files
+/// written by earlier versions still match.
 #[cfg(windows)]
 fn start_time(pid: u32) -> Option<String> {
-    let script = format!("(Get-Process -Id {pid} -ErrorAction Stop).StartTime.ToFileTimeUtc()");
-    let out = std::process::Command::new("powershell")
-        .args(["-NoProfile", "-NonInteractive", "-Command", &script])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (out.status.success() && !text.is_empty()).then_some(text)
+    win::creation_time(pid).map(|t| t.to_string())
+}
+
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod win {
+    use windows_sys::Win32::Foundation::{CloseHandle, FILETIME, STILL_ACTIVE};
+    use windows_sys::Win32::System::Threading::{
+        GetExitCodeProcess, GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+    };
+
+    /// `None` when there is no such process, or it has exited (a handle
+    /// someone still holds keeps an exited process's times readable).
+    pub(super) fn creation_time(pid: u32) -> Option<u64> {
+        // SAFETY: plain call; a null handle is checked below.
+        let handle = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+        if handle.is_null() {
+            return None;
+        }
+        let zero = FILETIME {
+            dwLowDateTime: 0,
+            dwHighDateTime: 0,
+        };
+        let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+        let mut code = 0u32;
+        // SAFETY: `handle` is open with the query right both calls need; the
+        // out-pointers are valid locals.
+        let ok = unsafe {
+            GetProcessTimes(handle, &mut created, &mut exited, &mut kernel, &mut user) != 0
+                && GetExitCodeProcess(handle, &mut code) != 0
+        };
+        // SAFETY: opened above.
+        unsafe { CloseHandle(handle) };
+        (ok && code == STILL_ACTIVE as u32)
+            .then(|| (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime))
+    }
 }
 
 #[cfg(not(any(unix, windows)))]
@@ -95,12 +127,17 @@ mod tests {
         assert!(!impostor.is_running(), "same pid, other start time");
     }
 
-    #[cfg(unix)]
     #[test]
     fn a_finished_process_is_not_running() {
-        let mut child = std::process::Command::new("true")
-            .spawn()
-            .expect("spawn true");
+        // A program every OS has that exits at once.
+        let mut child = if cfg!(windows) {
+            std::process::Command::new("cmd")
+                .args(["/C", "exit"])
+                .spawn()
+        } else {
+            std::process::Command::new("true").spawn()
+        }
+        .expect("spawn a short-lived process");
         let owner = Owner {
             pid: child.id(),
             started: start_time(child.id()),
