@@ -447,3 +447,38 @@ async fn requests_to_the_proxy_itself_do_not_loop() {
     );
     assert_eq!(engine.stats().connections_total, 3, "{:?}", engine.stats());
 }
+
+/// Every spelling of "this host" is the same listener: the unspecified
+/// address (a connect to 0.0.0.0 reaches loopback) and the IPv4-mapped IPv6
+/// form. Each is refused as a loop, not relayed back into Veil.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_spellings_of_this_host_do_not_loop_either() {
+    let engine = start_engine(|_| {}).await;
+    let addr = engine.local_addr();
+    let port = addr.port();
+    let spellings = [
+        format!("0.0.0.0:{port}"),
+        format!("[::ffff:127.0.0.1]:{port}"),
+    ];
+    for target in &spellings {
+        let out = curl(&["-x", &proxy_url(addr), &format!("http://{target}/")]).await;
+        assert_eq!(out.status, 502, "{target}: {out:?}");
+        assert!(out.text().contains("own listener"), "{target}: {out:?}");
+        let reply = exchange(
+            addr,
+            format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")
+                .into_bytes(),
+        )
+        .await;
+        assert_eq!(reply.status(), 502, "CONNECT {target}: {reply:?}");
+    }
+    let reply = socks5_connect(addr, [0, 0, 0, 0], port).await;
+    assert_eq!(reply[1], 0x02, "SOCKS5 to 0.0.0.0: {reply:?}");
+    assert!(
+        eventually(PATIENCE, || engine.stats().connections_open == 0).await,
+        "{:?}",
+        engine.stats().connections
+    );
+    // One client connection per attempt: nothing came back in through Veil.
+    assert_eq!(engine.stats().connections_total, 5, "{:?}", engine.stats());
+}

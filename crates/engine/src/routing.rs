@@ -157,6 +157,22 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv4_rule_matches_its_mapped_ipv6_spelling() {
+        let routing = Routing::new(&[], &[("10.0.0.0/8".into(), Action::Block)]).expect("routing");
+        assert_eq!(
+            routing.decide(Mode::Proxy, &t("[::ffff:10.1.2.3]:80")),
+            Action::Block
+        );
+        let bypass = Routing::new(&Routing::default_bypass(), &[]).expect("routing");
+        assert_eq!(
+            bypass.decide(Mode::Proxy, &t("[::ffff:192.168.1.1]:80")),
+            Action::Direct,
+            "private ranges bypass in every spelling"
+        );
+        assert_eq!(bypass.decide(Mode::Proxy, &t("0.0.0.0:80")), Action::Direct);
+    }
+
+    #[test]
     fn bypass_and_rules() {
         let routing = Routing::new(
             &Routing::default_bypass(),

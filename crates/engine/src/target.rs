@@ -36,13 +36,24 @@ impl Target {
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
         if let Ok(ip) = bare.parse::<IpAddr>() {
-            return Ok(Target::Ip(SocketAddr::new(ip, port)));
+            return Ok(Target::Ip(SocketAddr::new(canonical_ip(ip), port)));
         }
         if !is_valid_hostname(bare) {
             return Err(TargetError::BadHost(host.to_owned()));
         }
         let name = bare.trim_end_matches('.').to_ascii_lowercase();
         Ok(Target::Domain(name, port))
+    }
+
+    /// A target given as an address (SOCKS5's IPv4 and IPv6 forms).
+    pub fn from_addr(addr: SocketAddr) -> Result<Self, TargetError> {
+        if addr.port() == 0 {
+            return Err(TargetError::ZeroPort);
+        }
+        Ok(Target::Ip(SocketAddr::new(
+            canonical_ip(addr.ip()),
+            addr.port(),
+        )))
     }
 
     /// Parses `host:port` as found in a `CONNECT` request target.
@@ -73,6 +84,20 @@ impl Target {
             Target::Ip(addr) => addr.ip().to_string(),
             Target::Domain(name, _) => name.clone(),
         }
+    }
+}
+
+/// The one spelling of an address that every check compares: an
+/// IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) is its IPv4 address, and
+/// the unspecified address (`0.0.0.0`, `::`), which a connect sends to this
+/// host, is loopback. The loop guard, the bypass list and the rules all see
+/// targets through this, so no spelling of "this host" slips past them, and
+/// an IPv4 rule also matches its mapped IPv6 form.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        other => other,
     }
 }
 
@@ -115,6 +140,23 @@ mod tests {
         assert_eq!(
             Target::parse_authority("10.0.0.1:22"),
             Ok(Target::Ip("10.0.0.1:22".parse().expect("addr")))
+        );
+    }
+
+    #[test]
+    fn one_spelling_for_each_address() {
+        let t = |s: &str| Target::parse_authority(s).map(|t| t.to_string());
+        assert_eq!(t("[::ffff:127.0.0.1]:80"), Ok("127.0.0.1:80".into()));
+        assert_eq!(t("[::ffff:10.1.2.3]:80"), Ok("10.1.2.3:80".into()));
+        assert_eq!(t("0.0.0.0:80"), Ok("127.0.0.1:80".into()));
+        assert_eq!(t("[::]:80"), Ok("[::1]:80".into()));
+        assert_eq!(
+            Target::from_addr("[::ffff:192.168.1.1]:22".parse().expect("addr")),
+            Ok(Target::Ip("192.168.1.1:22".parse().expect("addr")))
+        );
+        assert_eq!(
+            Target::from_addr("10.0.0.1:0".parse().expect("addr")),
+            Err(TargetError::ZeroPort)
         );
     }
 

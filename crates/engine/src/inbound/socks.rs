@@ -53,7 +53,15 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Cl
         return;
     }
     let target = match target {
-        TargetAddr::Ip(addr) => Target::Ip(addr),
+        TargetAddr::Ip(addr) => match Target::from_addr(addr) {
+            Ok(t) => t,
+            Err(e) => {
+                shared.stats.count_rejected();
+                tracing::debug!("SOCKS5 target refused: {e}");
+                let _ = proto.reply_error(&ReplyError::ConnectionNotAllowed).await;
+                return;
+            }
+        },
         TargetAddr::Domain(host, port) => match Target::new(&host, port) {
             Ok(t) => t,
             Err(e) => {

@@ -45,7 +45,7 @@ impl Direct {
                         reason: e.reason,
                     })?
                     .iter()
-                    .map(|ip| SocketAddr::new(*ip, *port))
+                    .map(|ip| SocketAddr::new(crate::target::canonical_ip(*ip), *port))
                     .collect(),
             };
             let mut last_err = None;
@@ -84,13 +84,12 @@ impl Direct {
         }
     }
 
+    /// `addr` is canonical (see [`crate::target::canonical_ip`]); a wildcard
+    /// listener is reached on every loopback address.
     fn is_own_listener(&self, addr: SocketAddr) -> bool {
-        addr.port() == self.own_listener.port()
-            && (addr.ip() == self.own_listener.ip()
-                || (self.own_listener.ip().is_unspecified() && is_local(addr)))
+        let listener = self.own_listener;
+        addr.port() == listener.port()
+            && (addr.ip() == crate::target::canonical_ip(listener.ip())
+                || (listener.ip().is_unspecified() && addr.ip().is_loopback()))
     }
-}
-
-fn is_local(addr: SocketAddr) -> bool {
-    addr.ip().is_loopback() || addr.ip().is_unspecified()
 }
