@@ -191,6 +191,34 @@ async fn hop_by_hop_headers_stripped_and_nothing_added() {
     }
 }
 
+/// RFC 9112 §3.2.2: the origin sees the request target's authority as
+/// `Host`, whatever the client wrote, so no client can make Veil's shared
+/// cache store another site's answer under this URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_sees_the_targets_host_not_the_clients() {
+    let origin = Origin::start().await;
+    let engine = start_engine(|_| {}).await;
+    let url = origin.url("/headers");
+    let authority = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("authority")
+        .to_owned();
+    let out = curl(&[
+        "-x",
+        &proxy_url(engine.local_addr()),
+        "-H",
+        "Host: victim.example",
+        &url,
+    ])
+    .await;
+    assert_eq!(out.status, 200, "{out:?}");
+    let seen = out.text().to_ascii_lowercase();
+    assert!(seen.contains(&format!("host: {authority}\n")), "{seen}");
+    assert!(!seen.contains("victim.example"), "{seen}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrade_over_plain_http() {
     let origin = Origin::start().await;

@@ -87,6 +87,7 @@ pub(super) async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrade);
+    set_host_from_target(&mut parts);
     parts.version = Version::HTTP_11;
     let (method, uri) = (parts.method.clone(), parts.uri.clone());
     let lookup = if upgrade {
@@ -150,6 +151,26 @@ pub(super) async fn forward(
     }
     shared.cache.invalidate_after(&method, &uri, status).await;
     resp
+}
+
+/// RFC 9112 §3.2.2: a proxy replaces the `Host` of an absolute-form request
+/// with the target's authority. The cache keys stored responses by the URL,
+/// so a client's own `Host` (another site on a shared IP or CDN) would put
+/// that site's answer in every other client's cache under this URL.
+fn set_host_from_target(parts: &mut http::request::Parts) {
+    let Some(authority) = parts.uri.authority() else {
+        return;
+    };
+    // Any userinfo is not part of the Host.
+    let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+    match http::HeaderValue::from_str(host) {
+        Ok(value) => {
+            parts.headers.insert(http::header::HOST, value);
+        }
+        Err(_) => {
+            parts.headers.remove(http::header::HOST);
+        }
+    }
 }
 
 type Sent = Result<(Response<Incoming>, Option<Lease>), Response<Body>>;
