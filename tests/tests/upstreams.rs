@@ -675,3 +675,23 @@ async fn latency_test_of_an_upstream() {
         .expect_err("alpha is stopped");
     assert!(err.contains("alpha"), "{err}");
 }
+
+/// An upstream that is Veil's own listener would send every connection
+/// back in until the connection cap. Refused live, in every spelling, and
+/// the pool keeps what it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn veil_itself_is_refused_as_an_upstream() {
+    let engine = start_engine(|_| {}).await;
+    let port = engine.local_addr().port();
+    for url in [
+        format!("http://127.0.0.1:{port}"),
+        format!("socks5://localhost:{port}"),
+        format!("http://[::ffff:127.0.0.1]:{port}"),
+        format!("http://0.0.0.0:{port}"),
+    ] {
+        let spec = UpstreamSpec::new("me", url.parse().expect("url"));
+        let err = engine.set_upstreams(vec![spec]).expect_err(&url);
+        assert!(err.to_string().contains("own listener"), "{url}: {err}");
+    }
+    assert!(engine.stats().upstreams.is_empty(), "nothing was applied");
+}

@@ -77,6 +77,7 @@ impl Engine {
             addr: config.listen,
             source,
         })?;
+        refuse_self(listen, &config.upstreams)?;
         let dns = DnsCache::new(&config.dns_servers)?;
         let direct = Direct::new(dns.clone(), config.limits.connect_timeout, listen);
         let (events, _) = broadcast::channel(1024);
@@ -193,6 +194,7 @@ impl EngineHandle {
         if upstreams.is_empty() && self.mode() == Mode::Proxy {
             return Err(EngineError::NoUpstream);
         }
+        refuse_self(self.local_addr(), &upstreams)?;
         self.shared
             .outbound
             .pool
@@ -307,5 +309,20 @@ impl Drop for EngineHandle {
     fn drop(&mut self) {
         self.shared.shutdown.cancel();
         self.shared.hard_stop.cancel();
+    }
+}
+
+/// Refuses an upstream that is this engine's own listener.
+fn refuse_self(listen: SocketAddr, upstreams: &[UpstreamSpec]) -> Result<(), EngineError> {
+    match upstreams
+        .iter()
+        .find(|u| crate::target::reaches_listener(listen, &u.url.host, u.url.port))
+    {
+        Some(u) => Err(EngineError::UpstreamIsSelf {
+            name: u.name.clone(),
+            url: u.url.to_string(),
+            listen,
+        }),
+        None => Ok(()),
     }
 }

@@ -21,6 +21,17 @@ pub enum EngineError {
          add one, or use mode \"direct\""
     )]
     NoUpstream,
+    /// Traffic sent to it would come straight back in, until the connection
+    /// cap, while its health checks (also looping) call it healthy.
+    #[error(
+        "upstream {name:?} ({url}) is Veil's own listener {listen}; an upstream must be another \
+         proxy"
+    )]
+    UpstreamIsSelf {
+        name: String,
+        url: String,
+        listen: SocketAddr,
+    },
     #[error("cannot set up the DNS resolver: {0}")]
     Resolver(String),
     #[error("{0}")]

@@ -101,6 +101,27 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether a connection to `host:port` would reach a listener bound to
+/// `listen`: the same address in any spelling, `localhost`, or any loopback
+/// address when the listener is a wildcard.
+pub fn reaches_listener(listen: SocketAddr, host: &str, port: u16) -> bool {
+    if port != listen.port() {
+        return false;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip = match bare.parse::<IpAddr>() {
+        Ok(ip) => canonical_ip(ip),
+        Err(_) if bare.eq_ignore_ascii_case("localhost") => {
+            return listen.ip().is_loopback() || listen.ip().is_unspecified();
+        }
+        Err(_) => return false,
+    };
+    ip == canonical_ip(listen.ip()) || (listen.ip().is_unspecified() && ip.is_loopback())
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -419,10 +419,20 @@ impl Config {
                     server.name
                 )));
             }
-            server
+            let url = server
                 .url
                 .parse::<ProxyUrl>()
                 .map_err(|e| invalid(format!("upstream {:?}: {e}", server.name)))?;
+            // Port 0 (a free port picked at start) is checked by the engine.
+            if self.proxy.listen.port() != 0
+                && veil_engine::reaches_listener(self.proxy.listen, &url.host, url.port)
+            {
+                return Err(invalid(format!(
+                    "upstream {:?} ({url}) is Veil's own listener {}; an upstream must be \
+                     another proxy",
+                    server.name, self.proxy.listen
+                )));
+            }
             if server.weight == 0 {
                 return Err(invalid(format!(
                     "upstream {:?}: weight must be at least 1",
@@ -652,6 +662,29 @@ mod tests {
         assert!(!err.to_string().contains("pw@"), "{err}");
         assert!(parse("[rules]\n\"a*b\" = \"block\"\n").is_err());
         assert!(parse("[rules]\n\"a.example\" = \"maybe\"\n").is_err());
+    }
+
+    #[test]
+    fn an_upstream_may_not_be_veil_itself() {
+        for url in [
+            "http://127.0.0.1:7890",
+            "socks5://localhost:7890",
+            "http://[::ffff:127.0.0.1]:7890",
+            "http://0.0.0.0:7890",
+        ] {
+            let err = parse(&format!(
+                "[proxy]\nlisten = \"127.0.0.1:7890\"\n[[upstreams.server]]\nname = \"me\"\nurl = \"{url}\"\n"
+            ))
+            .expect_err(url);
+            assert!(err.to_string().contains("own listener"), "{url}: {err}");
+        }
+        assert!(
+            parse(
+                "[proxy]\nlisten = \"127.0.0.1:7890\"\n[[upstreams.server]]\nname = \"a\"\nurl = \"http://127.0.0.2:7890\"\n"
+            )
+            .is_ok(),
+            "another loopback address is another listener"
+        );
     }
 
     #[test]

@@ -87,9 +87,6 @@ impl Direct {
     /// `addr` is canonical (see [`crate::target::canonical_ip`]); a wildcard
     /// listener is reached on every loopback address.
     fn is_own_listener(&self, addr: SocketAddr) -> bool {
-        let listener = self.own_listener;
-        addr.port() == listener.port()
-            && (addr.ip() == crate::target::canonical_ip(listener.ip())
-                || (listener.ip().is_unspecified() && addr.ip().is_loopback()))
+        crate::target::reaches_listener(self.own_listener, &addr.ip().to_string(), addr.port())
     }
 }
