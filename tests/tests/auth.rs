@@ -296,3 +296,77 @@ fn base64(input: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(input)
 }
+
+/// A LAN listener with credentials serves other machines, but not this
+/// computer's loopback services (a database, a dev server, Veil's own
+/// neighbours): those are loopback-only so that the network cannot reach
+/// them. The client here is a host in a network namespace behind a veth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_other_machines_cannot_reach_this_ones_loopback() {
+    let ns = veil_tests::netns::Netns::create().unwrap_or_else(|e| panic!("{e}"));
+    let origin = Origin::start().await;
+    let engine = Engine::start(EngineConfig {
+        listen: SocketAddr::from((ns.host_ip, 0)),
+        auth: Some(credentials()),
+        ..EngineConfig::default()
+    })
+    .await
+    .expect("a LAN listener with credentials starts");
+    let proxy = proxy_url(engine.local_addr());
+    let user = format!("{USER}:{PASSWORD}");
+    let remote_curl = |args: Vec<String>| {
+        let ns = &ns;
+        async move {
+            let mut all = vec!["-s".to_owned(), "-o".into(), "/dev/null".into()];
+            // The CONNECT's own answer for -p, else the request's.
+            let code = if args.iter().any(|a| a == "-p") {
+                "%{http_connect}"
+            } else {
+                "%{http_code}"
+            };
+            all.extend(["-w".into(), code.into(), "-m".into(), "10".into()]);
+            all.extend(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            let child = ns.spawn("curl", &refs).expect("curl in the namespace");
+            let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+                .await
+                .expect("join")
+                .expect("curl ran");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let loopback = origin.url("/ip");
+    let code = remote_curl(vec![
+        "-x".into(),
+        proxy.clone(),
+        "-U".into(),
+        user.clone(),
+        loopback.clone(),
+    ])
+    .await;
+    assert_eq!(code, "403", "plain HTTP to this host's loopback");
+    let code = remote_curl(vec![
+        "-p".into(),
+        "-x".into(),
+        proxy.clone(),
+        "-U".into(),
+        user.clone(),
+        loopback.clone(),
+    ])
+    .await;
+    assert_eq!(code, "403", "CONNECT to this host's loopback");
+    let localhost = loopback.replace("127.0.0.1", "localhost");
+    let code = remote_curl(vec![
+        "-x".into(),
+        proxy.clone(),
+        "-U".into(),
+        user.clone(),
+        localhost,
+    ])
+    .await;
+    assert_eq!(code, "403", "by the name localhost");
+    // A local client on the same listener is still served.
+    let via = SocketAddr::from((ns.host_ip, engine.local_addr().port()));
+    let out = curl(&["-x", &proxy_url(via), "-U", &user, &loopback]).await;
+    assert_eq!(out.status, 200, "{out:?}");
+}

@@ -78,6 +78,14 @@ impl Target {
         }
     }
 
+    /// A loopback address, or `localhost` and its subdomains (RFC 6761).
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            Target::Ip(addr) => addr.ip().is_loopback(),
+            Target::Domain(name, _) => name == "localhost" || name.ends_with(".localhost"),
+        }
+    }
+
     /// The host part as users write it (IPv6 without brackets).
     pub fn host(&self) -> String {
         match self {
@@ -179,6 +187,22 @@ mod tests {
             Target::from_addr("10.0.0.1:0".parse().expect("addr")),
             Err(TargetError::ZeroPort)
         );
+    }
+
+    #[test]
+    fn loopback_in_every_spelling() {
+        for s in [
+            "127.0.0.1:22",
+            "[::1]:22",
+            "0.0.0.0:22",
+            "localhost:22",
+            "a.localhost:22",
+        ] {
+            assert!(Target::parse_authority(s).expect(s).is_loopback(), "{s}");
+        }
+        for s in ["10.0.0.1:22", "localhost.example:22", "[::ffff:8.8.8.8]:53"] {
+            assert!(!Target::parse_authority(s).expect(s).is_loopback(), "{s}");
+        }
     }
 
     #[test]

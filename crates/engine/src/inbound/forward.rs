@@ -76,6 +76,9 @@ pub(super) async fn forward(
         }
     };
     guard.routed("http", &target);
+    if guard.wants_host_loopback(&target) {
+        return refuse(&shared, StatusCode::FORBIDDEN, super::HOST_ITSELF);
+    }
     let action = shared.outbound.route(&target);
     if action == Action::Block {
         let blocked = format!("{target} is blocked by a rule in Veil's config.");

@@ -115,6 +115,9 @@ async fn connect(
         }
     };
     guard.routed("connect", &target);
+    if guard.wants_host_loopback(&target) {
+        return refuse(&shared, StatusCode::FORBIDDEN, super::HOST_ITSELF);
+    }
     let opened = match shared.outbound.open(&target).await {
         Ok(o) => o,
         Err(e) => return open_error(&e),

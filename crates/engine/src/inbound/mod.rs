@@ -34,6 +34,9 @@ const SOCKS4_VERSION: u8 = 0x04;
 struct ConnGuard {
     shared: Arc<Shared>,
     entry: Arc<ConnEntry>,
+    /// The client is on another machine: neither loopback nor this host's
+    /// own address on the interface it came in on.
+    remote_client: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -51,7 +54,18 @@ impl ConnGuard {
     }
 }
 
+/// What a client from another machine is told when it asks for this one.
+const HOST_ITSELF: &str = "Veil does not let clients on other machines reach services on this \
+                           computer's loopback address.";
+
 impl ConnGuard {
+    /// Whether a client on another machine (a LAN listener with credentials)
+    /// asks for this computer's loopback services, which are loopback-only
+    /// so that the network cannot reach them.
+    fn wants_host_loopback(&self, target: &Target) -> bool {
+        self.remote_client && target.is_loopback()
+    }
+
     /// Records the upstream carrying the connection now (`None`: direct).
     fn carried_by(&self, lease: Option<&Lease>) {
         self.entry.set_upstream(lease.map(|l| l.upstream().name()));
@@ -91,6 +105,13 @@ pub(crate) async fn serve(
     let guard = Arc::new(ConnGuard {
         shared: shared.clone(),
         entry: entry.clone(),
+        remote_client: {
+            let peer_ip = crate::target::canonical_ip(peer.ip());
+            let local_ip = stream
+                .local_addr()
+                .map(|a| crate::target::canonical_ip(a.ip()));
+            !peer_ip.is_loopback() && !matches!(local_ip, Ok(l) if l == peer_ip)
+        },
         _permit: permit,
     });
     let hard_stop = shared.hard_stop.clone();

@@ -75,6 +75,12 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Cl
         },
     };
     guard.routed("socks5", &target);
+    if guard.wants_host_loopback(&target) {
+        shared.stats.count_rejected();
+        tracing::debug!("{}", super::HOST_ITSELF);
+        let _ = proto.reply_error(&ReplyError::ConnectionNotAllowed).await;
+        return;
+    }
     let opened = match shared.outbound.open(&target).await {
         Ok(o) => o,
         Err(e) => {
