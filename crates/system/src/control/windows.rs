@@ -52,6 +52,22 @@ impl Server {
             source,
         };
         let security = SecurityDescriptor::current_user_only().map_err(io_err)?;
+        // A pipe of this name already exists: another Veil, or a squatter.
+        // FILE_FLAG_FIRST_PIPE_INSTANCE below refuses it too on Windows, but
+        // not under Wine, and this way the error says which case it is.
+        match ClientOptions::new().open(path) {
+            Ok(_) => {
+                return Err(ControlError::AlreadyRunning {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY as i32) => {
+                return Err(ControlError::AlreadyRunning {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(_) => {}
+        }
         let pipe = match create(path, &security, true) {
             Ok(pipe) => pipe,
             Err(e) if e.raw_os_error() == Some(ERROR_ACCESS_DENIED as i32) => {
