@@ -267,7 +267,7 @@ pub async fn save_upstream<R: Runtime>(
     {
         state.select(Selection::One { name: name.clone() }).await?;
     }
-    upstreams_changed(&app, state).await
+    upstreams_changed(&app, state, before_text).await
 }
 
 /// After the upstream list changed: the engine, the window, the tray and the
@@ -275,11 +275,27 @@ pub async fn save_upstream<R: Runtime>(
 async fn upstreams_changed<R: Runtime>(
     app: &AppHandle<R>,
     state: AppStateRef<'_>,
+    before_text: Option<Vec<u8>>,
 ) -> AppResult<Vec<UpstreamEntry>> {
-    let reloaded = state.reload_upstreams().await;
+    if let Err(e) = state.reload_upstreams().await {
+        // Fail closed: the engine still carries the route it had, and the
+        // file goes back to match it, so the next start does too.
+        if let Some(text) = before_text
+            && let Err(io) = std::fs::write(&state.config_path, text)
+        {
+            tracing::error!("config.toml could not be put back: {io}");
+        }
+        crate::notify_changed(app);
+        return Err(AppError::new(
+            e.kind,
+            format!(
+                "{} The change was not applied: Veil keeps the upstreams and the route it had.",
+                e.message
+            ),
+        ));
+    }
     crate::notify_changed(app);
     crate::recheck_ip(app);
-    reloaded?;
     list_upstreams(state).await
 }
 
@@ -289,16 +305,20 @@ pub async fn remove_upstream<R: Runtime>(
     state: AppStateRef<'_>,
     name: String,
 ) -> AppResult<Vec<UpstreamEntry>> {
+    let before_text = std::fs::read(&state.config_path).ok();
     let mut file = ConfigFile::open(&state.config_path)?;
     if !file.remove_upstream(&name)? {
         return Err(AppError::invalid(format!("No upstream is named {name:?}.")));
     }
     file.save()?;
+    // The password goes only once the removal took effect, so a refused
+    // change leaves the upstream whole.
+    let list = upstreams_changed(&app, state, before_text).await?;
     let key = SecretKey::Upstream(name.clone());
     if let Err(e) = blocking(move || Ok(secrets::delete(&key)?)).await {
         tracing::warn!("the keyring entry of upstream {name:?} could not be deleted: {e}");
     }
-    upstreams_changed(&app, state).await
+    Ok(list)
 }
 
 #[tauri::command]

@@ -193,8 +193,11 @@ impl AppState {
 
     /// After the upstream list changed: the engine gets the new list (for
     /// the current selection), so no restart is needed. A pinned upstream
-    /// that is gone falls back to the pool, an empty pool to direct, and the
-    /// fallback is saved, so the next start does not refuse the config.
+    /// that is gone falls back to the pool, and removing the last one to
+    /// direct (what the user did, saved so the next start works). When the
+    /// new list cannot be applied (a locked keyring, a bad upstream) the
+    /// engine keeps the route it had and the error is returned: it never
+    /// falls back to direct on its own. The caller puts the file back.
     pub async fn reload_upstreams(&self) -> AppResult<()> {
         let current = self.selection();
         let servers = self.config()?.upstreams.server;
@@ -207,18 +210,10 @@ impl AppState {
         if selection == Selection::Pool && servers.is_empty() {
             selection = Selection::Direct;
         }
-        let applied = if selection == current {
+        if selection == current {
             self.apply_selection(&selection).await
         } else {
             self.select(selection).await
-        };
-        match applied {
-            Ok(()) => Ok(()),
-            // The list is saved either way; with nothing usable, go direct.
-            Err(e) => {
-                self.select(Selection::Direct).await?;
-                Err(e)
-            }
         }
     }
 

@@ -238,3 +238,49 @@ fn settings_are_checked_before_they_are_saved() {
     );
     assert!(t.config().contains("theme = \"dark\""));
 }
+
+/// An upstream edit the engine cannot apply is refused as a whole: the
+/// route, the engine's upstreams and config.toml stay as they were. Before,
+/// any such failure switched to direct and saved `mode = "direct"`, so
+/// traffic left from the real IP from then on.
+#[test]
+fn an_upstream_edit_that_cannot_be_applied_never_falls_back_to_direct() {
+    let t = start();
+    t.ok(
+        "save_upstream",
+        json!({"upstream": {"original_name": null, "name": "exit-a", "url": "socks5://127.0.0.1:1080", "password": null, "weight": 1}}),
+    );
+    let status = t.ok(
+        "set_selection",
+        json!({"selection": {"kind": "one", "name": "exit-a"}}),
+    );
+    let listen = status["stats"]["listen"]
+        .as_str()
+        .expect("listen")
+        .to_owned();
+    let before = t.config();
+
+    // Veil's own listener as the upstream: the engine refuses it.
+    let e = t.err(
+        "save_upstream",
+        json!({"upstream": {"original_name": "exit-a", "name": "exit-a", "url": format!("http://{listen}"), "password": null, "weight": 1}}),
+    );
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(message.contains("own listener"), "{e}");
+    assert!(message.contains("not applied"), "{e}");
+
+    let status = t.ok("get_status", json!({}));
+    assert_eq!(
+        status["stats"]["mode"], "proxy",
+        "still through the upstream"
+    );
+    assert_eq!(
+        status["selection"],
+        json!({"kind": "one", "name": "exit-a"})
+    );
+    assert_eq!(
+        status["stats"]["upstreams"][0]["url"], "socks5://127.0.0.1:1080",
+        "the engine keeps the upstream it had"
+    );
+    assert_eq!(t.config(), before, "config.toml is put back");
+}
