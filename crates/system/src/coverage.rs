@@ -45,7 +45,7 @@ use veil_engine::stats::unix_ms;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sockets::{self, Proto, Socket, canonical, is_listener, state};
+use crate::sockets::{self, Holder, Proto, Socket, canonical, is_listener, state};
 
 /// What one app does, worst first.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -148,14 +148,9 @@ pub const UNKNOWN_APP: &str = "unknown";
 /// Scans this machine's sockets against Veil's listener `listen`.
 pub fn scan(listen: SocketAddr) -> io::Result<CoverageReport> {
     let started = Instant::now();
-    let table = sockets::table()?;
-    let inodes: HashSet<u64> = table
-        .iter()
-        .filter(|s| s.inode != 0)
-        .map(|s| s.inode)
-        .collect();
-    let owners = sockets::owners(&inodes);
-    let mut report = classify(listen, &table, &owners, sockets::process);
+    let mut table = sockets::table()?;
+    sockets::resolve_owners(&mut table);
+    let mut report = classify(listen, &table, sockets::process);
     report.scan_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
@@ -225,12 +220,11 @@ struct Tally {
     remotes: BTreeSet<String>,
 }
 
-/// The report from a socket table, its owners and a process lookup (apart
-/// from the OS, for tests).
+/// The report from a socket table with its owners resolved and a process
+/// lookup (apart from the OS, for tests).
 fn classify(
     listen: SocketAddr,
     table: &[Socket],
-    owners: &HashMap<u64, u32>,
     process: impl Fn(u32) -> Option<veil_engine::ClientApp>,
 ) -> CoverageReport {
     // Veil itself: whoever holds the listener.
@@ -238,7 +232,7 @@ fn classify(
         .iter()
         .filter(|s| s.proto == Proto::Tcp && s.state == state::LISTEN)
         .filter(|s| canonical(s.local) == canonical(listen) || is_listener(s.local, listen))
-        .filter_map(|s| owners.get(&s.inode).copied())
+        .filter_map(Socket::pid)
         .collect();
     let pairs: HashSet<(SocketAddr, SocketAddr)> = table
         .iter()
@@ -249,10 +243,10 @@ fn classify(
     let mut names: HashMap<u32, (String, Option<String>)> = HashMap::new();
     let mut apps: BTreeMap<(String, Option<String>), Tally> = BTreeMap::new();
     for s in table {
-        if s.inode == 0 || s.state == state::TIME_WAIT {
+        if s.holder == Holder::Nobody || s.state == state::TIME_WAIT {
             continue;
         }
-        let pid = owners.get(&s.inode).copied();
+        let pid = s.pid();
         if pid.is_some_and(|p| veil.contains(&p)) {
             continue;
         }
@@ -488,8 +482,12 @@ mod tests {
             local: local.parse().expect("addr"),
             remote: remote.parse().expect("addr"),
             state: st,
-            uid: 0,
-            inode,
+            uid: None,
+            holder: if inode == 0 {
+                Holder::Nobody
+            } else {
+                Holder::Inode(inode)
+            },
         }
     }
 
@@ -556,7 +554,19 @@ mod tests {
                 exe: Some(exe.into()),
             })
         };
-        let r = classify(listen, &table, &owners, names);
+        // What resolving the owners does: inodes whose process is known.
+        let table: Vec<Socket> = table
+            .into_iter()
+            .map(|mut s| {
+                if let Holder::Inode(inode) = s.holder
+                    && let Some(&pid) = owners.get(&inode)
+                {
+                    s.holder = Holder::Process(pid);
+                }
+                s
+            })
+            .collect();
+        let r = classify(listen, &table, names);
         let by = |n: &str| r.apps.iter().find(|a| a.name == n).expect(n);
         assert!(r.apps.iter().all(|a| a.name != "veil"), "{r:#?}");
         assert_eq!(by("curl").class, CoverageClass::ThroughVeil);
