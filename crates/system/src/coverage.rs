@@ -33,7 +33,8 @@
 //!
 //! Apps are matched against a data file of known families that ignore the
 //! system proxy (`data/known-apps.toml`, embedded at build time), so the
-//! report can say why and what to do.
+//! report can say why and what to do on the system it runs on (a family may
+//! give a Windows or macOS remedy of its own).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
@@ -339,6 +340,11 @@ struct KnownFamily {
     family: String,
     why: String,
     remedy: String,
+    /// What to do on Windows or macOS, where it differs from `remedy`.
+    #[serde(default)]
+    remedy_windows: Option<String>,
+    #[serde(default)]
+    remedy_macos: Option<String>,
     #[serde(default)]
     names: Vec<String>,
     #[serde(default)]
@@ -353,11 +359,21 @@ fn parse_known_apps(text: &str) -> Result<Vec<KnownFamily>, String> {
         if !families.insert(f.family.to_lowercase()) {
             return Err(format!("family {:?} appears twice", f.family));
         }
+        let per_os = [
+            ("remedy_windows", &f.remedy_windows),
+            ("remedy_macos", &f.remedy_macos),
+        ];
+        let per_os = per_os
+            .iter()
+            .filter_map(|(field, value)| Some((*field, value.as_ref()?)));
         for (field, value) in [
             ("family", &f.family),
             ("why", &f.why),
             ("remedy", &f.remedy),
-        ] {
+        ]
+        .into_iter()
+        .chain(per_os)
+        {
             if value.trim().is_empty() {
                 return Err(format!("family {:?} has an empty {field}", f.family));
             }
@@ -394,8 +410,47 @@ fn known_families() -> &'static [KnownFamily] {
     })
 }
 
-/// The known family of an app, by process name first, then by path.
+/// The systems whose remedies the data file tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Windows,
+    Macos,
+    /// Linux and the other Unix desktops.
+    Unix,
+}
+
+impl Os {
+    /// The system Veil runs on.
+    pub fn current() -> Os {
+        if cfg!(windows) {
+            Os::Windows
+        } else if cfg!(target_os = "macos") {
+            Os::Macos
+        } else {
+            Os::Unix
+        }
+    }
+}
+
+impl KnownFamily {
+    fn remedy_on(&self, os: Os) -> &str {
+        let specific = match os {
+            Os::Windows => self.remedy_windows.as_deref(),
+            Os::Macos => self.remedy_macos.as_deref(),
+            Os::Unix => None,
+        };
+        specific.unwrap_or(&self.remedy)
+    }
+}
+
+/// The known family of an app, by process name first, then by path, with
+/// the remedy for this system.
 pub fn known_app(name: &str, exe: Option<&str>) -> Option<KnownApp> {
+    known_app_on(Os::current(), name, exe)
+}
+
+/// [`known_app`] with the remedy for `os`.
+pub fn known_app_on(os: Os, name: &str, exe: Option<&str>) -> Option<KnownApp> {
     let name = name.to_lowercase();
     let bare = name.strip_suffix(".exe").unwrap_or(&name);
     let exe = exe.map(|e| e.to_lowercase().replace('\\', "/"));
@@ -417,7 +472,7 @@ pub fn known_app(name: &str, exe: Option<&str>) -> Option<KnownApp> {
     by_name.or_else(by_exe).map(|f| KnownApp {
         family: f.family.clone(),
         why: f.why.clone(),
-        remedy: f.remedy.clone(),
+        remedy: f.remedy_on(os).to_owned(),
     })
 }
 
@@ -452,6 +507,15 @@ mod tests {
                 .expect_err("refused")
                 .contains("names")
         );
+        let empty_mac =
+            "[[family]]\nfamily='A'\nwhy='w'\nremedy='r'\nremedy_macos=''\nnames=['x']\n";
+        assert!(
+            parse_known_apps(empty_mac)
+                .expect_err("refused")
+                .contains("remedy_macos")
+        );
+        let typo = "[[family]]\nfamily='A'\nwhy='w'\nremedy='r'\nremedy_win='r'\nnames=['x']\n";
+        assert!(parse_known_apps(typo).is_err());
         let no_remedy = "[[family]]\nfamily='A'\nwhy='w'\nremedy=' '\nnames=['x']\n";
         assert!(
             parse_known_apps(no_remedy)
@@ -472,8 +536,34 @@ mod tests {
         let curl = known_app("curl", Some("/usr/bin/curl")).expect("curl is known");
         assert!(curl.remedy.contains("veil env"), "{curl:?}");
         assert!(known_app("Spotify.exe", None).is_some());
-        assert!(known_app("x", Some(r"C:\Program Files\WindowsApps\Foo\foo.exe")).is_some());
+        let uwp = known_app_on(
+            Os::Windows,
+            "x",
+            Some(r"C:\Program Files\WindowsApps\Foo\foo.exe"),
+        )
+        .expect("a Store app is known");
+        assert!(uwp.remedy.contains("LoopbackExempt"), "{uwp:?}");
         assert!(known_app("my-own-tool", Some("/opt/mine/tool")).is_none());
+    }
+
+    #[test]
+    fn remedies_follow_the_system() {
+        let on = |os, name: &str| known_app_on(os, name, None).expect(name).remedy;
+        assert!(on(Os::Unix, "curl").contains("veil env"));
+        assert!(on(Os::Macos, "curl").contains("veil env"));
+        let windows = on(Os::Windows, "curl.exe");
+        assert!(windows.contains("powershell"), "{windows}");
+        assert!(!windows.contains("eval"), "{windows}");
+        // A family without a Windows remedy gives its general one.
+        assert_eq!(on(Os::Windows, "spotify"), on(Os::Unix, "spotify"));
+        assert!(on(Os::Windows, "putty.exe").contains("SOCKS"));
+        // Every family that says `eval` (a POSIX shell) has a Windows remedy.
+        for f in parse_known_apps(KNOWN_APPS_TOML).expect("valid") {
+            if f.remedy.contains("eval") {
+                let w = f.remedy_on(Os::Windows);
+                assert!(!w.contains("eval"), "{}: {w}", f.family);
+            }
+        }
     }
 
     fn tcp(local: &str, remote: &str, st: u8, inode: u64) -> Socket {
