@@ -84,7 +84,7 @@ pub(super) fn resolve(rows: &mut [Socket], first: &[u32]) {
         .iter()
         .filter_map(|s| match s.holder {
             Holder::Inode(inode) => Some(inode),
-            Holder::Nobody | Holder::Process(_) => None,
+            Holder::Nobody | Holder::Process(_) | Holder::Unknown => None,
         })
         .collect();
     if wanted.is_empty() {

@@ -8,24 +8,27 @@
 //! of their word. macOS gives ports the same way and numbers TCP states its
 //! own (BSD) way.
 
-#![cfg_attr(not(any(windows, target_os = "macos")), allow(dead_code))]
+// Each adapter uses its own half (and Linux none): the tests use all.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use super::{Holder, Proto, Socket, state};
 
 /// A port stored in network byte order in the low 16 bits of `raw`.
+#[cfg_attr(not(any(windows, target_os = "macos")), allow(dead_code))]
 pub fn net_port(raw: u32) -> u16 {
     // Truncation keeps the low 16 bits, which hold the port.
     u16::from_be(raw as u16)
 }
 
 /// An IPv4 address stored in network byte order in a 32-bit word.
+#[cfg_attr(not(any(windows, target_os = "macos")), allow(dead_code))]
 pub fn net_ipv4(raw: u32) -> Ipv4Addr {
     Ipv4Addr::from(raw.to_ne_bytes())
 }
 
 /// An IPv6 address stored as 16 bytes in four 32-bit words.
+#[cfg_attr(not(windows), allow(dead_code))]
 fn words_ipv6(words: &[u32]) -> Ipv6Addr {
     let mut bytes = [0u8; 16];
     for (chunk, word) in bytes.chunks_exact_mut(4).zip(words) {
@@ -35,6 +38,7 @@ fn words_ipv6(words: &[u32]) -> Ipv6Addr {
 }
 
 /// Windows' `MIB_TCP_STATE` in Linux's numbering.
+#[cfg_attr(not(windows), allow(dead_code))]
 pub fn windows_tcp_state(raw: u32) -> u8 {
     match raw {
         2 => state::LISTEN,
@@ -53,6 +57,7 @@ pub fn windows_tcp_state(raw: u32) -> u8 {
 }
 
 /// macOS's `tcpsi_state` (BSD `TCPS_*`) in Linux's numbering.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub fn macos_tcp_state(raw: i32) -> u8 {
     match raw {
         1 => state::LISTEN,
@@ -70,12 +75,15 @@ pub fn macos_tcp_state(raw: i32) -> u8 {
 }
 
 /// macOS's `insi_vflag` bits: which of the two address forms is in use.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub const INI_IPV4: u8 = 0x1;
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub const INI_IPV6: u8 = 0x2;
 
 /// An address of a macOS `in_sockinfo`: the IPv4 word (network order) when
 /// the socket speaks IPv4 (an IPv6 socket may, to a mapped address), else
 /// the IPv6 bytes; the port as for [`net_port`].
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub fn macos_addr(family_v6: bool, vflag: u8, v4: u32, v6: [u8; 16], port: i32) -> SocketAddr {
     // Reinterpreting the int's bits: the port is in its low 16.
     let port = net_port(port as u32);
@@ -90,6 +98,7 @@ pub fn macos_addr(family_v6: bool, vflag: u8, v4: u32, v6: [u8; 16], port: i32) 
 /// Words per row of each Windows table (`MIB_TCPROW_OWNER_PID`,
 /// `MIB_TCP6ROW_OWNER_PID`, `MIB_UDPROW_OWNER_PID`, `MIB_UDP6ROW_OWNER_PID`);
 /// the adapter checks them against the real structs at compile time.
+#[cfg_attr(not(windows), allow(dead_code))]
 pub const fn windows_row_words(proto: Proto, v6: bool) -> usize {
     match (proto, v6) {
         (Proto::Tcp, false) => 6,
@@ -101,17 +110,17 @@ pub const fn windows_row_words(proto: Proto, v6: bool) -> usize {
 
 /// The rows of a table `GetExtended{Tcp,Udp}Table` wrote into `words`: the
 /// row count, then the rows. `None` when the count does not fit the buffer.
-/// Process id 0 (the idle process) holds the `TIME_WAIT` rows: nobody.
+#[cfg_attr(not(windows), allow(dead_code))]
 pub fn windows_table(proto: Proto, v6: bool, words: &[u32]) -> Option<Vec<Socket>> {
     let (&count, rest) = words.split_first()?;
     let size = windows_row_words(proto, v6);
     let rows = rest.get(..(count as usize).checked_mul(size)?)?;
-    let holder = |pid: u32| {
-        if pid == 0 {
-            Holder::Nobody
-        } else {
-            Holder::Process(pid)
-        }
+    // Process id 0 (the idle process) stands for "no process": Windows
+    // gives it to TIME_WAIT rows, and Wine to every row.
+    let holder = |pid: u32, state: u8| match pid {
+        0 if state == state::TIME_WAIT => Holder::Nobody,
+        0 => Holder::Unknown,
+        pid => Holder::Process(pid),
     };
     let unconnected = |v6: bool| {
         let ip = if v6 {
@@ -139,7 +148,7 @@ pub fn windows_table(proto: Proto, v6: bool, words: &[u32]) -> Option<Vec<Socket
             remote: v4_addr(r[3], r[4]),
             state: windows_tcp_state(r[0]),
             uid: None,
-            holder: holder(r[5]),
+            holder: holder(r[5], windows_tcp_state(r[0])),
         },
         // ucLocalAddr[16], dwLocalScopeId, dwLocalPort, ucRemoteAddr[16],
         // dwRemoteScopeId, dwRemotePort, dwState, dwOwningPid
@@ -149,7 +158,7 @@ pub fn windows_table(proto: Proto, v6: bool, words: &[u32]) -> Option<Vec<Socket
             remote: v6_addr(&r[6..10], r[10], r[11]),
             state: windows_tcp_state(r[12]),
             uid: None,
-            holder: holder(r[13]),
+            holder: holder(r[13], windows_tcp_state(r[12])),
         },
         // dwLocalAddr, dwLocalPort, dwOwningPid
         (Proto::Udp, false) => Socket {
@@ -158,7 +167,7 @@ pub fn windows_table(proto: Proto, v6: bool, words: &[u32]) -> Option<Vec<Socket
             remote: unconnected(false),
             state: state::CLOSE,
             uid: None,
-            holder: holder(r[2]),
+            holder: holder(r[2], state::CLOSE),
         },
         // ucLocalAddr[16], dwLocalScopeId, dwLocalPort, dwOwningPid
         (Proto::Udp, true) => Socket {
@@ -167,7 +176,7 @@ pub fn windows_table(proto: Proto, v6: bool, words: &[u32]) -> Option<Vec<Socket
             remote: unconnected(true),
             state: state::CLOSE,
             uid: None,
-            holder: holder(r[6]),
+            holder: holder(r[6], state::CLOSE),
         },
     };
     Some(rows.chunks_exact(size).map(parse).collect())
@@ -294,6 +303,11 @@ mod tests {
         let rows = windows_table(Proto::Tcp, true, &tcp6).expect("fits");
         assert_eq!(rows[0].local, "[::1]:443".parse().expect("addr"));
         assert_eq!((rows[0].state, rows[0].pid()), (state::LISTEN, Some(99)));
+
+        // Wine: process id 0 on a live row.
+        let wine = [1, 5, lo, port_word(40002), lo, port_word(7890), 0];
+        let rows = windows_table(Proto::Tcp, false, &wine).expect("fits");
+        assert_eq!(rows[0].holder, Holder::Unknown);
 
         let udp4 = [1, be_word([0, 0, 0, 0]), port_word(53), 7];
         let rows = windows_table(Proto::Udp, false, &udp4).expect("fits");
