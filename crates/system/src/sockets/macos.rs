@@ -16,14 +16,15 @@ use std::io;
 use libproc::bsd_info::BSDInfo;
 use libproc::file_info::{ListFDs, ProcFDType, pidfdinfo};
 use libproc::net_info::{InSockInfo, SocketFDInfo, SocketInfoKind};
-use libproc::proc_pid::{ProcType, listpidinfo, listpids, pidinfo, pidpath};
+use libproc::proc_pid::{listpidinfo, pidinfo, pidpath};
+use libproc::processes::{ProcFilter, pids_by_type};
 use veil_engine::ClientApp;
 
 use super::raw::{macos_addr, macos_tcp_state};
 use super::{Holder, Proto, Socket, Want, state};
 
 pub(super) fn read_table(want: Want, out: &mut Vec<Socket>) -> io::Result<()> {
-    let pids = listpids(ProcType::ProcAllPIDS)
+    let pids = pids_by_type(ProcFilter::All)
         .map_err(|e| io::Error::other(format!("listing processes (proc_listpids): {e}")))?;
     // A socket shared by several processes (inherited) is listed once.
     let mut seen = HashSet::new();

@@ -153,6 +153,8 @@ impl Want {
     };
 
     /// Each wanted protocol and family: `(proto, is_v6)`.
+    // macOS reads every kind in one pass and filters with `wants`.
+    #[cfg_attr(target_os = "macos", allow(dead_code))]
     pub fn kinds(self) -> impl Iterator<Item = (Proto, bool)> {
         [
             (Proto::Tcp, false),
