@@ -656,6 +656,12 @@ mod tests {
                 s
             })
             .collect();
+        // A row the OS lists without its process (Wine's Windows tables).
+        let mut table = table;
+        table.push(Socket {
+            holder: Holder::Unknown,
+            ..tcp("10.0.0.5:44001", "203.0.113.9:443", state::ESTABLISHED, 0)
+        });
         let r = classify(listen, &table, names);
         let by = |n: &str| r.apps.iter().find(|a| a.name == n).expect(n);
         assert!(r.apps.iter().all(|a| a.name != "veil"), "{r:#?}");
@@ -673,6 +679,7 @@ mod tests {
             (CoverageClass::LocalOnly, 5, false)
         );
         assert_eq!(by(UNKNOWN_APP).class, CoverageClass::Bypassing);
+        assert_eq!(by(UNKNOWN_APP).bypassing, 2);
         assert_eq!(
             r.totals,
             CoverageTotals {

@@ -2,7 +2,9 @@
 //! process of every row (other users' included, without administrator
 //! rights), and process paths from `QueryFullProcessImageNameW`.
 //!
-//! The rows are decoded in `raw.rs`; this module only fetches the bytes.
+//! The UDP tables give local addresses only: a connected UDP socket (QUIC)
+//! shows without its remote end. The rows are decoded in `raw.rs`; this
+//! module only fetches the bytes.
 
 // The calls into the Windows API; each block says why it is sound.
 #![allow(unsafe_code)]
