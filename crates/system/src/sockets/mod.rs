@@ -48,7 +48,7 @@
 //! connections from the same few processes), and only then through all of
 //! them; process names and paths are cached for a few seconds.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -269,34 +269,25 @@ impl LookupState {
             unavailable_once(&e);
             return vec![None; clients.len()];
         }
-        // The client ends of connections to the listener, by local address.
-        let mut by_local: HashMap<SocketAddr, usize> = HashMap::new();
-        let mut mine = Vec::new();
-        for s in rows {
-            if s.holder != Holder::Nobody && is_listener(s.remote, listen) {
-                by_local.insert(canonical(s.local), mine.len());
-                mine.push(s);
-            }
-        }
-        let picked: Vec<Option<usize>> = clients
-            .iter()
-            .map(|c| by_local.get(&canonical(*c)).copied())
-            .collect();
-        // Only the rows asked about are resolved, recent clients first.
-        let mut asked: Vec<Socket> = Vec::new();
-        let mut index: HashMap<usize, usize> = HashMap::new();
-        for i in picked.iter().flatten() {
-            index.entry(*i).or_insert_with(|| {
-                asked.push(mine[*i].clone());
-                asked.len() - 1
-            });
-        }
-        let recent: Vec<u32> = self.recent.iter().copied().collect();
-        imp::resolve(&mut asked, &recent);
-        picked
+        // The client ends of connections to the listener that were asked
+        // about: only those are resolved, recent clients first.
+        let asked: HashSet<SocketAddr> = clients.iter().map(|c| canonical(*c)).collect();
+        let mut mine: Vec<Socket> = rows
             .into_iter()
-            .map(|i| {
-                let pid = asked[*index.get(&i?)?].pid()?;
+            .filter(|s| {
+                s.holder != Holder::Nobody
+                    && is_listener(s.remote, listen)
+                    && asked.contains(&canonical(s.local))
+            })
+            .collect();
+        let recent: Vec<u32> = self.recent.iter().copied().collect();
+        imp::resolve(&mut mine, &recent);
+        let by_local: HashMap<SocketAddr, Option<u32>> =
+            mine.iter().map(|s| (canonical(s.local), s.pid())).collect();
+        clients
+            .iter()
+            .map(|c| {
+                let pid = (*by_local.get(&canonical(*c))?)?;
                 self.remember(pid);
                 self.process(pid)
             })
