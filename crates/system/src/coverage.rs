@@ -33,7 +33,8 @@
 //!
 //! Apps are matched against a data file of known families that ignore the
 //! system proxy (`data/known-apps.toml`, embedded at build time), so the
-//! report can say why and what to do.
+//! report can say why and what to do on the system it runs on (a family may
+//! give a Windows or macOS remedy of its own).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
@@ -45,7 +46,7 @@ use veil_engine::stats::unix_ms;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sockets::{self, Proto, Socket, canonical, is_listener, state};
+use crate::sockets::{self, Holder, Proto, Socket, canonical, is_listener, state};
 
 /// What one app does, worst first.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -148,14 +149,9 @@ pub const UNKNOWN_APP: &str = "unknown";
 /// Scans this machine's sockets against Veil's listener `listen`.
 pub fn scan(listen: SocketAddr) -> io::Result<CoverageReport> {
     let started = Instant::now();
-    let table = sockets::table()?;
-    let inodes: HashSet<u64> = table
-        .iter()
-        .filter(|s| s.inode != 0)
-        .map(|s| s.inode)
-        .collect();
-    let owners = sockets::owners(&inodes);
-    let mut report = classify(listen, &table, &owners, sockets::process);
+    let mut table = sockets::table()?;
+    sockets::resolve_owners(&mut table);
+    let mut report = classify(listen, &table, sockets::process);
     report.scan_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
@@ -225,12 +221,11 @@ struct Tally {
     remotes: BTreeSet<String>,
 }
 
-/// The report from a socket table, its owners and a process lookup (apart
-/// from the OS, for tests).
+/// The report from a socket table with its owners resolved and a process
+/// lookup (apart from the OS, for tests).
 fn classify(
     listen: SocketAddr,
     table: &[Socket],
-    owners: &HashMap<u64, u32>,
     process: impl Fn(u32) -> Option<veil_engine::ClientApp>,
 ) -> CoverageReport {
     // Veil itself: whoever holds the listener.
@@ -238,7 +233,7 @@ fn classify(
         .iter()
         .filter(|s| s.proto == Proto::Tcp && s.state == state::LISTEN)
         .filter(|s| canonical(s.local) == canonical(listen) || is_listener(s.local, listen))
-        .filter_map(|s| owners.get(&s.inode).copied())
+        .filter_map(Socket::pid)
         .collect();
     let pairs: HashSet<(SocketAddr, SocketAddr)> = table
         .iter()
@@ -249,10 +244,10 @@ fn classify(
     let mut names: HashMap<u32, (String, Option<String>)> = HashMap::new();
     let mut apps: BTreeMap<(String, Option<String>), Tally> = BTreeMap::new();
     for s in table {
-        if s.inode == 0 || s.state == state::TIME_WAIT {
+        if s.holder == Holder::Nobody || s.state == state::TIME_WAIT {
             continue;
         }
-        let pid = owners.get(&s.inode).copied();
+        let pid = s.pid();
         if pid.is_some_and(|p| veil.contains(&p)) {
             continue;
         }
@@ -345,6 +340,11 @@ struct KnownFamily {
     family: String,
     why: String,
     remedy: String,
+    /// What to do on Windows or macOS, where it differs from `remedy`.
+    #[serde(default)]
+    remedy_windows: Option<String>,
+    #[serde(default)]
+    remedy_macos: Option<String>,
     #[serde(default)]
     names: Vec<String>,
     #[serde(default)]
@@ -359,11 +359,21 @@ fn parse_known_apps(text: &str) -> Result<Vec<KnownFamily>, String> {
         if !families.insert(f.family.to_lowercase()) {
             return Err(format!("family {:?} appears twice", f.family));
         }
+        let per_os = [
+            ("remedy_windows", &f.remedy_windows),
+            ("remedy_macos", &f.remedy_macos),
+        ];
+        let per_os = per_os
+            .iter()
+            .filter_map(|(field, value)| Some((*field, value.as_ref()?)));
         for (field, value) in [
             ("family", &f.family),
             ("why", &f.why),
             ("remedy", &f.remedy),
-        ] {
+        ]
+        .into_iter()
+        .chain(per_os)
+        {
             if value.trim().is_empty() {
                 return Err(format!("family {:?} has an empty {field}", f.family));
             }
@@ -400,8 +410,47 @@ fn known_families() -> &'static [KnownFamily] {
     })
 }
 
-/// The known family of an app, by process name first, then by path.
+/// The systems whose remedies the data file tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Windows,
+    Macos,
+    /// Linux and the other Unix desktops.
+    Unix,
+}
+
+impl Os {
+    /// The system Veil runs on.
+    pub fn current() -> Os {
+        if cfg!(windows) {
+            Os::Windows
+        } else if cfg!(target_os = "macos") {
+            Os::Macos
+        } else {
+            Os::Unix
+        }
+    }
+}
+
+impl KnownFamily {
+    fn remedy_on(&self, os: Os) -> &str {
+        let specific = match os {
+            Os::Windows => self.remedy_windows.as_deref(),
+            Os::Macos => self.remedy_macos.as_deref(),
+            Os::Unix => None,
+        };
+        specific.unwrap_or(&self.remedy)
+    }
+}
+
+/// The known family of an app, by process name first, then by path, with
+/// the remedy for this system.
 pub fn known_app(name: &str, exe: Option<&str>) -> Option<KnownApp> {
+    known_app_on(Os::current(), name, exe)
+}
+
+/// [`known_app`] with the remedy for `os`.
+pub fn known_app_on(os: Os, name: &str, exe: Option<&str>) -> Option<KnownApp> {
     let name = name.to_lowercase();
     let bare = name.strip_suffix(".exe").unwrap_or(&name);
     let exe = exe.map(|e| e.to_lowercase().replace('\\', "/"));
@@ -423,7 +472,7 @@ pub fn known_app(name: &str, exe: Option<&str>) -> Option<KnownApp> {
     by_name.or_else(by_exe).map(|f| KnownApp {
         family: f.family.clone(),
         why: f.why.clone(),
-        remedy: f.remedy.clone(),
+        remedy: f.remedy_on(os).to_owned(),
     })
 }
 
@@ -458,6 +507,15 @@ mod tests {
                 .expect_err("refused")
                 .contains("names")
         );
+        let empty_mac =
+            "[[family]]\nfamily='A'\nwhy='w'\nremedy='r'\nremedy_macos=''\nnames=['x']\n";
+        assert!(
+            parse_known_apps(empty_mac)
+                .expect_err("refused")
+                .contains("remedy_macos")
+        );
+        let typo = "[[family]]\nfamily='A'\nwhy='w'\nremedy='r'\nremedy_win='r'\nnames=['x']\n";
+        assert!(parse_known_apps(typo).is_err());
         let no_remedy = "[[family]]\nfamily='A'\nwhy='w'\nremedy=' '\nnames=['x']\n";
         assert!(
             parse_known_apps(no_remedy)
@@ -478,8 +536,34 @@ mod tests {
         let curl = known_app("curl", Some("/usr/bin/curl")).expect("curl is known");
         assert!(curl.remedy.contains("veil env"), "{curl:?}");
         assert!(known_app("Spotify.exe", None).is_some());
-        assert!(known_app("x", Some(r"C:\Program Files\WindowsApps\Foo\foo.exe")).is_some());
+        let uwp = known_app_on(
+            Os::Windows,
+            "x",
+            Some(r"C:\Program Files\WindowsApps\Foo\foo.exe"),
+        )
+        .expect("a Store app is known");
+        assert!(uwp.remedy.contains("LoopbackExempt"), "{uwp:?}");
         assert!(known_app("my-own-tool", Some("/opt/mine/tool")).is_none());
+    }
+
+    #[test]
+    fn remedies_follow_the_system() {
+        let on = |os, name: &str| known_app_on(os, name, None).expect(name).remedy;
+        assert!(on(Os::Unix, "curl").contains("veil env"));
+        assert!(on(Os::Macos, "curl").contains("veil env"));
+        let windows = on(Os::Windows, "curl.exe");
+        assert!(windows.contains("powershell"), "{windows}");
+        assert!(!windows.contains("eval"), "{windows}");
+        // A family without a Windows remedy gives its general one.
+        assert_eq!(on(Os::Windows, "spotify"), on(Os::Unix, "spotify"));
+        assert!(on(Os::Windows, "putty.exe").contains("SOCKS"));
+        // Every family that says `eval` (a POSIX shell) has a Windows remedy.
+        for f in parse_known_apps(KNOWN_APPS_TOML).expect("valid") {
+            if f.remedy.contains("eval") {
+                let w = f.remedy_on(Os::Windows);
+                assert!(!w.contains("eval"), "{}: {w}", f.family);
+            }
+        }
     }
 
     fn tcp(local: &str, remote: &str, st: u8, inode: u64) -> Socket {
@@ -488,8 +572,12 @@ mod tests {
             local: local.parse().expect("addr"),
             remote: remote.parse().expect("addr"),
             state: st,
-            uid: 0,
-            inode,
+            uid: None,
+            holder: if inode == 0 {
+                Holder::Nobody
+            } else {
+                Holder::Inode(inode)
+            },
         }
     }
 
@@ -556,7 +644,25 @@ mod tests {
                 exe: Some(exe.into()),
             })
         };
-        let r = classify(listen, &table, &owners, names);
+        // What resolving the owners does: inodes whose process is known.
+        let table: Vec<Socket> = table
+            .into_iter()
+            .map(|mut s| {
+                if let Holder::Inode(inode) = s.holder
+                    && let Some(&pid) = owners.get(&inode)
+                {
+                    s.holder = Holder::Process(pid);
+                }
+                s
+            })
+            .collect();
+        // A row the OS lists without its process (Wine's Windows tables).
+        let mut table = table;
+        table.push(Socket {
+            holder: Holder::Unknown,
+            ..tcp("10.0.0.5:44001", "203.0.113.9:443", state::ESTABLISHED, 0)
+        });
+        let r = classify(listen, &table, names);
         let by = |n: &str| r.apps.iter().find(|a| a.name == n).expect(n);
         assert!(r.apps.iter().all(|a| a.name != "veil"), "{r:#?}");
         assert_eq!(by("curl").class, CoverageClass::ThroughVeil);
@@ -573,6 +679,7 @@ mod tests {
             (CoverageClass::LocalOnly, 5, false)
         );
         assert_eq!(by(UNKNOWN_APP).class, CoverageClass::Bypassing);
+        assert_eq!(by(UNKNOWN_APP).bypassing, 2);
         assert_eq!(
             r.totals,
             CoverageTotals {
