@@ -202,7 +202,12 @@ async fn proxy_mode_resolves_nothing_locally() {
     // an empty record below means something.
     let dns = RecordingDns::start().await;
     let origin = Origin::start().await;
-    let direct = start_engine(|c| c.dns_servers = vec![dns.addr]).await;
+    // The test name resolves to loopback: listed, or Veil would refuse it.
+    let direct = start_engine(|c| {
+        c.dns_servers = vec![dns.addr];
+        c.bypass.push("*.veil.test".into());
+    })
+    .await;
     let url = format!("http://origin.veil.test:{}/ip", origin.addr.port());
     let socks = direct.local_addr().to_string();
     let out = curl(&["--socks5-hostname", &socks, &url]).await;
@@ -694,4 +699,42 @@ async fn veil_itself_is_refused_as_an_upstream() {
         assert!(err.to_string().contains("own listener"), "{url}: {err}");
     }
     assert!(engine.stats().upstreams.is_empty(), "nothing was applied");
+}
+
+/// DNS rebinding: a public name that resolves to loopback or the local
+/// network is how a web page reaches the router or a local service through
+/// the proxy (the browser never sees the address, so its own protections do
+/// not apply). Refused with 403 / "not allowed" on all three protocols,
+/// unless the user listed the name; an IP literal is what the user typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_resolve_inside_are_refused_unless_listed() {
+    let dns = RecordingDns::start().await;
+    let origin = Origin::start().await;
+    let port = origin.addr.port();
+    let engine = start_engine(|c| {
+        c.dns_servers = vec![dns.addr];
+        c.bypass = vec![];
+        c.rules = vec![("nas.veil.test".into(), veil_engine::Action::Direct)];
+    })
+    .await;
+    let proxy = proxy_url(engine.local_addr());
+    let socks = engine.local_addr().to_string();
+    let evil = format!("http://rebind.veil.test:{port}/ip");
+    let out = curl(&["-x", &proxy, &evil]).await;
+    assert_eq!(out.status, 403, "{out:?}");
+    assert!(out.text().contains("local network"), "{out:?}");
+    let out = curl(&["-p", "-x", &proxy, &evil]).await;
+    assert_ne!(out.exit_code, 0, "CONNECT refused: {out:?}");
+    assert!(out.stderr.contains("403"), "{out:?}");
+    let out = curl(&["--socks5-hostname", &socks, &evil]).await;
+    assert_ne!(out.exit_code, 0, "SOCKS5 refused: {out:?}");
+
+    // A name with a "direct" rule, and an address the user typed, pass.
+    let listed = format!("http://nas.veil.test:{port}/ip");
+    for url in [listed, origin.url("/ip")] {
+        let out = curl(&["-x", &proxy, &url]).await;
+        assert_eq!(out.status, 200, "{url}: {out:?}");
+        let out = curl(&["--socks5-hostname", &socks, &url]).await;
+        assert_eq!(out.status, 200, "{url} over SOCKS5: {out:?}");
+    }
 }

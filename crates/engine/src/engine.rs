@@ -79,7 +79,14 @@ impl Engine {
         })?;
         refuse_self(listen, &config.upstreams)?;
         let dns = DnsCache::new(&config.dns_servers)?;
-        let direct = Direct::new(dns.clone(), config.limits.connect_timeout, listen);
+        let routing: crate::outbound::SharedRouting =
+            Arc::new(std::sync::RwLock::new(Arc::new(routing)));
+        let direct = Direct::new(
+            dns.clone(),
+            config.limits.connect_timeout,
+            listen,
+            routing.clone(),
+        );
         let (events, _) = broadcast::channel(1024);
         let pool = Pool::new(
             config.upstreams.clone(),

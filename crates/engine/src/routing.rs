@@ -131,6 +131,17 @@ impl Routing {
         DEFAULT_BYPASS.iter().map(|s| s.to_string()).collect()
     }
 
+    /// Whether the user named `target` as a local one: its name matches the
+    /// bypass list or a `direct` rule. Only such names may resolve to
+    /// loopback or private addresses in a direct connection (DNS rebinding).
+    pub fn allows_internal(&self, target: &Target) -> bool {
+        self.bypass.iter().any(|p| p.matches(target))
+            || self
+                .rules
+                .iter()
+                .any(|(p, a)| *a == Action::Direct && p.matches(target))
+    }
+
     /// The action for `target` in `mode`: the most specific rule wins, then
     /// the bypass list, then the mode.
     pub fn decide(&self, mode: Mode, target: &Target) -> Action {
@@ -154,6 +165,19 @@ mod tests {
 
     fn t(s: &str) -> Target {
         Target::parse_authority(s).expect("target")
+    }
+
+    #[test]
+    fn only_names_the_user_listed_may_resolve_inside() {
+        let routing = Routing::new(
+            &Routing::default_bypass(),
+            &[("nas.home.example".into(), Action::Direct)],
+        )
+        .expect("routing");
+        assert!(routing.allows_internal(&t("localhost:80")));
+        assert!(routing.allows_internal(&t("printer.local:80")));
+        assert!(routing.allows_internal(&t("nas.home.example:80")));
+        assert!(!routing.allows_internal(&t("rebind.attacker.example:80")));
     }
 
     #[test]

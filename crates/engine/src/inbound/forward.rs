@@ -23,7 +23,7 @@ use crate::Target;
 use crate::cache::Lookup;
 use crate::engine::Shared;
 use crate::outbound::connector::ConnectorError;
-use crate::outbound::{Body, BoxError, Direct, HttpConnector};
+use crate::outbound::{Body, BoxError, ConnectError, Direct, HttpConnector};
 use crate::routing::Action;
 use crate::stats::{ByteCounters, Counted, CountedBody, Side};
 use crate::upstream::{Lease, PoolError, ProxyKind, UpstreamError};
@@ -293,6 +293,9 @@ fn pool_error(err: &PoolError) -> Response<Body> {
 fn direct_error(target: &Target, err: &hyper_util::client::legacy::Error) -> Response<Body> {
     if let Some(ConnectorError::Connect(connect)) = find_source::<ConnectorError>(err) {
         tracing::debug!("connect failed: {connect}");
+        if matches!(connect, ConnectError::Internal { .. }) {
+            return text(StatusCode::FORBIDDEN, &format!("{connect}."));
+        }
         return text(
             StatusCode::BAD_GATEWAY,
             &format!("Veil could not connect: {connect}."),

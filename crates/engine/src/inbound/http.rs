@@ -21,7 +21,7 @@ use super::relay::{copy, relay};
 use super::{ConnGuard, spawn_tunnel};
 use crate::Target;
 use crate::engine::Shared;
-use crate::outbound::{Body, OpenError};
+use crate::outbound::{Body, ConnectError, OpenError};
 use crate::stats::Counted;
 
 pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, io: Counted<TcpStream>) {
@@ -149,7 +149,9 @@ async fn connect(
 pub(super) fn open_error(err: &OpenError) -> Response<Body> {
     tracing::debug!("cannot open target: {err}");
     match err {
-        OpenError::Blocked { .. } => text(StatusCode::FORBIDDEN, &format!("{err}.")),
+        OpenError::Blocked { .. } | OpenError::Direct(ConnectError::Internal { .. }) => {
+            text(StatusCode::FORBIDDEN, &format!("{err}."))
+        }
         _ => text(
             StatusCode::BAD_GATEWAY,
             &format!("Veil could not connect: {err}."),

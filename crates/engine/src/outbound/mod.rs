@@ -46,6 +46,17 @@ pub enum ConnectError {
     },
     #[error("{target} is this proxy's own listener; refusing to loop")]
     Loop { target: Target },
+    /// A name that resolves inside (loopback, this network) without the
+    /// user having listed it: how a web page reaches the router or local
+    /// services through the proxy (DNS rebinding).
+    #[error(
+        "{target} resolves to {addr}, an address on this computer or its local network; Veil \
+         connects there only for names in the bypass list or a \"direct\" rule"
+    )]
+    Internal {
+        target: Target,
+        addr: std::net::IpAddr,
+    },
 }
 
 impl ConnectError {
@@ -56,7 +67,9 @@ impl ConnectError {
             ConnectError::Dns { .. } => ReplyError::HostUnreachable,
             ConnectError::Refused { .. } => ReplyError::ConnectionRefused,
             ConnectError::Timeout { .. } => ReplyError::TtlExpired,
-            ConnectError::Loop { .. } => ReplyError::ConnectionNotAllowed,
+            ConnectError::Loop { .. } | ConnectError::Internal { .. } => {
+                ReplyError::ConnectionNotAllowed
+            }
             ConnectError::Io { source, .. } => match source.kind() {
                 io::ErrorKind::NetworkUnreachable => ReplyError::NetworkUnreachable,
                 io::ErrorKind::HostUnreachable => ReplyError::HostUnreachable,
@@ -96,21 +109,26 @@ impl OpenError {
     }
 }
 
+/// The routing in force, shared by the outbound side and the direct
+/// connector (which checks where names may resolve); replaced whole.
+pub type SharedRouting = Arc<RwLock<Arc<Routing>>>;
+
 /// Routing plus the ways out.
 #[derive(Debug)]
 pub struct Outbound {
     pub direct: Direct,
     pub pool: Arc<Pool>,
-    routing: RwLock<Arc<Routing>>,
+    routing: SharedRouting,
     proxy_mode: AtomicBool,
 }
 
 impl Outbound {
-    pub fn new(direct: Direct, pool: Arc<Pool>, routing: Routing, mode: Mode) -> Self {
+    /// `routing` is the same one `direct` checks names against.
+    pub fn new(direct: Direct, pool: Arc<Pool>, routing: SharedRouting, mode: Mode) -> Self {
         Self {
             direct,
             pool,
-            routing: RwLock::new(Arc::new(routing)),
+            routing,
             proxy_mode: AtomicBool::new(mode == Mode::Proxy),
         }
     }
