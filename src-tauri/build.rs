@@ -5,6 +5,7 @@
 /// list against the invoke handler.
 const COMMANDS: &[&str] = &[
     "get_status",
+    "dismiss_alerts",
     "set_system_proxy",
     "set_selection",
     "set_strategy",

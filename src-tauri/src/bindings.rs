@@ -32,6 +32,7 @@ pub fn render() -> String {
         veil_engine::CacheStats,
         veil_engine::EngineEvent,
         veil_system::config::Theme,
+        veil_system::alerts::Alert,
         veil_system::ipcheck::IpVerdict,
         veil_system::ipcheck::IpProbe,
         veil_system::ipcheck::EndpointFailure,

@@ -100,6 +100,17 @@ pub async fn get_status(state: AppStateRef<'_>) -> AppResult<AppStatus> {
     state.status()
 }
 
+/// The user has read the alerts: forget them (window and tray).
+#[tauri::command]
+pub async fn dismiss_alerts<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+) -> AppResult<AppStatus> {
+    state.service()?.clear_alerts();
+    crate::notify_changed(&app);
+    state.status()
+}
+
 #[tauri::command]
 pub async fn set_system_proxy<R: Runtime>(
     app: AppHandle<R>,

@@ -37,6 +37,7 @@ pub mod event {
 pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder.invoke_handler(tauri::generate_handler![
         commands::get_status,
+        commands::dismiss_alerts,
         commands::set_system_proxy,
         commands::set_selection,
         commands::set_strategy,

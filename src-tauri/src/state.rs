@@ -57,6 +57,8 @@ pub struct AppStatus {
     pub system_proxy: SysProxyState,
     /// The last masked-IP check, if one finished.
     pub ip: Option<IpReport>,
+    /// What failed on its own and changed what Veil does (newest last).
+    pub alerts: Vec<veil_system::alerts::Alert>,
     pub stats: StatsSnapshot,
 }
 
@@ -278,6 +280,7 @@ impl AppState {
             selection: self.selection(),
             system_proxy: self.system_proxy_state(None),
             ip: self.last_ip(),
+            alerts: service.alerts(),
             stats: service.engine().stats(),
         })
     }

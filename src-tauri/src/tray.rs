@@ -144,19 +144,24 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
     let upstream = Submenu::with_id_and_items(app, "upstream", "Upstream", true, &choice_refs)?;
 
     let line = MenuItem::with_id(app, "state", state_line(state), false, None::<&str>)?;
+    // The newest alert, so a change Veil made on its own is seen here too.
+    let alert = state
+        .service()
+        .ok()
+        .and_then(|s| s.alerts().pop())
+        .map(|a| format!("⚠ {} (open Veil for why)", a.what));
+    let alert = alert
+        .map(|text| MenuItem::with_id(app, "alert", text, false, None::<&str>))
+        .transpose()?;
     let open = MenuItem::with_id(app, "open", "Open Veil", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit Veil", true, None::<&str>)?;
-    Menu::with_items(
-        app,
-        &[
-            &sysproxy,
-            &upstream,
-            &line,
-            &PredefinedMenuItem::separator(app)?,
-            &open,
-            &quit,
-        ],
-    )
+    let separator = PredefinedMenuItem::separator(app)?;
+    let mut items: Vec<&dyn tauri::menu::IsMenuItem<R>> = vec![&sysproxy, &upstream, &line];
+    if let Some(alert) = &alert {
+        items.push(alert);
+    }
+    items.extend([&separator as &dyn tauri::menu::IsMenuItem<R>, &open, &quit]);
+    Menu::with_items(app, &items)
 }
 
 fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {

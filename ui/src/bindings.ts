@@ -123,6 +123,20 @@ export type EngineEvent = { "kind": "connection_opened", id: number, client: str
 
 export type Theme = "system" | "light" | "dark";
 
+export type Alert = { 
+/**
+ * When it happened (Unix milliseconds).
+ */
+at_unix_ms: number, 
+/**
+ * What changed, in the user's words ("The system proxy is off").
+ */
+what: string, 
+/**
+ * Why, with the error that caused it.
+ */
+why: string, };
+
 export type IpVerdict = "masked" | "not_masked" | "unknown";
 
 export type IpProbe = { 
@@ -233,7 +247,11 @@ export type AppStatus = { version: string, config_path: string, selection: Selec
 /**
  * The last masked-IP check, if one finished.
  */
-ip: IpReport | null, stats: StatsSnapshot, };
+ip: IpReport | null, 
+/**
+ * What failed on its own and changed what Veil does (newest last).
+ */
+alerts: Array<Alert>, stats: StatsSnapshot, };
 
 export type UpstreamEntry = { name: string, url: string, username: string | null, has_password: boolean, weight: number, };
 

@@ -22,6 +22,9 @@ pub async fn status(json: bool) -> anyhow::Result<()> {
         duration(e.uptime_s)
     );
     println!("listening on {}, mode {}", e.listen, e.mode);
+    for alert in &report.alerts {
+        println!("ATTENTION: {}: {}", alert.what, alert.why);
+    }
     println!(
         "connections: {} open, {} total; HTTP requests: {}; refused: {}",
         e.connections_open, e.connections_total, e.requests_total, e.rejected_total

@@ -15,8 +15,11 @@
 //! listener; [`history`] keeps per-minute traffic buckets in SQLite.
 //! [`sockets`] reads the machine's socket table: the engine's client app
 //! attribution and the [`coverage`] scan (which apps go through Veil, which
-//! bypass it, which use UDP) both build on it.
+//! bypass it, which use UDP) both build on it. [`alerts`] keeps what went
+//! wrong on its own (the system proxy turned off after a failure), so the
+//! user always hears about it.
 
+pub mod alerts;
 pub mod config;
 pub mod config_file;
 pub mod control;

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use veil_engine::{Engine, EngineConfig, EngineError, EngineHandle};
 
 use crate::Config;
+use crate::alerts::{Alert, Alerts};
 use crate::control::{Controller, Reply, ReplyFuture, Request, StatusReport};
 use crate::history::{self, History, RecorderHandle};
 use crate::ipcheck::{IpChecker, IpReport};
@@ -30,6 +31,8 @@ pub struct Service {
     /// runs without history rather than not at all.
     history: Option<Arc<History>>,
     recorder: Mutex<Option<RecorderHandle>>,
+    /// What failed on its own and changed what Veil does.
+    alerts: Alerts,
 }
 
 impl Service {
@@ -64,6 +67,7 @@ impl Service {
             ipcheck: RwLock::new(IpChecker::new(config)),
             history,
             recorder: Mutex::new(recorder),
+            alerts: Alerts::default(),
         })
     }
 
@@ -113,7 +117,24 @@ impl Service {
     pub fn status(&self) -> StatusReport {
         let mut status = StatusReport::new(self.engine().stats());
         status.system_proxy = self.system_proxy_on();
+        status.alerts = self.alerts();
         status
+    }
+
+    /// What failed on its own and changed what Veil does, newest last.
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.alerts.all()
+    }
+
+    /// Forgets the alerts (the user dismissed them).
+    pub fn clear_alerts(&self) {
+        self.alerts.clear();
+    }
+
+    /// Records something the user must hear about (shown by `veil status`,
+    /// the window and the tray).
+    pub fn raise_alert(&self, what: impl Into<String>, why: impl Into<String>) {
+        self.alerts.raise(what, why);
     }
 
     /// Points the OS at this engine (saving the user's settings first) or
@@ -157,10 +178,26 @@ impl Service {
             Err(e) => match Engine::start(previous.clone()).await {
                 Ok(engine) => (engine, previous.bypass, Err(e)),
                 Err(again) => {
-                    tracing::error!("neither the new nor the previous listener starts: {again}");
-                    if let Err(off) = self.set_system_proxy(false).await {
-                        tracing::error!("the system proxy could not be turned off: {off}");
-                    }
+                    // Nothing listens now: leaving the OS pointed here would
+                    // strand every app, so the user's settings come back,
+                    // and the user is told.
+                    let off = if self.system_proxy_on() {
+                        match self.set_system_proxy(false).await {
+                            Ok(_) => {
+                                "; the system proxy is off (your own settings are back)".to_owned()
+                            }
+                            Err(off) => format!("; turning the system proxy off failed too: {off}"),
+                        }
+                    } else {
+                        String::new()
+                    };
+                    self.alerts.raise(
+                        "Veil is not listening",
+                        format!(
+                            "the new listener did not start ({e}) and the previous one did not \
+                             start again ({again}){off}"
+                        ),
+                    );
                     return Err(e);
                 }
             },
@@ -177,7 +214,10 @@ impl Service {
         if self.system_proxy_on()
             && let Err(e) = self.set_system_proxy(true).await
         {
-            tracing::error!("the system proxy settings were not updated: {e}");
+            self.alerts.raise(
+                "The system proxy keeps the previous bypass list",
+                format!("the new bypass list could not be applied: {e}"),
+            );
         }
     }
 

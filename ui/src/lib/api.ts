@@ -70,6 +70,7 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 }
 
 export const getStatus = () => call<AppStatus>("get_status");
+export const dismissAlerts = () => call<AppStatus>("dismiss_alerts");
 export const setSystemProxy = (on: boolean) => call<SysProxyState>("set_system_proxy", { on });
 export const setSelection = (selection: Selection) => call<AppStatus>("set_selection", { selection });
 export const setStrategy = (strategy: Strategy) => call<AppStatus>("set_strategy", { strategy });

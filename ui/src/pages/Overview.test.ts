@@ -26,6 +26,35 @@ function switchEl(): HTMLElement {
 }
 
 describe("Overview", () => {
+  it("says what Veil changed on its own, and forgets it once dismissed", async () => {
+    const calls: Calls = [];
+    const alert = {
+      at_unix_ms: 1_700_000_000_000,
+      what: "Veil is not listening",
+      why: "the new listener did not start; the system proxy is off (your own settings are back)",
+    };
+    mockIPC(
+      handler(
+        {
+          get_status: status({ alerts: [alert] }),
+          get_settings: settings(),
+          list_upstreams: [],
+          check_ip: ip,
+          dismiss_alerts: status(),
+        },
+        calls,
+      ),
+    );
+    render(App);
+    const box = await screen.findByTestId("alerts");
+    expect(box.getAttribute("role")).toBe("alert");
+    expect(within(box).getByText("Veil is not listening")).toBeInTheDocument();
+    expect(within(box).getByText(/system proxy is off/)).toBeInTheDocument();
+    await fireEvent.click(within(box).getByRole("button", { name: "Dismiss" }));
+    await waitFor(() => expect(screen.queryByTestId("alerts")).toBeNull());
+    expect(calls.some((c) => c.cmd === "dismiss_alerts")).toBe(true);
+  });
+
   it("turns the system proxy on and shows the engine's answer", async () => {
     const calls: Calls = [];
     mockIPC(

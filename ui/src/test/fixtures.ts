@@ -68,6 +68,7 @@ export function status(over: Partial<AppStatus> = {}): AppStatus {
     selection: { kind: "direct" },
     system_proxy: sysproxy(),
     ip: null,
+    alerts: [],
     stats: stats(),
     ...over,
   };

@@ -109,6 +109,9 @@ pub struct StatusReport {
     /// Whether this engine has pointed the OS's proxy setting at itself.
     #[serde(default)]
     pub system_proxy: bool,
+    /// What failed on its own and changed what Veil does (newest last).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<crate::alerts::Alert>,
     #[serde(flatten)]
     pub engine: StatsSnapshot,
 }
@@ -119,6 +122,7 @@ impl StatusReport {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
             system_proxy: false,
+            alerts: Vec::new(),
             engine,
         }
     }
