@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+#[cfg(unix)]
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use veil_engine::{CacheStats, StatsSnapshot};
 
@@ -135,6 +136,7 @@ pub enum ControlError {
     BadReply(String),
 }
 
+#[cfg(unix)]
 const MAX_LINE: u64 = 64 * 1024;
 
 /// A bound control socket; removes its file when dropped.
@@ -216,6 +218,41 @@ async fn answer(stream: tokio::net::UnixStream, controller: Arc<dyn Controller>)
             return;
         }
     }
+}
+
+// Stand-in until the Windows named pipe lands: `veil run` and the app start
+// without a control channel, and clients are told it is not available.
+#[cfg(not(unix))]
+impl ControlServer {
+    pub async fn bind(path: &Path) -> Result<Self, ControlError> {
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub async fn serve(self, _controller: Arc<dyn Controller>, stop: impl Future<Output = ()>) {
+        stop.await;
+    }
+}
+
+#[cfg(not(unix))]
+pub async fn request(path: &Path, request: &Request) -> Result<Reply, ControlError> {
+    request_within(path, request, Duration::from_secs(10)).await
+}
+
+#[cfg(not(unix))]
+pub async fn request_within(
+    path: &Path,
+    _request: &Request,
+    _after: Duration,
+) -> Result<Reply, ControlError> {
+    Err(ControlError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the control channel is not available on this system yet",
+        ),
+    })
 }
 
 impl Drop for ControlServer {
