@@ -40,8 +40,8 @@ struct WineServer;
 
 impl Drop for WineServer {
     fn drop(&mut self) {
-        let _ = Command::new("wineserver")
-            .arg("-k")
+        let _ = Command::new("timeout")
+            .args(["30", "wineserver", "-k"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
