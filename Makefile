@@ -3,7 +3,8 @@
 
 CARGO ?= cargo
 
-.PHONY: all bootstrap run run-cli ui test lint fmt build bench app-metrics bindings icons clean
+.PHONY: all bootstrap run run-cli ui test lint fmt build bench app-metrics bindings icons clean \
+	cross-check wine-test
 
 all: test
 
@@ -25,12 +26,26 @@ run-cli: bootstrap
 # Format check, the UI's type check and tests, lints, then every Rust test.
 # The end-to-end tests spawn the debug `veil` and `veil-app` binaries, so they
 # are built before `cargo test`; the GUI tests drive `veil-app` under Xvfb.
+# Then Windows and macOS: the checks, and the Windows tests under Wine.
 test: ui
 	$(CARGO) fmt --all -- --check
 	cd ui && npm run check && npm test
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build -p veil-cli -p veil-app
 	$(CARGO) test --workspace
+	scripts/cross check
+	scripts/cross wine-test
+
+# Windows and macOS from this machine (scripts/cross; README, "Windows and
+# macOS from this machine"): clippy with warnings as errors for
+# x86_64-pc-windows-gnu, aarch64-apple-darwin and x86_64-apple-darwin.
+cross-check:
+	scripts/cross check
+
+# The engine's, system crate's and CLI's unit tests built for Windows and run
+# under Wine, then Linux curl through veil.exe under Wine.
+wine-test:
+	scripts/cross wine-test
 
 lint: bootstrap
 	$(CARGO) fmt --all -- --check

@@ -34,11 +34,20 @@ impl VeilProcess {
     /// Starts `veil run ARGS` with `VEIL_HOME=home` and waits (up to 20 s)
     /// for its `veil: listening on ADDR` line.
     pub fn start(home: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Self, String> {
-        let mut child = Command::new(veil_bin())
+        let mut command = Command::new(veil_bin());
+        command
             .arg("run")
             .args(args)
             .env("VEIL_HOME", home)
-            .envs(envs.iter().copied())
+            .envs(envs.iter().copied());
+        Self::spawn(command, home, Duration::from_secs(20))
+    }
+
+    /// Starts `command`, a `veil run` set up by the caller (e.g. `veil.exe`
+    /// under Wine), and waits up to `within` for its `veil: listening on ADDR`
+    /// line. `home` is the folder that `veil` commands against it use.
+    pub fn spawn(mut command: Command, home: &Path, within: Duration) -> Result<Self, String> {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -58,7 +67,7 @@ impl VeilProcess {
                 let _ = err_tx.send(line);
             }
         });
-        let line = match line_rx.recv_timeout(Duration::from_secs(20)) {
+        let line = match line_rx.recv_timeout(within) {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();
