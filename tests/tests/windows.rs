@@ -14,11 +14,6 @@ use std::time::Duration;
 use tempfile::TempDir;
 use veil_tests::{Origin, VeilProcess, curl, proxy_url};
 
-/// `veil.exe status` talks to the engine over the control channel, which on
-/// Windows is a named pipe. Turn this on when that lands; until then the
-/// command's output is only printed.
-const CONTROL_CHANNEL_ON_WINDOWS: bool = false;
-
 /// Wine starts its server and loads the prefix on the first run: slower than
 /// a native start, so more time than the Linux tests give `veil run`.
 const START_WITHIN: Duration = Duration::from_secs(90);
@@ -131,25 +126,19 @@ async fn veil_exe_under_wine_serves_http_connect_and_socks5() {
         "each client reached the origin through veil.exe"
     );
 
+    // `veil.exe status` reaches the engine over the named pipe.
     let status = run_to_end(&exe, home.path(), &["status", "--json"]);
-    if CONTROL_CHANNEL_ON_WINDOWS {
-        assert!(status.status.success(), "veil.exe status: {status:?}");
-        let report: serde_json::Value =
-            serde_json::from_slice(&status.stdout).expect("veil status --json prints JSON");
-        assert_eq!(report["listen"], veil.addr.to_string(), "{report}");
-        assert!(
-            report["bytes_down"].as_u64().unwrap_or(0) >= 1_048_576,
-            "{report}"
-        );
-        assert!(
-            report["connections_total"].as_u64().unwrap_or(0) >= 3,
-            "{report}"
-        );
-    } else {
-        eprintln!(
-            "not checked yet (no control channel on Windows): veil.exe status --json said {}",
-            veil_tests::output_text(&status)
-        );
-    }
+    assert!(status.status.success(), "veil.exe status: {status:?}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("veil status --json prints JSON");
+    assert_eq!(report["listen"], veil.addr.to_string(), "{report}");
+    assert!(
+        report["bytes_down"].as_u64().unwrap_or(0) >= 1_048_576,
+        "{report}"
+    );
+    assert!(
+        report["connections_total"].as_u64().unwrap_or(0) >= 3,
+        "{report}"
+    );
     drop(veil);
 }
