@@ -22,7 +22,8 @@ mod state;
 mod gnome;
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 mod kde;
-#[cfg(target_os = "macos")]
+// Compiled in Linux tests too: they drive it against a fake `networksetup`.
+#[cfg(any(target_os = "macos", test))]
 mod macos;
 #[cfg(target_os = "windows")]
 mod windows;
@@ -85,6 +86,14 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     /// Every setting Veil changes or shows, as the OS has it now.
     fn read(&self) -> Result<Settings, SysProxyError>;
+    /// The settings of what this desktop gained since `saved` was read (a
+    /// network service that appeared while Veil was on), as they are now.
+    /// The guard saves them before pointing them at Veil. Desktops with a
+    /// fixed set of keys gain nothing.
+    fn read_new(&self, saved: &Settings) -> Result<Settings, SysProxyError> {
+        let _ = saved;
+        Ok(Settings::new())
+    }
     /// Writes these keys; keys not named are left alone.
     fn write(&self, settings: &Settings) -> Result<(), SysProxyError>;
     /// The settings that point this desktop at Veil.
