@@ -198,6 +198,11 @@ fn saved(data_dir: &Path) -> Settings {
 fn every_service_is_covered_and_comes_back_exactly_with_its_pac_and_discovery() {
     let fake = FakeMac::new(&["Wi-Fi", "Ethernet", "*Bluetooth PAN"]);
     users_wifi(&fake);
+    // On the same host as Veil: only the port and state differ from Veil's,
+    // so the restore writes the port with the server it reads back.
+    fake.set("Ethernet", "secure.server", "127.0.0.1");
+    fake.set("Ethernet", "secure.port", "3129");
+    fake.set("Ethernet", "secure.enabled", "No");
     let before = fake.backend().read().expect("read");
     let data = tempfile::tempdir().expect("data dir");
     let guard = fake.guard(data.path());
@@ -242,6 +247,14 @@ fn every_service_is_covered_and_comes_back_exactly_with_its_pac_and_discovery() 
     assert_eq!(fake.field("Wi-Fi", "pac.enabled").as_deref(), Some("Yes"));
     assert_eq!(fake.field("Wi-Fi", "discovery").as_deref(), Some("On"));
     assert_eq!(fake.field("Ethernet", "web.server").as_deref(), Some(""));
+    assert_eq!(
+        fake.field("Ethernet", "secure.port").as_deref(),
+        Some("3129")
+    );
+    assert_eq!(
+        fake.field("Ethernet", "secure.enabled").as_deref(),
+        Some("No")
+    );
     assert!(
         !fake.calls().iter().any(|c| c[0] == "-setautoproxyurl"),
         "the PAC URL was never rewritten"
