@@ -167,14 +167,9 @@ impl MacProxy {
     /// Writes one service's fields. The bypass list goes first and the PAC
     /// and discovery last, so a restore brings the user's proxies back
     /// before the settings that override them.
-    fn write_service(
-        &self,
-        service: &str,
-        fields: &BTreeMap<&str, Option<String>>,
-    ) -> Result<(), SysProxyError> {
-        let field = |name: &str| fields.get(name).cloned();
+    fn write_service(&self, service: &str, fields: &Fields) -> Result<(), SysProxyError> {
+        let field = |name: &str| fields.get(name).map(|v| v.clone().unwrap_or_default());
         if let Some(bypass) = field(BYPASS) {
-            let bypass = bypass.unwrap_or_default();
             let mut args = vec!["-setproxybypassdomains", service];
             let entries: Vec<&str> = bypass.lines().filter(|l| !l.trim().is_empty()).collect();
             if entries.is_empty() {
@@ -186,62 +181,83 @@ impl MacProxy {
             self.run(&args)?;
         }
         for (kind, word) in PROXIES {
-            let enabled = field(&format!("{kind}.enabled")).map(Option::unwrap_or_default);
-            let server = field(&format!("{kind}.server")).map(Option::unwrap_or_default);
-            let port = field(&format!("{kind}.port")).map(Option::unwrap_or_default);
-            let enabled = if server.is_some() || port.is_some() {
-                // The setter takes server and port together and turns the
-                // proxy on, so what is not written here is kept as it is.
-                let now = match (&enabled, &server, &port) {
-                    (Some(_), Some(_), Some(_)) => None,
-                    _ => Some(self.get_proxy(service, word)?),
-                };
-                let server = server
-                    .or_else(|| now.as_ref().map(|p| p.server.clone()))
-                    .unwrap_or_default();
-                let port = port
-                    .or_else(|| now.as_ref().map(|p| p.port.clone()))
-                    .unwrap_or_default();
-                self.run(&[&format!("-set{word}"), service, &server, &port])?;
-                enabled.or_else(|| now.map(|p| p.enabled))
-            } else {
-                enabled
-            };
-            if let Some(enabled) = enabled {
-                let state = self.on_off(service, &format!("{kind}.enabled"), &enabled)?;
-                self.run(&[&format!("-set{word}state"), service, state])?;
-            }
+            self.write_proxy(service, kind, word, fields)?;
         }
-        let pac_enabled = field(PAC_ENABLED).map(Option::unwrap_or_default);
-        let pac_enabled = match field(PAC_URL) {
-            Some(Some(url)) => {
-                // Setting the URL turns PAC on; its state follows.
-                let enabled = match pac_enabled {
-                    Some(enabled) => enabled,
-                    None => self.get_auto_proxy(service)?.enabled,
-                };
-                self.run(&["-setautoproxyurl", service, &url])?;
-                Some(enabled)
+        let mut pac_enabled = field(PAC_ENABLED);
+        // networksetup cannot clear a PAC URL (with PAC off it is not used),
+        // and Veil never changes it: only a URL is written, never its
+        // absence.
+        if let Some(Some(url)) = fields.get(PAC_URL) {
+            // Setting the URL turns PAC on; its state is set after.
+            if pac_enabled.is_none() {
+                pac_enabled = Some(self.get_auto_proxy(service)?.enabled);
             }
-            // networksetup cannot clear a PAC URL; with PAC off it is not
-            // used. Veil never changes the URL, only the state.
-            Some(None) | None => pac_enabled,
-        };
+            self.run(&["-setautoproxyurl", service, url])?;
+        }
         if let Some(enabled) = pac_enabled {
             let state = self.on_off(service, PAC_ENABLED, &enabled)?;
             self.run(&["-setautoproxystate", service, state])?;
         }
         if let Some(discovery) = field(DISCOVERY) {
-            let state = self.on_off(service, DISCOVERY, &discovery.unwrap_or_default())?;
+            let state = self.on_off(service, DISCOVERY, &discovery)?;
             self.run(&["-setproxyautodiscovery", service, state])?;
+        }
+        Ok(())
+    }
+
+    /// One manual proxy (`kind` in keys, `word` in networksetup's commands).
+    fn write_proxy(
+        &self,
+        service: &str,
+        kind: &str,
+        word: &str,
+        fields: &Fields,
+    ) -> Result<(), SysProxyError> {
+        let field = |name: &str| {
+            fields
+                .get(format!("{kind}.{name}").as_str())
+                .map(|v| v.clone().unwrap_or_default())
+        };
+        let (mut enabled, server, port) = (field("enabled"), field("server"), field("port"));
+        if server.is_some() || port.is_some() {
+            // The setter takes server and port together and turns the proxy
+            // on, so what is not written here is kept as the OS has it.
+            let now = match (&enabled, &server, &port) {
+                (Some(_), Some(_), Some(_)) => None,
+                _ => Some(self.get_proxy(service, word)?),
+            };
+            let server = server.or_else(|| now.as_ref().map(|p| p.server.clone()));
+            let port = port.or_else(|| now.as_ref().map(|p| p.port.clone()));
+            enabled = enabled.or_else(|| now.map(|p| p.enabled));
+            self.run(&[
+                &format!("-set{word}"),
+                service,
+                &server.unwrap_or_default(),
+                &port.unwrap_or_default(),
+            ])?;
+        }
+        if let Some(enabled) = enabled {
+            let state = self.on_off(service, &format!("{kind}.enabled"), &enabled)?;
+            self.run(&[&format!("-set{word}state"), service, state])?;
         }
         Ok(())
     }
 }
 
+/// One service's fields (`web.enabled`, `pac.url`, ...) and values.
+type Fields<'a> = BTreeMap<&'a str, Option<String>>;
+
+/// Every field a key may name after its service.
+fn is_field(field: &str) -> bool {
+    [PAC_URL, PAC_ENABLED, DISCOVERY, BYPASS].contains(&field)
+        || field.split_once('.').is_some_and(|(kind, part)| {
+            PROXIES.iter().any(|(k, _)| *k == kind) && ["enabled", "server", "port"].contains(&part)
+        })
+}
+
 /// The settings of each service, by service name.
-fn by_service(settings: &Settings) -> BTreeMap<&str, BTreeMap<&str, Option<String>>> {
-    let mut services: BTreeMap<&str, BTreeMap<&str, Option<String>>> = BTreeMap::new();
+fn by_service(settings: &Settings) -> BTreeMap<&str, Fields<'_>> {
+    let mut services: BTreeMap<&str, Fields<'_>> = BTreeMap::new();
     for (key, value) in settings {
         if let Some((service, field)) = split_key(key) {
             services
@@ -286,10 +302,13 @@ impl Backend for MacProxy {
     }
 
     fn write(&self, settings: &Settings) -> Result<(), SysProxyError> {
-        if let Some(bad) = settings.keys().find(|k| split_key(k).is_none()) {
+        // Checked before anything is written (a guard file edited by hand,
+        // or from another version).
+        let malformed = |k: &String| split_key(k).is_none_or(|(_, field)| !is_field(field));
+        if let Some(bad) = settings.keys().find(|k| malformed(k)) {
             return Err(SysProxyError::Tool {
                 command: format!("{TOOL} (writing settings)"),
-                detail: format!("malformed key {bad:?}: no network service in it"),
+                detail: format!("malformed key {bad:?}: not SERVICE/FIELD"),
             });
         }
         for (service, fields) in by_service(settings) {
@@ -380,7 +399,7 @@ impl Backend for MacProxy {
 
 /// One service's settings in the user's words. PAC and discovery win over
 /// the manual proxies, as they do for apps.
-fn describe_service(fields: &BTreeMap<&str, Option<String>>) -> ProxyState {
+fn describe_service(fields: &Fields) -> ProxyState {
     let get = |f: &str| fields.get(f).cloned().flatten().unwrap_or_default();
     let on = |f: &str| output::on_off(&get(f)) == Some("on");
     if on(PAC_ENABLED) {

@@ -447,11 +447,14 @@ fn ipv6_listeners_and_mixed_services_read_well() {
 }
 
 #[test]
-fn a_key_without_a_service_is_refused() {
+fn a_key_that_is_not_service_and_field_is_refused_before_any_write() {
     let fake = FakeMac::new(&["Wi-Fi"]);
-    let mut s = Settings::new();
-    s.insert("web.enabled".into(), Some("Yes".into()));
-    let err = fake.backend().write(&s).expect_err("refused");
-    assert!(err.to_string().contains("malformed key"), "{err}");
-    assert!(fake.sets_on("Wi-Fi").is_empty());
+    for bad in ["web.enabled", "Wi-Fi/http.enable", "Wi-Fi/web.host"] {
+        let mut s = Settings::new();
+        s.insert("Wi-Fi/pac.enabled".into(), Some("No".into()));
+        s.insert(bad.into(), Some("Yes".into()));
+        let err = fake.backend().write(&s).expect_err("refused");
+        assert!(err.to_string().contains("malformed key"), "{err}");
+    }
+    assert!(fake.sets_on("Wi-Fi").is_empty(), "nothing was written");
 }
