@@ -4,7 +4,7 @@
 //! Each desktop's settings are read and written by a [`Backend`]: GNOME
 //! (`gsettings`, which most Linux apps and Firefox read) and KDE
 //! (`kwriteconfig` on `kioslaverc`, plus gsettings) on Linux; the registry on
-//! Windows and `networksetup` on macOS, both through the `sysproxy` crate.
+//! Windows (through the `sysproxy` crate) and `networksetup` on macOS.
 //! A backend deals in [`Settings`]: raw key/value pairs in the platform's own
 //! notation, so that what is saved is what is put back, byte for byte.
 //!
