@@ -22,8 +22,8 @@ mod state;
 mod gnome;
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 mod kde;
-// Compiled in Linux tests too: they drive it against a fake `networksetup`.
-#[cfg(any(target_os = "macos", test))]
+// Compiled in Unix tests too: they drive it against a fake `networksetup`.
+#[cfg(any(target_os = "macos", all(test, unix)))]
 mod macos;
 #[cfg(target_os = "windows")]
 mod windows;

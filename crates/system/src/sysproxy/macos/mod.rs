@@ -18,7 +18,7 @@
 //! [`read_new`]: Backend::read_new
 
 mod output;
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
