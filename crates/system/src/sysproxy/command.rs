@@ -2,6 +2,7 @@
 //! bounded in time so a hung tool cannot hang Veil's exit.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,18 +18,28 @@ pub fn run(
     args: &[&str],
     hint: &'static str,
 ) -> Result<String, SysProxyError> {
-    let shown = || format!("{program} {}", args.join(" "));
-    let mut child = Command::new(program)
+    run_at(Path::new(program), program, args, hint)
+}
+
+/// [`run`] with the program at `path` (a full path, or a name looked up on
+/// PATH), shown to the user as `tool`. A failure carries its stderr, or its
+/// stdout when stderr is empty (`networksetup` reports errors there).
+#[cfg_attr(target_os = "windows", allow(dead_code))]
+pub fn run_at(
+    path: &Path,
+    tool: &'static str,
+    args: &[&str],
+    hint: &'static str,
+) -> Result<String, SysProxyError> {
+    let shown = || format!("{tool} {}", args.join(" "));
+    let mut child = Command::new(path)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SysProxyError::ToolMissing {
-                tool: program,
-                hint,
-            },
+            std::io::ErrorKind::NotFound => SysProxyError::ToolMissing { tool, hint },
             _ => SysProxyError::Tool {
                 command: shown(),
                 detail: e.to_string(),
@@ -66,9 +77,9 @@ pub fn run(
         let _ = err.read_to_string(&mut stderr);
     }
     if !status.success() {
-        let detail = match stderr.trim() {
-            "" => status.to_string(),
-            text => text.lines().take(3).collect::<Vec<_>>().join(" "),
+        let detail = match (stderr.trim(), stdout.trim()) {
+            ("", "") => status.to_string(),
+            ("", text) | (text, _) => text.lines().take(3).collect::<Vec<_>>().join(" "),
         };
         return Err(SysProxyError::Tool {
             command: shown(),

@@ -84,12 +84,44 @@ impl GuardFile {
         }
     }
 
+    /// Points every saved backend at `proxy` and reads each back. What a
+    /// backend gained since it was saved (a network service plugged in while
+    /// on) is added to the file on disk first, so nothing is changed that
+    /// the file cannot put back.
+    fn apply(
+        &mut self,
+        path: &Path,
+        backends: &dyn Backends,
+        proxy: &VeilProxy,
+    ) -> Result<(), SysProxyError> {
+        for at in 0..self.saved.len() {
+            let backend = backends.named(&self.saved[at].backend)?;
+            let new = backend.read_new(&self.saved[at].settings)?;
+            if !new.is_empty() {
+                tracing::info!(
+                    "saving the {} proxy settings of {} new keys before pointing them at Veil",
+                    backend.name(),
+                    new.len()
+                );
+                for (key, value) in new {
+                    // A value saved earlier is the user's; never Veil's own.
+                    self.saved[at].settings.entry(key).or_insert(value);
+                }
+                self.store(path)?;
+            }
+            let wanted = backend.veil_settings(proxy);
+            backend.write(&wanted)?;
+            verify(backend.as_ref(), &wanted)?;
+        }
+        Ok(())
+    }
+
     /// Writes every saved backend's settings back and checks them. All
     /// backends are tried; the first failure is returned.
-    fn restore(&self) -> Result<(), SysProxyError> {
+    fn restore(&self, backends: &dyn Backends) -> Result<(), SysProxyError> {
         let mut first_error = None;
         for saved in &self.saved {
-            let result = backend_named(&saved.backend).and_then(|backend| {
+            let result = backends.named(&saved.backend).and_then(|backend| {
                 // Only what differs is written: a key Veil never managed to
                 // change (a write that failed half-way) needs no write, and
                 // one the tool refuses to write must not block the rest.
@@ -115,6 +147,26 @@ impl GuardFile {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Where the guard gets its backends: this desktop's ([`Platform`]), or
+/// fakes in tests.
+pub(super) trait Backends: Send + Sync + std::fmt::Debug {
+    fn detect(&self) -> Result<Vec<Box<dyn Backend>>, SysProxyError>;
+    fn named(&self, name: &str) -> Result<Box<dyn Backend>, SysProxyError>;
+}
+
+#[derive(Debug)]
+struct Platform;
+
+impl Backends for Platform {
+    fn detect(&self) -> Result<Vec<Box<dyn Backend>>, SysProxyError> {
+        detect_backends()
+    }
+
+    fn named(&self, name: &str) -> Result<Box<dyn Backend>, SysProxyError> {
+        backend_named(name)
     }
 }
 
@@ -159,7 +211,7 @@ pub fn recover(data_dir: &Path) -> Result<Recovery, SysProxyError> {
             pid: file.owner.pid,
         });
     }
-    file.restore()?;
+    file.restore(&Platform)?;
     GuardFile::remove(&path)?;
     let restored = file
         .saved
@@ -235,14 +287,20 @@ pub struct SystemProxyGuard {
     on: AtomicBool,
     /// One change at a time: the desktop tools take a moment.
     changing: Mutex<()>,
+    backends: Box<dyn Backends>,
 }
 
 impl SystemProxyGuard {
     pub fn new(data_dir: &Path) -> Self {
+        Self::with_backends(data_dir, Box::new(Platform))
+    }
+
+    pub(super) fn with_backends(data_dir: &Path, backends: Box<dyn Backends>) -> Self {
         Self {
             path: guard_path(data_dir),
             on: AtomicBool::new(false),
             changing: Mutex::new(()),
+            backends,
         }
     }
 
@@ -252,7 +310,8 @@ impl SystemProxyGuard {
 
     /// Saves the user's settings (the first time), points every backend at
     /// `proxy` and checks that each took it. On any failure the user's
-    /// settings are put back and the error says what went wrong.
+    /// settings are put back and the error says what went wrong. When
+    /// already on, this is [`refresh`](Self::refresh).
     pub fn enable(&self, proxy: &VeilProxy) -> Result<(), SysProxyError> {
         let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
         let file = match GuardFile::load(&self.path)? {
@@ -266,7 +325,7 @@ impl SystemProxyGuard {
                 // The file's owner is gone: put its saved settings back
                 // before saving the user's settings again.
                 if let Some(stale) = stale {
-                    stale.restore()?;
+                    stale.restore(self.backends.as_ref())?;
                     GuardFile::remove(&self.path)?;
                     tracing::warn!(
                         "restored the system proxy settings saved by Veil pid {}, which stopped \
@@ -274,7 +333,7 @@ impl SystemProxyGuard {
                         stale.owner.pid
                     );
                 }
-                let backends = detect_backends()?;
+                let backends = self.backends.detect()?;
                 // Nothing is changed until every backend could be read and
                 // the result is safely on disk.
                 let saved = backends
@@ -298,19 +357,33 @@ impl SystemProxyGuard {
                 file
             }
         };
-        let applied = file.saved.iter().try_for_each(|saved| {
-            let backend = backend_named(&saved.backend)?;
-            let wanted = backend.veil_settings(proxy);
-            backend.write(&wanted)?;
-            verify(backend.as_ref(), &wanted)
-        });
+        self.apply(file, proxy)
+    }
+
+    /// While on, points the OS at `proxy` again and covers what appeared
+    /// since (a network service plugged in): its own settings are saved
+    /// first, so `off` puts them back too. `false` when off. Cheap enough to
+    /// call now and then; on failure everything is put back, as in
+    /// [`enable`](Self::enable).
+    pub fn refresh(&self, proxy: &VeilProxy) -> Result<bool, SysProxyError> {
+        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        match GuardFile::load(&self.path)? {
+            Some(file) if file.owner.is_current() => self.apply(file, proxy).map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
+    /// Points the OS at `proxy` with `file` on disk; on failure puts back
+    /// what the file saved.
+    fn apply(&self, mut file: GuardFile, proxy: &VeilProxy) -> Result<(), SysProxyError> {
+        let applied = file.apply(&self.path, self.backends.as_ref(), proxy);
         match applied {
             Ok(()) => {
                 self.on.store(true, Ordering::SeqCst);
                 tracing::info!("system proxy on: {}", proxy.client_addr());
                 Ok(())
             }
-            Err(failure) => match file.restore() {
+            Err(failure) => match file.restore(self.backends.as_ref()) {
                 Ok(()) => {
                     GuardFile::remove(&self.path)?;
                     self.on.store(false, Ordering::SeqCst);
@@ -342,7 +415,7 @@ impl SystemProxyGuard {
                 pid: file.owner.pid,
             });
         }
-        file.restore()?;
+        file.restore(self.backends.as_ref())?;
         GuardFile::remove(&self.path)?;
         self.on.store(false, Ordering::SeqCst);
         tracing::info!("system proxy off: the previous settings are back");

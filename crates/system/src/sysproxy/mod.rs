@@ -4,7 +4,7 @@
 //! Each desktop's settings are read and written by a [`Backend`]: GNOME
 //! (`gsettings`, which most Linux apps and Firefox read) and KDE
 //! (`kwriteconfig` on `kioslaverc`, plus gsettings) on Linux; the registry on
-//! Windows and `networksetup` on macOS, both through the `sysproxy` crate.
+//! Windows (through the `sysproxy` crate) and `networksetup` on macOS.
 //! A backend deals in [`Settings`]: raw key/value pairs in the platform's own
 //! notation, so that what is saved is what is put back, byte for byte.
 //!
@@ -22,7 +22,8 @@ mod state;
 mod gnome;
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 mod kde;
-#[cfg(target_os = "macos")]
+// Compiled in Unix tests too: they drive it against a fake `networksetup`.
+#[cfg(any(target_os = "macos", all(test, unix)))]
 mod macos;
 #[cfg(target_os = "windows")]
 mod windows;
@@ -85,6 +86,14 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     /// Every setting Veil changes or shows, as the OS has it now.
     fn read(&self) -> Result<Settings, SysProxyError>;
+    /// The settings of what this desktop gained since `saved` was read (a
+    /// network service that appeared while Veil was on), as they are now.
+    /// The guard saves them before pointing them at Veil. Desktops with a
+    /// fixed set of keys gain nothing.
+    fn read_new(&self, saved: &Settings) -> Result<Settings, SysProxyError> {
+        let _ = saved;
+        Ok(Settings::new())
+    }
     /// Writes these keys; keys not named are left alone.
     fn write(&self, settings: &Settings) -> Result<(), SysProxyError>;
     /// The settings that point this desktop at Veil.
