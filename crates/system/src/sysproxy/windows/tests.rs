@@ -388,3 +388,81 @@ fn describes_what_the_user_sees() {
         }
     );
 }
+
+/// The same round trip in the real registry. It changes the account's
+/// proxy setting for a moment, so it runs under Wine (whose registry is a
+/// throwaway prefix) or when asked with `VEIL_TEST_WINDOWS_REGISTRY=1`; the
+/// account's own values are put back at the end, even on failure.
+/// `VEIL_TEST_LEAVE_VEIL_ON=1` stops with Veil's values in place, for
+/// `wine reg query` to look at.
+#[cfg(windows)]
+#[test]
+fn the_real_registry_takes_veil_and_gives_a_pac_back() {
+    if !super::win32::under_wine() && std::env::var_os("VEIL_TEST_WINDOWS_REGISTRY").is_none() {
+        eprintln!(
+            "skipped: changes this account's proxy setting; runs under Wine or with \
+             VEIL_TEST_WINDOWS_REGISTRY=1"
+        );
+        return;
+    }
+    let leave_on = std::env::var_os("VEIL_TEST_LEAVE_VEIL_ON").is_some();
+    let windows = WindowsProxy::system();
+
+    /// Puts the account's values back when the test ends, however it ends.
+    struct PutBack<'a>(&'a WindowsProxy, Settings);
+    impl Drop for PutBack<'_> {
+        fn drop(&mut self) {
+            if let Err(e) = restore_backend(self.0, &self.1) {
+                eprintln!("could not put this account's proxy setting back: {e}");
+            }
+        }
+    }
+    let original = windows.read().expect("read the account's setting");
+    let put_back = PutBack(&windows, original);
+
+    let server = "http=proxy.corp:8080;https=[::1]:8443;socks=socks.corp:1080";
+    let user: Settings = [
+        (PROXY_ENABLE, Some("0")),
+        (PROXY_SERVER, Some(server)),
+        (PROXY_OVERRIDE, None),
+        (AUTO_CONFIG_URL, Some(PAC)),
+        (AUTO_DETECT, Some("on")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.map(str::to_owned)))
+    .collect();
+    windows.write(&user).expect("write a PAC user's setting");
+    verify(&windows, &user).expect("the PAC user's setting reads back");
+    let saved = windows.read().expect("read");
+    assert_eq!(
+        windows.describe(&saved),
+        ProxyState::Auto {
+            pac_url: Some(PAC.into())
+        }
+    );
+
+    let wanted = windows.veil_settings(&veil("[::1]:7890"));
+    windows.write(&wanted).expect("turn on");
+    verify(&windows, &wanted).expect("Veil's setting reads back from the registry");
+    let on = windows.read().expect("read");
+    assert_eq!(on[PROXY_SERVER].as_deref(), Some("[::1]:7890"));
+    assert_eq!(on[AUTO_CONFIG_URL], None);
+    assert_eq!(on[AUTO_DETECT].as_deref(), Some("off"));
+    if leave_on {
+        std::mem::forget(put_back);
+        eprintln!("left Veil's setting in place (VEIL_TEST_LEAVE_VEIL_ON)");
+        return;
+    }
+
+    restore_backend(&windows, &saved).expect("restore");
+    let back = windows.read().expect("read");
+    assert_eq!(windows.mismatch(&saved, &back), None);
+    assert_eq!(back[PROXY_SERVER].as_deref(), Some(server));
+    assert_eq!(back[AUTO_CONFIG_URL].as_deref(), Some(PAC));
+    assert_eq!(
+        back[PROXY_OVERRIDE], None,
+        "a value that was not there is deleted"
+    );
+    assert_eq!(back[AUTO_DETECT].as_deref(), Some("on"));
+    drop(put_back);
+}

@@ -193,6 +193,9 @@ impl Registry for SystemRegistry {
         })
     }
 
+    /// Wine 8 accepts both options but does little with them (SETTINGS_CHANGED
+    /// only drops pooled connections, REFRESH is a stub), so what reaches a
+    /// running browser is checked on Windows only.
     fn notify(&self) -> Result<(), String> {
         for option in [INTERNET_OPTION_SETTINGS_CHANGED, INTERNET_OPTION_REFRESH] {
             // SAFETY: a null handle and no buffer are what these two options
