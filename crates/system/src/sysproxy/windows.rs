@@ -82,9 +82,9 @@ impl WindowsProxy {
         self.registry.get(key, name).map_err(registry_error)
     }
 
-    /// Writes a saved blob back as it was, with the change counter moved on
-    /// from the one there now: WinINet in running apps notices a change by
-    /// the counter, so it must not go back.
+    /// Writes a saved blob back as it was but for the change counter, which
+    /// moves on from the one there now as with every write Windows makes
+    /// (WinINet counts its changes there), rather than going back.
     fn put_back_connection(&self, saved: Option<&RegValue>) -> Result<(), SysProxyError> {
         let Some(saved) = saved else {
             return self
