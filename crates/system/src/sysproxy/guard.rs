@@ -121,26 +121,9 @@ impl GuardFile {
     fn restore(&self, backends: &dyn Backends) -> Result<(), SysProxyError> {
         let mut first_error = None;
         for saved in &self.saved {
-            let result = backends.named(&saved.backend).and_then(|backend| {
-                // Only what differs is written: a key Veil never managed to
-                // change (a write that failed half-way) needs no write, and
-                // one the tool refuses to write must not block the rest.
-                let changed: Settings = match backend.read() {
-                    Ok(now) => saved
-                        .settings
-                        .iter()
-                        .filter(|(k, v)| now.get(*k) != Some(*v))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    Err(_) => saved.settings.clone(),
-                };
-                if changed.is_empty() {
-                    // The read above already shows the saved settings.
-                    return Ok(());
-                }
-                backend.write(&changed)?;
-                verify(backend.as_ref(), &saved.settings)
-            });
+            let result = backends
+                .named(&saved.backend)
+                .and_then(|backend| restore_backend(backend.as_ref(), &saved.settings));
             if let Err(e) = result {
                 tracing::error!("restoring the {} proxy settings failed: {e}", saved.backend);
                 first_error.get_or_insert(e);
@@ -170,16 +153,52 @@ impl Backends for Platform {
     }
 }
 
-/// Reads `backend` back and fails if it does not hold `wanted`.
-fn verify(backend: &dyn Backend, wanted: &Settings) -> Result<(), SysProxyError> {
+/// Puts `saved` back into `backend` and checks it. Only what differs is
+/// written: a key Veil never managed to change (a write that failed
+/// half-way) needs no write, and one the tool refuses to write must not
+/// block the rest. Read-only keys are left alone.
+pub(super) fn restore_backend(
+    backend: &dyn Backend,
+    saved: &Settings,
+) -> Result<(), SysProxyError> {
+    let saved = writable(backend, saved);
+    let changed: Settings = match backend.read() {
+        Ok(now) => saved
+            .iter()
+            .filter(|(k, v)| now.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        Err(_) => saved.clone(),
+    };
+    if changed.is_empty() {
+        // The read above already shows the saved settings.
+        return Ok(());
+    }
+    backend.write(&changed)?;
+    verify(backend, &saved)
+}
+
+/// Reads `backend` back and fails if it does not hold `wanted` (its
+/// read-only keys aside).
+pub(super) fn verify(backend: &dyn Backend, wanted: &Settings) -> Result<(), SysProxyError> {
     let found = backend.read()?;
-    match backend.mismatch(wanted, &found) {
+    match backend.mismatch(&writable(backend, wanted), &found) {
         Some(mismatch) => Err(SysProxyError::NotTaken {
             backend: backend.name(),
             mismatch,
         }),
         None => Ok(()),
     }
+}
+
+/// `settings` without the keys `backend` only reports.
+fn writable(backend: &dyn Backend, settings: &Settings) -> Settings {
+    let read_only = backend.read_only_keys();
+    settings
+        .iter()
+        .filter(|(k, _)| !read_only.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// What [`recover`] found.

@@ -3,8 +3,8 @@
 //!
 //! Each desktop's settings are read and written by a [`Backend`]: GNOME
 //! (`gsettings`, which most Linux apps and Firefox read) and KDE
-//! (`kwriteconfig` on `kioslaverc`, plus gsettings) on Linux; the registry on
-//! Windows (through the `sysproxy` crate) and `networksetup` on macOS.
+//! (`kwriteconfig` on `kioslaverc`, plus gsettings) on Linux; WinINet's
+//! values in the registry on Windows; `networksetup` on macOS.
 //! A backend deals in [`Settings`]: raw key/value pairs in the platform's own
 //! notation, so that what is saved is what is put back, byte for byte.
 //!
@@ -25,7 +25,8 @@ mod kde;
 // Compiled in Unix tests too: they drive it against a fake `networksetup`.
 #[cfg(any(target_os = "macos", all(test, unix)))]
 mod macos;
-#[cfg(target_os = "windows")]
+// Built for tests everywhere: its logic runs against an in-memory registry.
+#[cfg(any(target_os = "windows", test))]
 mod windows;
 
 mod command;
@@ -103,6 +104,11 @@ pub trait Backend: Send + Sync {
     /// The first key of `wanted` that `found` does not match.
     fn mismatch(&self, wanted: &Settings, found: &Settings) -> Option<Mismatch> {
         first_mismatch(wanted, found)
+    }
+    /// Keys `read` reports only for the user to see (another program's
+    /// setting): the guard never writes them back nor checks them.
+    fn read_only_keys(&self) -> &'static [&'static str] {
+        &[]
     }
 }
 
@@ -219,12 +225,12 @@ fn named_backend(name: &str) -> Option<Box<dyn Backend>> {
 
 #[cfg(target_os = "windows")]
 fn platform_backends() -> Result<Vec<Box<dyn Backend>>, SysProxyError> {
-    Ok(vec![Box::new(windows::WindowsProxy)])
+    Ok(vec![Box::new(windows::WindowsProxy::system())])
 }
 
 #[cfg(target_os = "windows")]
 fn named_backend(name: &str) -> Option<Box<dyn Backend>> {
-    (name == "windows").then(|| Box::new(windows::WindowsProxy) as Box<dyn Backend>)
+    (name == "windows").then(|| Box::new(windows::WindowsProxy::system()) as Box<dyn Backend>)
 }
 
 #[cfg(target_os = "macos")]
