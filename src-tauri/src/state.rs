@@ -302,7 +302,7 @@ async fn engine_config(paths: &Paths, config: Config) -> AppResult<EngineConfig>
 
 async fn start_service(paths: &Paths, config: Config) -> AppResult<Arc<Service>> {
     let engine_config = engine_config(paths, config.clone()).await?;
-    Ok(Arc::new(
-        Service::start(paths.data_dir.clone(), &config, engine_config).await?,
-    ))
+    let service = Arc::new(Service::start(paths.data_dir.clone(), &config, engine_config).await?);
+    service.watch_new_services(veil_system::service::WATCH_EVERY);
+    Ok(service)
 }

@@ -41,13 +41,19 @@ fn tauri_driver_bin() -> PathBuf {
     PathBuf::from("tauri-driver")
 }
 
-/// Changes one nearly transparent pixel in a corner of the page, so the
-/// WebView paints once more.
+/// Keeps one nearly transparent pixel in a corner of the page changing every
+/// 40 ms for 5 s, so the WebView paints again while the snapshot waits for
+/// its next paint. (One change was not enough: its paint could land before
+/// the snapshot asked, which then waited for a paint that never came.)
 const NUDGE_PAINT: &str = "let d = document.getElementById('webdriver-nudge');\
     if (!d) { d = document.createElement('div'); d.id = 'webdriver-nudge';\
     d.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;pointer-events:none';\
     document.body.appendChild(d); }\
-    d.style.background = d.style.background === 'rgba(0, 0, 0, 0.01)' ? 'rgba(0, 0, 0, 0.02)' : 'rgba(0, 0, 0, 0.01)';";
+    clearInterval(window.__veilNudge); let n = 0;\
+    window.__veilNudge = setInterval(() => {\
+      d.style.background = n % 2 ? 'rgba(0, 0, 0, 0.01)' : 'rgba(0, 0, 0, 0.02)';\
+      if (++n > 125) clearInterval(window.__veilNudge);\
+    }, 40);";
 
 /// `target/gui-screenshots/`, created on first use.
 fn screenshot_dir() -> PathBuf {
@@ -342,7 +348,8 @@ impl AppDriver {
         // WebKitGTK without accelerated compositing (how the app and these
         // tests run it) answers a snapshot only after its next paint, and a
         // page where nothing changes (Learn) never paints again: the call
-        // then waits forever. A one-pixel change makes that paint happen.
+        // then waits forever. A pixel that keeps changing makes that paint
+        // happen.
         let nudge = self.client.execute(NUDGE_PAINT, vec![]);
         if let Err(e) = self.bounded("repaint before a screenshot", nudge).await {
             self.fail(&format!("screenshot {name}: {e}")).await;

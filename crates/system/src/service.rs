@@ -16,6 +16,10 @@ use crate::history::{self, History, RecorderHandle};
 use crate::ipcheck::{IpChecker, IpReport};
 use crate::sysproxy::{self, SysProxyError, SystemProxyGuard, SystemProxyStatus, VeilProxy};
 
+/// How often a running Veil looks for network services that appeared while
+/// the system proxy is on ([`Service::watch_new_services`]).
+pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The engine serving now; shared with the history recorder, which samples
 /// whichever engine is in it.
 type EngineSlot = Arc<RwLock<Arc<EngineHandle>>>;
@@ -95,6 +99,45 @@ impl Service {
     /// New IP-check endpoints, bypass list or rules (after a settings change).
     pub fn set_ipcheck(&self, config: &Config) {
         *self.ipcheck.write().unwrap_or_else(PoisonError::into_inner) = IpChecker::new(config);
+    }
+
+    /// While the system proxy is on, covers network services that appear
+    /// (a dock, a new Wi-Fi service on macOS) every `every`: their own
+    /// settings are saved first, then pointed at Veil. Nothing is written
+    /// when nothing is new. Stops when the service is dropped.
+    pub fn watch_new_services(self: &Arc<Self>, every: std::time::Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(service) = weak.upgrade() else {
+                    return;
+                };
+                if !service.system_proxy_on() {
+                    continue;
+                }
+                let guard = service.guard.clone();
+                let proxy = service.proxy();
+                match blocking(move || guard.cover_new(&proxy)).await {
+                    Ok(true) => tracing::info!("a new network service now goes through Veil"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        let now = if service.system_proxy_on() {
+                            "the system proxy stays on for the others"
+                        } else {
+                            "the system proxy is off now and your own settings are back"
+                        };
+                        service.alerts.raise(
+                            "A new network service is not covered",
+                            format!("pointing it at Veil failed ({e}); {now}"),
+                        );
+                    }
+                }
+            }
+        });
     }
 
     /// What the OS is pointed at when the system proxy is on.

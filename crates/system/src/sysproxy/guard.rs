@@ -392,6 +392,33 @@ impl SystemProxyGuard {
         }
     }
 
+    /// While on, covers only what appeared since the settings were saved (a
+    /// network service plugged in, a dock): when some backend has new keys,
+    /// they are saved and everything is pointed at `proxy` again. When
+    /// nothing is new nothing is written, so this never fights another
+    /// program's change. `true` when something new was covered.
+    pub fn cover_new(&self, proxy: &VeilProxy) -> Result<bool, SysProxyError> {
+        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(file) = GuardFile::load(&self.path)? else {
+            return Ok(false);
+        };
+        if !file.owner.is_current() {
+            return Ok(false);
+        }
+        let mut gained = false;
+        for saved in &file.saved {
+            let backend = self.backends.named(&saved.backend)?;
+            if !backend.read_new(&saved.settings)?.is_empty() {
+                gained = true;
+                break;
+            }
+        }
+        if !gained {
+            return Ok(false);
+        }
+        self.apply(file, proxy).map(|()| true)
+    }
+
     /// Points the OS at `proxy` with `file` on disk; on failure puts back
     /// what the file saved.
     fn apply(&self, mut file: GuardFile, proxy: &VeilProxy) -> Result<(), SysProxyError> {

@@ -285,8 +285,21 @@ fn a_service_that_appears_while_on_is_saved_covered_and_restored() {
             .filter(|(k, _)| k.starts_with(DOCK)),
     );
 
-    assert!(guard.refresh(&veil()).expect("refresh"), "refresh while on");
+    // What the service's watcher calls: the new service is covered...
+    assert!(
+        guard.cover_new(&veil()).expect("cover new"),
+        "the dock is new"
+    );
     assert_points_at_veil(&fake, DOCK);
+    // ...and with nothing new, nothing is written (no fighting a change).
+    let calls = fake.calls().len();
+    assert!(!guard.cover_new(&veil()).expect("cover new"));
+    assert!(
+        fake.calls()[calls..]
+            .iter()
+            .all(|c| !c[0].starts_with("-set")),
+        "nothing written when nothing is new"
+    );
     assert_points_at_veil(&fake, "Wi-Fi");
     let saved = saved(data.path());
     assert_eq!(
