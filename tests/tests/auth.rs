@@ -336,35 +336,19 @@ async fn clients_on_other_machines_cannot_reach_this_ones_loopback() {
         }
     };
     let loopback = origin.url("/ip");
-    let code = remote_curl(vec![
-        "-x".into(),
-        proxy.clone(),
-        "-U".into(),
-        user.clone(),
-        loopback.clone(),
-    ])
-    .await;
-    assert_eq!(code, "403", "plain HTTP to this host's loopback");
-    let code = remote_curl(vec![
-        "-p".into(),
-        "-x".into(),
-        proxy.clone(),
-        "-U".into(),
-        user.clone(),
-        loopback.clone(),
-    ])
-    .await;
-    assert_eq!(code, "403", "CONNECT to this host's loopback");
     let localhost = loopback.replace("127.0.0.1", "localhost");
-    let code = remote_curl(vec![
-        "-x".into(),
-        proxy.clone(),
-        "-U".into(),
-        user.clone(),
-        localhost,
-    ])
-    .await;
-    assert_eq!(code, "403", "by the name localhost");
+    for (connect, url, what) in [
+        (false, &loopback, "plain HTTP to this host's loopback"),
+        (true, &loopback, "CONNECT to this host's loopback"),
+        (false, &localhost, "by the name localhost"),
+    ] {
+        let mut args: Vec<String> = vec!["-x".into(), proxy.clone(), "-U".into(), user.clone()];
+        if connect {
+            args.insert(0, "-p".into());
+        }
+        args.push(url.clone());
+        assert_eq!(remote_curl(args).await, "403", "{what}");
+    }
     // A local client on the same listener is still served.
     let via = SocketAddr::from((ns.host_ip, engine.local_addr().port()));
     let out = curl(&["-x", &proxy_url(via), "-U", &user, &loopback]).await;
