@@ -140,5 +140,126 @@ async fn veil_exe_under_wine_serves_http_connect_and_socks5() {
         report["connections_total"].as_u64().unwrap_or(0) >= 3,
         "{report}"
     );
+
+    // The system proxy through the running veil.exe (asked over the pipe):
+    // WinINet's values in Wine's registry, as `wine reg query` reads them,
+    // point at Veil with the user's PAC URL off, and come back exactly.
+    let _cleanup = RegCleanup;
+    reg(&[
+        "add",
+        INTERNET_SETTINGS,
+        "/v",
+        "AutoConfigURL",
+        "/t",
+        "REG_SZ",
+        "/d",
+        USER_PAC,
+        "/f",
+    ]);
+    reg(&[
+        "add",
+        INTERNET_SETTINGS,
+        "/v",
+        "ProxyEnable",
+        "/t",
+        "REG_DWORD",
+        "/d",
+        "0",
+        "/f",
+    ]);
+    let before = proxy_values();
+    assert_eq!(
+        before.get("AutoConfigURL").map(String::as_str),
+        Some(USER_PAC)
+    );
+    let on = run_to_end(&exe, home.path(), &["sysproxy", "on"]);
+    assert!(on.status.success(), "veil.exe sysproxy on: {on:?}");
+    let now = proxy_values();
+    assert_eq!(
+        now.get("ProxyEnable").map(String::as_str),
+        Some("0x1"),
+        "{now:?}"
+    );
+    assert_eq!(
+        now.get("ProxyServer").map(String::as_str),
+        Some(veil.addr.to_string().as_str()),
+        "{now:?}"
+    );
+    assert!(
+        !now.contains_key("AutoConfigURL"),
+        "the PAC is off while on: {now:?}"
+    );
+    let off = run_to_end(&exe, home.path(), &["sysproxy", "off"]);
+    assert!(off.status.success(), "veil.exe sysproxy off: {off:?}");
+    assert_eq!(proxy_values(), before, "the user's values are back exactly");
     drop(veil);
+}
+
+const INTERNET_SETTINGS: &str = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Internet Settings";
+const USER_PAC: &str = "http://wpad.example/own.pac";
+
+/// `wine reg ARGS`, which must succeed.
+fn reg(args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args(["60", "wine", "reg"])
+        .args(args)
+        .env("WINEDEBUG", "-all")
+        .env_remove("DISPLAY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("wine reg runs");
+    assert!(out.status.success(), "wine reg {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The WinINet proxy values as `wine reg query` prints them (name to data).
+fn proxy_values() -> std::collections::BTreeMap<String, String> {
+    reg(&["query", INTERNET_SETTINGS])
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let name = parts.next()?;
+            let kind = parts.next()?;
+            let wanted = [
+                "ProxyEnable",
+                "ProxyServer",
+                "ProxyOverride",
+                "AutoConfigURL",
+            ];
+            (wanted.contains(&name) && kind.starts_with("REG_"))
+                .then(|| (name.to_owned(), parts.collect::<Vec<_>>().join(" ")))
+        })
+        .collect()
+}
+
+/// Takes the test's own values out of the shared Wine prefix at the end.
+struct RegCleanup;
+
+impl Drop for RegCleanup {
+    fn drop(&mut self) {
+        for name in [
+            "AutoConfigURL",
+            "ProxyEnable",
+            "ProxyServer",
+            "ProxyOverride",
+        ] {
+            let _ = Command::new("timeout")
+                .args([
+                    "60",
+                    "wine",
+                    "reg",
+                    "delete",
+                    INTERNET_SETTINGS,
+                    "/v",
+                    name,
+                    "/f",
+                ])
+                .env("WINEDEBUG", "-all")
+                .env_remove("DISPLAY")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
