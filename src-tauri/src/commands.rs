@@ -202,6 +202,29 @@ pub async fn save_upstream<R: Runtime>(
             "An upstream with a user needs its password; give it, or take the user out of the URL.",
         ));
     }
+    // A stored password belongs to the proxy it was given for: moved to
+    // another host, port or kind, it would be sent there without the user
+    // having said so. Ask for it again.
+    if has_user
+        && password.is_none()
+        && let Some(original) = &original
+        && let Some(old) = state
+            .config()?
+            .upstreams
+            .server
+            .iter()
+            .find(|s| &s.name == original)
+            .and_then(|s| s.url.parse::<ProxyUrl>().ok())
+        && (old.host != url.host
+            || old.port != url.port
+            || old.kind != url.kind
+            || old.username != url.username)
+    {
+        return Err(AppError::invalid(format!(
+            "{url} is another proxy than {old}: give the password for it again (Veil does not \
+             send a stored password to a new place on its own)."
+        )));
+    }
     // With a user and no new password, the stored one must exist (under the
     // old name when renaming): without it the engine could not log in.
     let stored_under = original.clone().unwrap_or_else(|| name.clone());

@@ -284,3 +284,33 @@ fn an_upstream_edit_that_cannot_be_applied_never_falls_back_to_direct() {
     );
     assert_eq!(t.config(), before, "config.toml is put back");
 }
+
+/// A stored password is not carried to another host, port, kind or user
+/// when an upstream's URL is edited: the window asks for it again.
+#[test]
+fn editing_an_upstream_to_another_proxy_asks_for_the_password_again() {
+    let t = start();
+    t.ok(
+        "save_upstream",
+        json!({"upstream": {"original_name": null, "name": "exit", "url": "socks5://127.0.0.1:1080", "password": null, "weight": 1}}),
+    );
+    let before = t.config();
+    for url in [
+        "socks5://alice@127.0.0.2:1080",
+        "socks5://alice@127.0.0.1:1081",
+        "http://alice@127.0.0.1:1080",
+    ] {
+        let e = t.err(
+            "save_upstream",
+            json!({"upstream": {"original_name": "exit", "name": "exit", "url": url, "password": null, "weight": 1}}),
+        );
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("another proxy"),
+            "{url}: {e}"
+        );
+        assert_eq!(t.config(), before, "nothing changed for {url}");
+    }
+}

@@ -349,6 +349,31 @@ async fn clients_on_other_machines_cannot_reach_this_ones_loopback() {
         args.push(url.clone());
         assert_eq!(remote_curl(args).await, "403", "{what}");
     }
+    // Guessing from there: after ten wrong passwords the address waits
+    // (429 with Retry-After), even with the right one; locally nothing
+    // changes, so nobody can lock the user out of their own proxy.
+    let wrong = format!("{USER}:not-the-password");
+    for _ in 0..veil_engine::auth::MAX_FAILURES {
+        let code = remote_curl(vec![
+            "-x".into(),
+            proxy.clone(),
+            "-U".into(),
+            wrong.clone(),
+            loopback.clone(),
+        ])
+        .await;
+        assert_eq!(code, "407", "a wrong password");
+    }
+    let code = remote_curl(vec![
+        "-x".into(),
+        proxy.clone(),
+        "-U".into(),
+        user.clone(),
+        loopback.clone(),
+    ])
+    .await;
+    assert_eq!(code, "429", "locked out for a while");
+
     // A local client on the same listener is still served.
     let via = SocketAddr::from((ns.host_ip, engine.local_addr().port()));
     let out = curl(&["-x", &proxy_url(via), "-U", &user, &loopback]).await;

@@ -1,3 +1,5 @@
+use std::time::{Duration, Instant};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
@@ -60,6 +62,63 @@ impl Credentials {
     }
 }
 
+/// Failed logins per client address: after [`MAX_FAILURES`] wrong
+/// credentials within [`WINDOW`], that address gets no more tries until the
+/// window has passed, so a listener on the LAN cannot be guessed at. A
+/// missing header is not a failure (HTTP clients ask once without, get 407,
+/// and send credentials).
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, Instant)>>,
+}
+
+pub const MAX_FAILURES: u32 = 10;
+pub const WINDOW: Duration = Duration::from_secs(300);
+/// Addresses remembered at most; the oldest windows go first past that.
+const TRACKED: usize = 4096;
+
+impl LoginThrottle {
+    /// Whether `ip` may try to log in now; `Err` carries how long to wait.
+    pub fn check(&self, ip: std::net::IpAddr) -> Result<(), Duration> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(&ip) {
+            Some((count, since)) if *count >= MAX_FAILURES && since.elapsed() < WINDOW => {
+                Err(WINDOW.saturating_sub(since.elapsed()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a wrong password from `ip`.
+    pub fn failed(&self, ip: std::net::IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= TRACKED && !map.contains_key(&ip) {
+            map.retain(|_, (_, since)| since.elapsed() < WINDOW);
+            if map.len() >= TRACKED
+                && let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, (_, since))| *since)
+                    .map(|(k, _)| *k)
+            {
+                map.remove(&oldest);
+            }
+        }
+        let entry = map.entry(ip).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    /// A successful login clears the address's count.
+    pub fn succeeded(&self, ip: std::net::IpAddr) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ip);
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     // Not `(a.len() ^ b.len()) as u8`: lengths 256 apart would look equal.
     let mut diff = u8::from(a.len() != b.len());
@@ -85,6 +144,25 @@ mod tests {
         assert!(!creds.matches("alice", "s3cret:with:colon"));
         let longer = format!("s3cret:with:colons{}", "x".repeat(256));
         assert!(!creds.matches("alice", &longer));
+    }
+
+    #[test]
+    fn too_many_wrong_passwords_lock_one_address_out() {
+        let throttle = LoginThrottle::default();
+        let guesser: std::net::IpAddr = "192.168.1.66".parse().expect("ip");
+        let other: std::net::IpAddr = "192.168.1.7".parse().expect("ip");
+        for _ in 0..MAX_FAILURES {
+            assert!(throttle.check(guesser).is_ok());
+            throttle.failed(guesser);
+        }
+        let wait = throttle.check(guesser).expect_err("locked out");
+        assert!(
+            wait <= WINDOW && wait > Duration::from_secs(200),
+            "{wait:?}"
+        );
+        assert!(throttle.check(other).is_ok(), "only that address");
+        throttle.succeeded(other);
+        assert!(throttle.check(guesser).is_err());
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub outbound: Outbound,
     pub forwarder: HttpForwarder,
     pub cache: Arc<HttpCache>,
+    /// Wrong inbound credentials per client address.
+    pub logins: crate::auth::LoginThrottle,
     pub events: broadcast::Sender<EngineEvent>,
     /// Cancelled when shutdown begins: stop accepting, finish requests.
     pub shutdown: CancellationToken,
@@ -104,6 +106,7 @@ impl Engine {
             attribution: Attributor::start(config.client_lookup.clone(), listen),
             forwarder: HttpForwarder::new(direct.clone()),
             cache: HttpCache::open(&config.cache).await,
+            logins: crate::auth::LoginThrottle::default(),
             outbound: Outbound::new(direct, pool.clone(), routing, config.mode),
             events,
             shutdown: CancellationToken::new(),

@@ -14,7 +14,7 @@
 //! or the GUI; `veil-system` and the front ends build on it.
 
 mod attribution;
-mod auth;
+pub mod auth;
 pub mod cache;
 mod config;
 pub mod dns;

@@ -50,18 +50,21 @@ impl FromStr for HostPattern {
         {
             return Ok(HostPattern::Net(IpNet::from(ip)));
         }
+        // Names are checked as host names: these lists also reach shell
+        // variables (`veil env`), desktop settings and PAC files, where `;`,
+        // quotes, tabs or backslashes would mean something else.
+        let bad = || format!("bad host pattern {s:?}: use host, *.suffix, an IP address or a CIDR");
         let lower = s.to_ascii_lowercase();
         if let Some(suffix) = lower.strip_prefix("*.").or_else(|| lower.strip_prefix('.')) {
-            if suffix.is_empty() || suffix.contains('*') {
-                return Err(format!("bad host pattern {s:?}"));
+            if !crate::target::is_valid_hostname(suffix) {
+                return Err(bad());
             }
-            return Ok(HostPattern::Suffix(suffix.to_owned()));
+            return Ok(HostPattern::Suffix(suffix.trim_end_matches('.').to_owned()));
         }
-        if lower.contains(['*', '/', ' ']) {
-            return Err(format!(
-                "bad host pattern {s:?}: use host, *.suffix, an IP address or a CIDR"
-            ));
+        if !crate::target::is_valid_hostname(&lower) {
+            return Err(bad());
         }
+        let lower = lower.trim_end_matches('.').to_owned();
         Ok(HostPattern::Exact(lower))
     }
 }
@@ -236,5 +239,27 @@ mod tests {
         assert!(Routing::new(&["a*b".into()], &[]).is_err());
         assert!(Routing::new(&["*.".into()], &[]).is_err());
         assert!(Routing::new(&["".into()], &[]).is_err());
+        // What would mean something else in a shell, a desktop setting or a
+        // PAC file is not a host name.
+        for bad in [
+            "a;b", "a\tb", "a\\b", "a'b", "a\"b", "*.a;rm", "<local>", "a b", "$(id)", "a/b",
+        ] {
+            assert!(Routing::new(&[bad.into()], &[]).is_err(), "{bad:?}");
+            assert!(
+                Routing::new(&[], &[(bad.into(), Action::Block)]).is_err(),
+                "rule {bad:?}"
+            );
+        }
+        for good in [
+            "localhost",
+            "*.local",
+            ".corp.example",
+            "10.0.0.0/8",
+            "::1",
+            "[::1]",
+            "host_1.lan.",
+        ] {
+            assert!(Routing::new(&[good.into()], &[]).is_ok(), "{good:?}");
+        }
     }
 }

@@ -413,6 +413,15 @@ impl Config {
             if server.name.trim().is_empty() {
                 return Err(invalid("every [[upstreams.server]] needs a name".into()));
             }
+            // Keyring entries of inbound users are named `inbound:USER`; an
+            // upstream of that name would read or overwrite one.
+            if server.name.starts_with("inbound:") {
+                return Err(invalid(format!(
+                    "upstream {:?}: names may not start with \"inbound:\" (Veil keeps the \
+                     passwords of its own inbound users under that prefix)",
+                    server.name
+                )));
+            }
             if !names.insert(server.name.as_str()) {
                 return Err(invalid(format!(
                     "two upstreams are named {:?}; names must be unique",
@@ -662,6 +671,15 @@ mod tests {
         assert!(!err.to_string().contains("pw@"), "{err}");
         assert!(parse("[rules]\n\"a*b\" = \"block\"\n").is_err());
         assert!(parse("[rules]\n\"a.example\" = \"maybe\"\n").is_err());
+    }
+
+    #[test]
+    fn upstream_names_cannot_reach_inbound_keyring_entries() {
+        let err = parse(
+            "[[upstreams.server]]\nname = \"inbound:alice\"\nurl = \"socks5://alice@127.0.0.3:1080\"\n",
+        )
+        .expect_err("inbound: prefix");
+        assert!(err.to_string().contains("inbound:"), "{err}");
     }
 
     #[test]

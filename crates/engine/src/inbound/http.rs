@@ -65,10 +65,28 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     if let Some(creds) = &shared.config.auth {
-        let ok = req
-            .headers()
-            .get(header::PROXY_AUTHORIZATION)
-            .is_some_and(|v| creds.matches_basic_header(v.as_bytes()));
+        if let Some(Err(wait)) = guard.throttled_ip.map(|ip| shared.logins.check(ip)) {
+            shared.stats.count_rejected();
+            let mut resp = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many wrong passwords from this address; try again later.",
+            );
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
+            return Ok(resp);
+        }
+        let given = req.headers().get(header::PROXY_AUTHORIZATION);
+        let ok = given.is_some_and(|v| creds.matches_basic_header(v.as_bytes()));
+        if let Some(ip) = guard.throttled_ip {
+            match (given.is_some(), ok) {
+                (_, true) => shared.logins.succeeded(ip),
+                (true, false) => shared.logins.failed(ip),
+                // Asking without credentials first is how HTTP clients log in.
+                (false, false) => {}
+            }
+        }
         if !ok {
             shared.stats.count_rejected();
             let mut resp = text(

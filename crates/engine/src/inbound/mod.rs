@@ -34,6 +34,10 @@ const SOCKS4_VERSION: u8 = 0x04;
 struct ConnGuard {
     shared: Arc<Shared>,
     entry: Arc<ConnEntry>,
+    /// The client's address, when it is on another machine: wrong logins
+    /// from there are throttled (a local client is not, so that nothing on
+    /// this computer can lock its user out of their own proxy).
+    throttled_ip: Option<std::net::IpAddr>,
     /// The client is on another machine: neither loopback nor this host's
     /// own address on the interface it came in on.
     remote_client: bool,
@@ -102,16 +106,16 @@ pub(crate) async fn serve(
         id: entry.id,
         client: peer,
     });
+    let peer_ip = crate::target::canonical_ip(peer.ip());
+    let local_ip = stream
+        .local_addr()
+        .map(|a| crate::target::canonical_ip(a.ip()));
+    let remote_client = !peer_ip.is_loopback() && !matches!(local_ip, Ok(l) if l == peer_ip);
     let guard = Arc::new(ConnGuard {
         shared: shared.clone(),
         entry: entry.clone(),
-        remote_client: {
-            let peer_ip = crate::target::canonical_ip(peer.ip());
-            let local_ip = stream
-                .local_addr()
-                .map(|a| crate::target::canonical_ip(a.ip()));
-            !peer_ip.is_loopback() && !matches!(local_ip, Ok(l) if l == peer_ip)
-        },
+        remote_client,
+        throttled_ip: remote_client.then_some(peer_ip),
         _permit: permit,
     });
     let hard_stop = shared.hard_stop.clone();

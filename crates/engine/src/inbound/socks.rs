@@ -24,8 +24,22 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Cl
     let handshake = async {
         let proto = match &shared.config.auth {
             Some(creds) => {
+                let ip = guard.throttled_ip;
                 Socks5ServerProtocol::accept_password_auth(client, |user, pass| {
-                    creds.matches(&user, &pass)
+                    let Some(ip) = ip else {
+                        return creds.matches(&user, &pass);
+                    };
+                    // Locked out: refused without looking at the guess.
+                    if shared.logins.check(ip).is_err() {
+                        return false;
+                    }
+                    let ok = creds.matches(&user, &pass);
+                    if ok {
+                        shared.logins.succeeded(ip);
+                    } else {
+                        shared.logins.failed(ip);
+                    }
+                    ok
                 })
                 .await?
                 .0
