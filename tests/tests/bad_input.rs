@@ -482,3 +482,62 @@ async fn other_spellings_of_this_host_do_not_loop_either() {
     // One client connection per attempt: nothing came back in through Veil.
     assert_eq!(engine.stats().connections_total, 5, "{:?}", engine.stats());
 }
+
+/// A tunnel whose peer vanished (sleep, a network change) is closed after
+/// the idle time with no byte either way; one that moves bytes is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tunnels_are_closed_and_busy_ones_are_not() {
+    // A TCP echo target.
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = echo.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let engine = start_engine(|c| {
+        c.limits.tunnel_idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut tunnel = TcpStream::connect(engine.local_addr())
+        .await
+        .expect("connect");
+    tunnel
+        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .expect("CONNECT");
+    let mut head = [0u8; 256];
+    let n = tokio::time::timeout(PATIENCE, tunnel.read(&mut head))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &head[..n]);
+
+    // Busy for three times the idle limit: it stays open.
+    for _ in 0..10 {
+        tunnel.write_all(b"ping").await.expect("write while busy");
+        let mut pong = [0u8; 4];
+        tokio::time::timeout(PATIENCE, tunnel.read_exact(&mut pong))
+            .await
+            .expect("echo in time")
+            .expect("echo");
+        assert_eq!(&pong, b"ping");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Then silent: Veil closes it (EOF) within a few idle periods.
+    let mut rest = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(10), tunnel.read(&mut rest))
+        .await
+        .expect("closed by Veil within 10 s");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    assert!(
+        eventually(PATIENCE, || engine.stats().connections_open == 0).await,
+        "{:?}",
+        engine.stats().connections
+    );
+}

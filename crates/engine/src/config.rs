@@ -58,6 +58,11 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Largest request head accepted (request line plus headers).
     pub max_header_bytes: usize,
+    /// A tunnel (CONNECT, SOCKS5, WebSocket) with no byte either way for this
+    /// long is closed: its peer vanished (sleep, a network change) and TCP
+    /// would otherwise keep it, and its file descriptors, for hours. Long
+    /// enough for a quiet WebSocket.
+    pub tunnel_idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -68,6 +73,7 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             max_header_bytes: 64 * 1024,
+            tunnel_idle_timeout: Duration::from_secs(3600),
         }
     }
 }

@@ -22,6 +22,7 @@ mod engine;
 mod error;
 mod events;
 pub mod inbound;
+mod keepalive;
 pub mod outbound;
 mod routing;
 pub mod stats;

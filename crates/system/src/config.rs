@@ -132,6 +132,8 @@ pub struct LimitsSection {
     pub handshake_timeout_s: f64,
     pub connect_timeout_s: f64,
     pub shutdown_grace_s: f64,
+    /// Tunnels with no bytes either way for this long are closed.
+    pub tunnel_idle_timeout_s: f64,
 }
 
 impl Default for LimitsSection {
@@ -142,6 +144,7 @@ impl Default for LimitsSection {
             handshake_timeout_s: l.handshake_timeout.as_secs_f64(),
             connect_timeout_s: l.connect_timeout.as_secs_f64(),
             shutdown_grace_s: l.shutdown_grace.as_secs_f64(),
+            tunnel_idle_timeout_s: l.tunnel_idle_timeout.as_secs_f64(),
         }
     }
 }
@@ -389,6 +392,12 @@ impl Config {
                 )));
             }
         }
+        let idle = l.tunnel_idle_timeout_s;
+        if !(idle.is_finite() && (1.0..=7.0 * 86_400.0).contains(&idle)) {
+            return Err(invalid(format!(
+                "limits.tunnel_idle_timeout_s must be between 1 second and 7 days, not {idle}"
+            )));
+        }
         let h = &self.upstreams.health_check;
         if !(h.interval_s.is_finite() && h.interval_s >= 1.0 && h.interval_s <= 86_400.0) {
             return Err(invalid(format!(
@@ -523,6 +532,7 @@ impl Config {
                 handshake_timeout: Duration::from_secs_f64(l.handshake_timeout_s),
                 connect_timeout: Duration::from_secs_f64(l.connect_timeout_s),
                 shutdown_grace: Duration::from_secs_f64(l.shutdown_grace_s),
+                tunnel_idle_timeout: Duration::from_secs_f64(l.tunnel_idle_timeout_s),
                 ..Limits::default()
             },
             dns_servers: self.dns.servers.clone(),

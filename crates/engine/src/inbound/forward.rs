@@ -124,18 +124,22 @@ pub(super) async fn forward(
     {
         let origin_upgrade = hyper::upgrade::on(&mut resp);
         spawn_tunnel(&shared, async move {
-            let _guard = guard;
             let _lease = lease;
-            match tokio::try_join!(client_upgrade, origin_upgrade) {
-                Ok((client, origin)) => {
-                    let mut client = TokioIo::new(client);
-                    let mut origin = Counted::new(TokioIo::new(origin), Side::Target, counters);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut origin).await {
-                        tracing::debug!("upgraded connection ended: {e}");
+            let tunnel = async {
+                match tokio::try_join!(client_upgrade, origin_upgrade) {
+                    Ok((client, origin)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut origin = Counted::new(TokioIo::new(origin), Side::Target, counters);
+                        if let Err(e) =
+                            tokio::io::copy_bidirectional(&mut client, &mut origin).await
+                        {
+                            tracing::debug!("upgraded connection ended: {e}");
+                        }
                     }
+                    Err(e) => tracing::debug!("protocol upgrade failed: {e}"),
                 }
-                Err(e) => tracing::debug!("protocol upgrade failed: {e}"),
-            }
+            };
+            guard.unless_idle(tunnel).await;
         });
         let (mut parts, _) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers, true);

@@ -143,21 +143,25 @@ async fn connect(
     guard.carried_by(opened.lease.as_ref());
     let host = shared.stats.host(&target.host(), false);
     spawn_tunnel(&shared, async move {
-        let _guard = guard;
-        match hyper::upgrade::on(req).await {
-            // Take the client's socket back from hyper, so the relay can
-            // splice it.
-            Ok(upgraded) => match upgraded.downcast::<TokioIo<Counted<TcpStream>>>() {
-                Ok(parts) => relay(parts.io.into_inner(), parts.read_buf, opened, host).await,
-                Err(upgraded) => {
-                    let mut client = TokioIo::new(upgraded);
-                    let mut counters = vec![host.bytes.clone()];
-                    counters.extend(opened.lease.as_ref().map(|l| l.upstream().bytes.clone()));
-                    copy(&mut client, opened.stream, counters).await;
-                }
-            },
-            Err(e) => tracing::debug!("CONNECT upgrade failed: {e}"),
-        }
+        let tunnel = async {
+            match hyper::upgrade::on(req).await {
+                // Take the client's socket back from hyper, so the relay can
+                // splice it.
+                Ok(upgraded) => match upgraded.downcast::<TokioIo<Counted<TcpStream>>>() {
+                    Ok(parts) => {
+                        relay(parts.io.into_inner(), parts.read_buf, opened, host).await;
+                    }
+                    Err(upgraded) => {
+                        let mut client = TokioIo::new(upgraded);
+                        let mut counters = vec![host.bytes.clone()];
+                        counters.extend(opened.lease.as_ref().map(|l| l.upstream().bytes.clone()));
+                        copy(&mut client, opened.stream, counters).await;
+                    }
+                },
+                Err(e) => tracing::debug!("CONNECT upgrade failed: {e}"),
+            }
+        };
+        guard.unless_idle(tunnel).await;
     });
     Response::new(empty())
 }

@@ -22,7 +22,7 @@ use tracing::Instrument;
 pub use forward::HttpForwarder;
 
 use crate::engine::Shared;
-use crate::stats::{ConnEntry, Counted, Side};
+use crate::stats::{ByteCounters, ConnEntry, Counted, Side};
 use crate::upstream::Lease;
 use crate::{EngineEvent, Target};
 
@@ -63,6 +63,19 @@ const HOST_ITSELF: &str = "Veil does not let clients on other machines reach ser
                            computer's loopback address.";
 
 impl ConnGuard {
+    /// Runs a tunnel until it ends, or until no byte has moved either way
+    /// for the configured idle time (a peer that vanished during sleep or a
+    /// network change), whichever comes first.
+    async fn unless_idle(&self, tunnel: impl Future<Output = ()>) {
+        let limit = self.shared.config.limits.tunnel_idle_timeout;
+        tokio::select! {
+            () = tunnel => {}
+            () = idle_for(&self.entry.bytes, limit) => {
+                tracing::debug!("tunnel idle for {}s: closed", limit.as_secs());
+            }
+        }
+    }
+
     /// Whether a client on another machine (a LAN listener with credentials)
     /// asks for this computer's loopback services, which are loopback-only
     /// so that the network cannot reach them.
@@ -121,6 +134,7 @@ pub(crate) async fn serve(
     let hard_stop = shared.hard_stop.clone();
     let work = async move {
         let _ = stream.set_nodelay(true);
+        crate::keepalive::enable(&stream);
         let mut first = [0u8; 1];
         let limits = &shared.config.limits;
         let peeked = tokio::time::timeout(limits.handshake_timeout, stream.peek(&mut first)).await;
@@ -153,6 +167,26 @@ pub(crate) async fn serve(
     tokio::select! {
         _ = work => {}
         _ = hard_stop.cancelled() => {}
+    }
+}
+
+/// Resolves once `bytes` has not moved for `limit`.
+async fn idle_for(bytes: &ByteCounters, limit: std::time::Duration) {
+    let step = (limit / 4).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(30),
+    );
+    let mut seen = (bytes.up(), bytes.down());
+    let mut quiet_since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(step).await;
+        let now = (bytes.up(), bytes.down());
+        if now != seen {
+            seen = now;
+            quiet_since = tokio::time::Instant::now();
+        } else if quiet_since.elapsed() >= limit {
+            return;
+        }
     }
 }
 

@@ -116,7 +116,9 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Cl
         }
     };
     let host = shared.stats.host(&target.host(), false);
-    relay(client, bytes::Bytes::new(), opened, host).await;
+    guard
+        .unless_idle(relay(client, bytes::Bytes::new(), opened, host))
+        .await;
 }
 
 /// A short description of a handshake failure that leaves out anything the

@@ -93,6 +93,7 @@ impl Direct {
                 match TcpStream::connect(addr).await {
                     Ok(stream) => {
                         let _ = stream.set_nodelay(true);
+                        crate::keepalive::enable(&stream);
                         return Ok(stream);
                     }
                     Err(e) => last_err = Some(e),

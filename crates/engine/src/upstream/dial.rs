@@ -157,6 +157,7 @@ impl Dialer {
         }
         let tcp = tcp.ok_or_else(|| unreachable(last))?;
         let _ = tcp.set_nodelay(true);
+        crate::keepalive::enable(&tcp);
         match &self.tls {
             None => Ok(OutStream::Tcp(tcp)),
             Some((connector, server_name)) => connector
