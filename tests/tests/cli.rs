@@ -208,3 +208,41 @@ fn a_broken_config_file_is_explained_with_its_line() {
         "a refused config starts nothing"
     );
 }
+
+/// Each tunnel may hold six descriptors: started with the common soft
+/// limit of 512 open files, `veil run` raises it towards what its
+/// connection cap needs (4096 connections by default), within the hard limit.
+#[test]
+fn veil_run_raises_a_low_open_file_limit() {
+    let home = TempDir::new().expect("temp VEIL_HOME");
+    let mut command = std::process::Command::new("bash");
+    command
+        .args([
+            "-c",
+            "ulimit -Sn 512 && exec \"$0\" run --listen 127.0.0.1:0",
+        ])
+        .arg(veil_tests::veil_process::veil_bin())
+        .env("VEIL_HOME", home.path());
+    let veil = VeilProcess::spawn(command, home.path(), std::time::Duration::from_secs(30))
+        .expect("veil run starts");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", veil.child.id()))
+        .expect("limits of veil");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line");
+    let soft: u64 = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|v| v.parse().ok())
+        .expect("soft limit");
+    let hard: u64 = line
+        .split_whitespace()
+        .nth(4)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(
+        soft >= (4096 * 6 + 256).min(hard),
+        "soft limit {soft} (hard {hard}): {line}"
+    );
+}

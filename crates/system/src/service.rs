@@ -49,6 +49,7 @@ impl Service {
         engine: EngineConfig,
     ) -> Result<Self, EngineError> {
         let bypass = engine.bypass.clone();
+        raise_fd_limit(engine.limits.max_connections);
         let engine: EngineSlot = Arc::new(RwLock::new(Arc::new(Engine::start(engine).await?)));
         let history = match History::open(&data_dir, config.history.retention_days) {
             Ok(history) => Some(Arc::new(history)),
@@ -289,6 +290,29 @@ impl Service {
             cache: Box::new(self.engine().stats().cache),
         }
     }
+}
+
+/// Each tunnel holds up to six descriptors (two sockets, and on Linux two
+/// splice pipes of two ends each), and the history, cache, logs and the
+/// desktop tools need some of their own. The soft limit (often 1024) is
+/// raised towards that, never past the hard limit; a limit that cannot be
+/// raised is logged, and the cap then holds new clients in the backlog.
+fn raise_fd_limit(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        let wanted = (max_connections as u64)
+            .saturating_mul(6)
+            .saturating_add(256);
+        match rlimit::increase_nofile_limit(wanted) {
+            Ok(got) if got < wanted => tracing::warn!(
+                "open files limited to {got} (wanted {wanted} for {max_connections} connections)"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("the open-file limit could not be raised: {e}"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = max_connections;
 }
 
 fn read(slot: &EngineSlot) -> Arc<EngineHandle> {
