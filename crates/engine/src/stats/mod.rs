@@ -55,6 +55,9 @@ pub struct HostCounters {
     pub bytes: Arc<ByteCounters>,
     connections: AtomicU64,
     requests: AtomicU64,
+    /// When a connection or request last named this host (seconds since
+    /// the engine started), for ageing idle hosts out.
+    last_used: AtomicU64,
 }
 
 /// One open client connection.
@@ -217,6 +220,9 @@ impl Stats {
         let counters = match self.hosts.get(host) {
             Some(c) => c.clone(),
             None => {
+                if self.hosts.len() >= MAX_HOSTS {
+                    self.age_out_hosts();
+                }
                 let key = if self.hosts.len() >= MAX_HOSTS {
                     OTHER_HOSTS.to_owned()
                 } else {
@@ -225,6 +231,9 @@ impl Stats {
                 self.hosts.entry(key).or_default().clone()
             }
         };
+        counters
+            .last_used
+            .store(self.started.elapsed().as_secs(), Relaxed);
         if is_request {
             counters.requests.fetch_add(1, Relaxed);
             self.requests_total.fetch_add(1, Relaxed);
@@ -232,6 +241,24 @@ impl Stats {
             counters.connections.fetch_add(1, Relaxed);
         }
         counters
+    }
+
+    /// Makes room in a full host table: the least recently used tenth of
+    /// the hosts that no open connection holds is dropped, so a long-running
+    /// engine keeps naming new hosts instead of lumping every one after the
+    /// first 4,096 into "(other hosts)". History has their bytes already.
+    fn age_out_hosts(&self) {
+        let mut idle: Vec<(u64, String)> = self
+            .hosts
+            .iter()
+            .filter(|e| e.key() != OTHER_HOSTS && Arc::strong_count(e.value()) == 1)
+            .map(|e| (e.value().last_used.load(Relaxed), e.key().clone()))
+            .collect();
+        idle.sort_unstable();
+        for (_, key) in idle.into_iter().take(MAX_HOSTS / 10) {
+            // Only if still unused: a connection may have taken it since.
+            self.hosts.remove_if(&key, |_, v| Arc::strong_count(v) == 1);
+        }
     }
 
     /// A client refused before it was served (bad request, wrong
@@ -472,4 +499,28 @@ pub struct StatsSnapshot {
     /// The HTTP cache (plain HTTP only; HTTPS is never cached).
     #[serde(default)]
     pub cache: CacheStats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_host_table_ages_out_idle_hosts_not_busy_ones() {
+        let stats = Stats::default();
+        // One host with an open connection, then enough others to fill up.
+        let busy = stats.host("busy.example", false);
+        for i in 0..MAX_HOSTS {
+            drop(stats.host(&format!("h{i}.example"), true));
+        }
+        let new = stats.host("new.example", true);
+        assert!(
+            stats.hosts.contains_key("new.example"),
+            "a new host is named, not lumped into {OTHER_HOSTS}"
+        );
+        assert!(!stats.hosts.contains_key(OTHER_HOSTS));
+        assert!(stats.hosts.contains_key("busy.example"), "held hosts stay");
+        assert!(stats.hosts.len() <= MAX_HOSTS);
+        drop((busy, new));
+    }
 }
