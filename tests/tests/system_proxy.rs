@@ -240,6 +240,32 @@ fn on_without_an_engine_refuses_and_changes_nothing() {
     assert!(!s.guard_file().exists());
 }
 
+/// Settings that already point at Veil (an earlier Veil left them and its
+/// guard file is gone) are not saved as "the user's": they would be put
+/// back as a dead port when Veil stops. `on` refuses and says why.
+#[test]
+fn settings_already_pointing_at_veil_are_not_saved_as_the_users() {
+    let s = DesktopSession::start();
+    let veil = start_engine(&s, &[]);
+    s.gsettings_set(ROOT, "mode", "manual");
+    s.gsettings_set(&format!("{ROOT}.http"), "host", "127.0.0.1");
+    s.gsettings_set(
+        &format!("{ROOT}.http"),
+        "port",
+        &veil.addr.port().to_string(),
+    );
+    let before = s.gnome_proxy_settings();
+    let out = s.veil(&["sysproxy", "on"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("already points at Veil"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(s.gnome_proxy_settings(), before, "nothing changed");
+    assert!(!s.guard_file().exists());
+}
+
 /// gsettings that reads fine but fails to write the SOCKS host, after Veil
 /// has already written other keys: everything must be rolled back.
 #[test]

@@ -133,6 +133,28 @@ impl GuardFile {
     }
 }
 
+/// Settings that already point at this Veil's address are not the user's
+/// own (an earlier Veil changed them and its guard file is gone): saved as
+/// the user's, they would be "restored" to a port where nothing listens.
+fn refuse_veils_own(
+    backend: &dyn Backend,
+    settings: &Settings,
+    proxy: &VeilProxy,
+) -> Result<(), SysProxyError> {
+    let veil = proxy.client_addr().to_string();
+    if let ProxyState::Manual {
+        http, https, socks, ..
+    } = backend.describe(settings)
+        && [http, https, socks].iter().flatten().any(|s| *s == veil)
+    {
+        return Err(SysProxyError::AlreadyVeil {
+            backend: backend.name(),
+            addr: veil,
+        });
+    }
+    Ok(())
+}
+
 /// Where the guard gets its backends: this desktop's ([`Platform`]), or
 /// fakes in tests.
 pub(super) trait Backends: Send + Sync + std::fmt::Debug {
@@ -358,9 +380,11 @@ impl SystemProxyGuard {
                 let saved = backends
                     .iter()
                     .map(|b| {
+                        let settings = b.read()?;
+                        refuse_veils_own(b.as_ref(), &settings, proxy)?;
                         Ok(SavedSettings {
                             backend: b.name().to_owned(),
-                            settings: b.read()?,
+                            settings,
                         })
                     })
                     .collect::<Result<Vec<_>, SysProxyError>>()?;

@@ -175,6 +175,13 @@ pub enum SysProxyError {
          or the app's switch) first"
     )]
     OwnedByOther { pid: u32 },
+    #[error(
+        "{backend}: the system proxy already points at Veil ({addr}), so Veil cannot save it as \
+         your own setting to put back later (an earlier Veil left it, or it was set by hand). \
+         Set the proxy you want without Veil (or none) in your system settings, then turn Veil \
+         on again"
+    )]
+    AlreadyVeil { backend: &'static str, addr: String },
     #[error("the guard file names a backend this Veil does not know: {0:?}")]
     UnknownBackend(String),
     #[error("no supported desktop found: {0}")]
