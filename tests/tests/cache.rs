@@ -904,3 +904,34 @@ async fn secrets_are_not_written_to_disk() {
         Some(&b"session=cookie-secret"[..])
     );
 }
+
+// RFC 9111 4.4: an unsafe method invalidates its own URL, not others. A
+// POST to one URL while another URL's response is still arriving must not
+// keep that response from being stored, in any interleaving: the same
+// requests give the same stored state every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsafe_method_elsewhere_does_not_stop_a_store_in_flight() {
+    let f = Fixture::new().await;
+    f.origin.script("/other", Script::ok("ok", &[]));
+    for (round, offset_ms) in (0..200).step_by(25).enumerate() {
+        let path = format!("/slow{round}");
+        f.origin.script(
+            &path,
+            Script::ok("slow", FRESH).delay(Duration::from_millis(150)),
+        );
+        let get = f.get(&path, &[]);
+        let post = async {
+            tokio::time::sleep(Duration::from_millis(offset_ms)).await;
+            f.send(Method::POST, "/other", &[]).await
+        };
+        let (got, posted) = tokio::join!(get, post);
+        assert_eq!((got.status, posted.status), (200, 200));
+        let again = f.get(&path, &[]).await;
+        assert_eq!(again.text(), "slow");
+        assert_eq!(
+            f.origin.hits(&path),
+            1,
+            "round {round} (POST after {offset_ms} ms): the response was stored"
+        );
+    }
+}

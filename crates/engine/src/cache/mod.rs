@@ -97,8 +97,50 @@ pub struct HttpCache {
     /// Bumped by `clear` and `purge`: a fill that began before stores
     /// nothing, so a response still streaming (its store runs when the body
     /// ends) cannot bring back what an unsafe method or a purge removed.
-    generation: AtomicU64,
+    /// What purges and clears have happened, so a fill that began before
+    /// one stores nothing (see [`Epochs`]).
+    epochs: Epochs,
     counters: CacheCounters,
+}
+
+/// Invalidation counters: one for everything (`clear`) and one per URL
+/// (`purge`, an unsafe method). A fill notes both when it begins and stores
+/// only if neither moved, and checks again after storing (undoing the store
+/// if one moved meanwhile), so the outcome does not depend on how a store
+/// and an invalidation interleave. Per URL, so a POST to one URL never stops
+/// responses to others from being stored.
+#[derive(Debug, Default)]
+struct Epochs {
+    all: AtomicU64,
+    urls: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+/// URLs with their own counter at most; past that the map starts over and
+/// `all` moves, which only costs fills in flight their store.
+const EPOCH_URLS: usize = 16 * 1024;
+
+impl Epochs {
+    fn of(&self, primary: &str) -> (u64, u64) {
+        let urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            self.all.load(Ordering::SeqCst),
+            urls.get(primary).copied().unwrap_or(0),
+        )
+    }
+
+    fn bump(&self, primary: &str) {
+        let mut urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        if urls.len() >= EPOCH_URLS && !urls.contains_key(primary) {
+            urls.clear();
+            self.all.fetch_add(1, Ordering::SeqCst);
+        }
+        *urls.entry(primary.to_owned()).or_insert(0) += 1;
+    }
+
+    fn bump_all(&self) {
+        let _urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        self.all.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// What to do with a request, after looking in the cache.
@@ -129,7 +171,8 @@ pub struct Fill {
     cache: Arc<HttpCache>,
     primary: String,
     view: Parts,
-    generation: u64,
+    /// The invalidation counters when the fill began.
+    epoch: (u64, u64),
     /// Held by the first of concurrent misses; waiters wake when it drops.
     _leader: Option<Leader>,
 }
@@ -182,7 +225,7 @@ impl HttpCache {
             memory: MemoryTier::new(config.memory_bytes),
             disk,
             inflight: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
+            epochs: Epochs::default(),
             counters: CacheCounters::default(),
         })
     }
@@ -228,15 +271,15 @@ impl HttpCache {
     }
 
     pub async fn clear(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.epochs.bump_all();
         self.memory.clear().await;
         self.on_disk(|d| d.clear()).await;
     }
 
     /// Drops every stored variant of `uri` (an absolute `http://` URL).
     pub async fn purge(&self, uri: &http::Uri) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         let primary = uri.to_string();
+        self.epochs.bump(&primary);
         self.memory.remove(&primary).await;
         self.on_disk(move |d| d.remove(&primary)).await;
     }
@@ -385,9 +428,9 @@ impl HttpCache {
     fn fill(self: &Arc<Self>, primary: String, view: Parts, leader: Option<Leader>) -> Fill {
         Fill {
             cache: self.clone(),
+            epoch: self.epochs.of(&primary),
             primary,
             view,
-            generation: self.generation.load(Ordering::SeqCst),
             _leader: leader,
         }
     }
@@ -473,9 +516,24 @@ impl Fill {
         Response::from_parts(parts, body.boxed())
     }
 
+    /// Whether an invalidation of this URL (or of everything) happened
+    /// since the fill began.
+    fn invalidated(&self) -> bool {
+        self.cache.epochs.of(&self.primary) != self.epoch
+    }
+
+    /// Undoes a store that an invalidation overtook.
+    async fn undo_if_invalidated(&self) {
+        if self.invalidated() {
+            let primary = self.primary.clone();
+            self.cache.memory.remove(&primary).await;
+            self.cache.on_disk(move |d| d.remove(&primary)).await;
+        }
+    }
+
     async fn store_in_memory(self, entry: Arc<Entry>) {
         let cache = &self.cache;
-        if cache.generation.load(Ordering::SeqCst) != self.generation {
+        if self.invalidated() {
             return;
         }
         let vary = entry.vary.clone();
@@ -483,11 +541,12 @@ impl Fill {
             .memory
             .insert(&self.primary, vary, &self.view.headers, entry)
             .await;
+        self.undo_if_invalidated().await;
     }
 
     async fn store(self, entry: Arc<Entry>) {
         let cache = &self.cache;
-        if cache.generation.load(Ordering::SeqCst) != self.generation {
+        if self.invalidated() {
             return;
         }
         // Disk first: a request that finds the entry in memory no longer
@@ -508,6 +567,7 @@ impl Fill {
             .memory
             .insert(&self.primary, vary, &self.view.headers, entry)
             .await;
+        self.undo_if_invalidated().await;
         CacheCounters::add(&cache.counters.stored, 1);
         // Dropping `self` now releases the waiters of collapsed forwarding,
         // after the entry is in place.
