@@ -935,3 +935,43 @@ async fn an_unsafe_method_elsewhere_does_not_stop_a_store_in_flight() {
         );
     }
 }
+
+// RFC 9111 5.1 and RFC 9110 6.6.1: a hit carries the origin's own `Date`,
+// byte for byte; only `Age` is the cache's. (The policy crate used to put
+// "now" there, in RFC 2822 form.) A response without `Date` gets the time
+// it arrived, as an IMF-fixdate, and keeps it on later hits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_keep_the_origins_date() {
+    let f = Fixture::new().await;
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now() - Duration::from_secs(3));
+    f.origin.script(
+        "/dated",
+        Script::ok("d", &[("cache-control", "max-age=60"), ("date", &date)]),
+    );
+    f.get("/dated", &[]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let hit = f.get("/dated", &[]).await;
+    assert_eq!(f.origin.hits("/dated"), 1, "a hit");
+    assert_eq!(hit.header("date"), Some(date.as_str()));
+    assert!(
+        hit.header("age").is_some_and(|a| a != "0"),
+        "{:?}",
+        hit.headers
+    );
+
+    f.origin.script("/undated", Script::ok("u", FRESH));
+    f.get("/undated", &[]).await;
+    let mut dates = Vec::new();
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let hit = f.get("/undated", &[]).await;
+        let on_hit = hit.header("date").expect("a Date on the hit").to_owned();
+        assert!(
+            httpdate::parse_http_date(&on_hit).is_ok() && on_hit.ends_with(" GMT"),
+            "an IMF-fixdate: {on_hit}"
+        );
+        dates.push(on_hit);
+    }
+    assert_eq!(f.origin.hits("/undated"), 1, "hits");
+    assert_eq!(dates[0], dates[1], "the same Date on every hit");
+}

@@ -35,6 +35,10 @@ struct Meta {
     primary: String,
     vary: Vec<String>,
     policy: CachePolicy,
+    /// The origin's `Date` (entries written before it was kept have none,
+    /// and serve the time they are read instead).
+    #[serde(default)]
+    date: Option<String>,
 }
 
 struct Slot {
@@ -204,6 +208,7 @@ impl DiskTier {
             primary: primary.to_owned(),
             vary: entry.vary.iter().map(|n| n.as_str().to_owned()).collect(),
             policy: entry.policy.clone(),
+            date: entry.date.to_str().ok().map(str::to_owned),
         };
         let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
         let size = (HEADER_LEN + meta.len() + entry.body.len()) as u64;
@@ -353,9 +358,14 @@ fn read_entry(path: &Path, key: &str) -> io::Result<Entry> {
         .iter()
         .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         .collect();
+    let date = meta
+        .date
+        .and_then(|d| http::HeaderValue::from_str(&d).ok())
+        .unwrap_or_else(|| super::date_of(&http::HeaderMap::new()));
     Ok(Entry {
         policy: meta.policy,
         vary,
         body,
+        date,
     })
 }

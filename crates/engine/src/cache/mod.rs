@@ -75,6 +75,18 @@ pub struct Entry {
     /// Request headers the response varies on, from its `Vary`.
     vary: Vec<HeaderName>,
     body: Bytes,
+    /// The origin's `Date`, served as it came (RFC 9111 5.1: only `Age` is
+    /// the cache's own; the policy crate would put "now" there). When the
+    /// origin sent none, the time it arrived, as RFC 9110 6.6.1 asks.
+    date: HeaderValue,
+}
+
+/// The `Date` to keep for a response received now.
+fn date_of(headers: &http::HeaderMap) -> HeaderValue {
+    headers.get(header::DATE).cloned().unwrap_or_else(|| {
+        HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now()))
+            .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+    })
 }
 
 fn options() -> CacheOptions {
@@ -324,7 +336,8 @@ impl HttpCache {
         loop {
             if let Some((entry, from_disk)) = self.stored(&primary, &view).await {
                 match entry.policy.before_request(&view, SystemTime::now()) {
-                    BeforeRequest::Fresh(head_parts) => {
+                    BeforeRequest::Fresh(mut head_parts) => {
+                        head_parts.headers.insert(header::DATE, entry.date.clone());
                         let tier = if from_disk {
                             &self.counters.hits_disk
                         } else {
@@ -453,13 +466,21 @@ impl HttpCache {
         let now = SystemTime::now();
         let (resp_parts, body) = response.into_parts();
         match entry.policy.after_response(&fill.view, &resp_parts, now) {
-            AfterResponse::NotModified(policy, head) => {
+            AfterResponse::NotModified(policy, mut head) => {
                 CacheCounters::add(&self.counters.revalidated_not_modified, 1);
                 let body_bytes = entry.body.clone();
+                // The 304's Date updates the stored one (RFC 9111 4.3.4).
+                let date = resp_parts
+                    .headers
+                    .get(header::DATE)
+                    .cloned()
+                    .unwrap_or_else(|| entry.date.clone());
+                head.headers.insert(header::DATE, date.clone());
                 let fresh = Arc::new(Entry {
                     policy,
                     vary: entry.vary.clone(),
                     body: body_bytes.clone(),
+                    date,
                 });
                 // Memory only: rewriting the whole body on disk for every 304
                 // would cost more than the revalidation saved. After a
@@ -508,11 +529,13 @@ impl Fill {
                 policy,
                 vary,
                 body: Bytes::new(),
+                date: date_of(&parts.headers),
             });
             tokio::spawn(self.store(entry));
             return Response::from_parts(parts, body);
         }
-        let body = tee::TeeBody::new(body, limit, self, policy, vary);
+        let date = date_of(&parts.headers);
+        let body = tee::TeeBody::new(body, limit, self, policy, vary, date);
         Response::from_parts(parts, body.boxed())
     }
 

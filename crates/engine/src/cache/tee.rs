@@ -19,6 +19,7 @@ struct Pending {
     fill: Fill,
     policy: CachePolicy,
     vary: Vec<HeaderName>,
+    date: http::HeaderValue,
     copy: BytesMut,
 }
 
@@ -38,14 +39,22 @@ impl TeeBody {
         fill: Fill,
         policy: CachePolicy,
         vary: Vec<HeaderName>,
+        date: http::HeaderValue,
     ) -> Self {
+        // A declared length is only a claim: the copy grows with the bytes
+        // that really arrive, from a small start.
+        let start = inner
+            .size_hint()
+            .exact()
+            .unwrap_or(0)
+            .min(limit)
+            .min(64 * 1024);
         let pending = Pending {
             fill,
             policy,
             vary,
-            copy: BytesMut::with_capacity(
-                usize::try_from(inner.size_hint().exact().unwrap_or(0).min(limit)).unwrap_or(0),
-            ),
+            date,
+            copy: BytesMut::with_capacity(usize::try_from(start).unwrap_or(0)),
         };
         Self {
             inner,
@@ -62,6 +71,7 @@ fn finish(pending: Box<Pending>) {
         fill,
         policy,
         vary,
+        date,
         copy,
     } = *pending;
     // The memory tier weighs the body's length: keep no spare capacity
@@ -71,7 +81,12 @@ fn finish(pending: Box<Pending>) {
     } else {
         copy.freeze()
     };
-    let entry = Arc::new(Entry { policy, vary, body });
+    let entry = Arc::new(Entry {
+        policy,
+        vary,
+        body,
+        date,
+    });
     tokio::spawn(fill.store(entry));
 }
 
