@@ -975,3 +975,83 @@ async fn hits_keep_the_origins_date() {
     assert_eq!(f.origin.hits("/undated"), 1, "hits");
     assert_eq!(dates[0], dates[1], "the same Date on every hit");
 }
+
+// RFC 9111 5.2: Cache-Control directive names are case-insensitive, and
+// every field line counts; 5.1: a list-valued Age uses its first member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directives_in_any_case_on_any_line_and_list_valued_age() {
+    let f = Fixture::new().await;
+    f.origin.script(
+        "/mixed",
+        Script::ok("m", &[("cache-control", "Max-Age=60")]),
+    );
+    f.get("/mixed", &[]).await;
+    f.get("/mixed", &[]).await;
+    assert_eq!(f.origin.hits("/mixed"), 1, "Max-Age is max-age");
+
+    f.origin.script(
+        "/nostore",
+        Script::ok(
+            "n",
+            &[
+                ("cache-control", "max-age=60"),
+                ("cache-control", "No-Store"),
+            ],
+        ),
+    );
+    f.get("/nostore", &[]).await;
+    f.get("/nostore", &[]).await;
+    assert_eq!(
+        f.origin.hits("/nostore"),
+        2,
+        "No-Store on its own line is no-store"
+    );
+
+    f.origin.script(
+        "/lines",
+        Script::ok(
+            "l",
+            &[
+                ("cache-control", "max-age=100"),
+                ("cache-control", "public"),
+            ],
+        ),
+    );
+    f.get("/lines", &[]).await;
+    let hit = f.get("/lines", &[]).await;
+    assert_eq!(
+        f.origin.hits("/lines"),
+        1,
+        "max-age=100 on the first line counts"
+    );
+    let cc = hit.header("cache-control").unwrap_or_default().to_owned();
+    assert!(cc.contains("max-age=100") && cc.contains("public"), "{cc}");
+
+    f.origin.script(
+        "/aged",
+        Script::ok(
+            "a",
+            &[("cache-control", "max-age=3600"), ("age", "7200, 0")],
+        ),
+    );
+    f.get("/aged", &[]).await;
+    f.get("/aged", &[]).await;
+    assert_eq!(
+        f.origin.hits("/aged"),
+        2,
+        "Age 7200 is older than max-age 3600"
+    );
+
+    // A request's own No-CaChE makes the cache ask the origin again.
+    f.origin.script(
+        "/req",
+        Script::ok("r", &[("cache-control", "max-age=60"), ("etag", "\"v1\"")]),
+    );
+    f.get("/req", &[]).await;
+    f.get("/req", &[("cache-control", "No-CaChE")]).await;
+    assert_eq!(
+        f.origin.hits("/req"),
+        2,
+        "the client's No-CaChE is no-cache"
+    );
+}

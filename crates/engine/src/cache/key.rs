@@ -81,6 +81,49 @@ fn normalise(value: &HeaderValue) -> String {
         .join(",")
 }
 
+/// What the cache-semantics crate is given, put the way RFC 9111 reads it
+/// (the crate compares directive names case-sensitively and parses `Age`
+/// as one integer):
+/// - `Cache-Control` and `Pragma` directive names lower-cased (5.2: they are
+///   case-insensitive), values kept as they are; every field line joined,
+///   so each decision sees the combined value;
+/// - `Age` given as a list (`7200, 0`) is its first member (5.1).
+pub fn normalise_directives(headers: &mut http::HeaderMap) {
+    for name in [http::header::CACHE_CONTROL, http::header::PRAGMA] {
+        if !headers.contains_key(&name) {
+            continue;
+        }
+        let joined = headers
+            .get_all(&name)
+            .iter()
+            .flat_map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .split(',')
+                    .map(|d| d.trim().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|d| !d.is_empty())
+            .map(|d| match d.split_once('=') {
+                Some((k, v)) => format!("{}={}", k.trim().to_ascii_lowercase(), v.trim()),
+                None => d.to_ascii_lowercase(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(value) = HeaderValue::from_str(&joined) {
+            headers.insert(name, value);
+        }
+    }
+    if let Some(first) = headers
+        .get(http::header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned())
+        && let Ok(value) = HeaderValue::from_str(&first)
+    {
+        headers.insert(http::header::AGE, value);
+    }
+}
+
 /// Request headers that carry a user's secrets. The policy keeps the request
 /// headers of every stored response (for `Vary`), and the disk tier writes
 /// them out; these are kept only as a SHA-256 of their values, enough to
@@ -100,6 +143,7 @@ pub fn policy_view(parts: &Parts) -> Parts {
     *req.uri_mut() = parts.uri.clone();
     *req.version_mut() = parts.version;
     let mut headers = parts.headers.clone();
+    normalise_directives(&mut headers);
     for name in NORMALISED {
         if headers.contains_key(name) {
             let joined = headers

@@ -464,7 +464,8 @@ impl HttpCache {
     pub async fn revalidated(&self, stale: Box<Stale>, response: Response<Body>) -> Response<Body> {
         let Stale { entry, fill } = *stale;
         let now = SystemTime::now();
-        let (resp_parts, body) = response.into_parts();
+        let (mut resp_parts, body) = response.into_parts();
+        key::normalise_directives(&mut resp_parts.headers);
         match entry.policy.after_response(&fill.view, &resp_parts, now) {
             AfterResponse::NotModified(policy, mut head) => {
                 CacheCounters::add(&self.counters.revalidated_not_modified, 1);
@@ -499,8 +500,9 @@ impl HttpCache {
 impl Fill {
     /// Passes the origin's `response` on to the client, storing a copy as
     /// it streams when the policy allows and it fits the object limit.
-    pub fn response(self, response: Response<Body>) -> Response<Body> {
+    pub fn response(self, mut response: Response<Body>) -> Response<Body> {
         let now = SystemTime::now();
+        key::normalise_directives(response.headers_mut());
         let policy = CachePolicy::new_options(&self.view, &response, now, options());
         let headers = response.headers();
         let has_validator =
