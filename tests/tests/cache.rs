@@ -1055,3 +1055,38 @@ async fn directives_in_any_case_on_any_line_and_list_valued_age() {
         "the client's No-CaChE is no-cache"
     );
 }
+
+// RFC 9111 4.3.2: a client whose If-Modified-Since covers the fresh stored
+// response gets a 304 from the cache, not the whole body again; an older
+// date gets the full response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_modified_since_is_answered_from_a_fresh_entry() {
+    let f = Fixture::new().await;
+    let modified = "Sun, 06 Nov 1994 08:49:37 GMT";
+    f.origin.script(
+        "/ims",
+        Script::ok(
+            "body",
+            &[("cache-control", "max-age=60"), ("last-modified", modified)],
+        ),
+    );
+    f.get("/ims", &[]).await;
+    let same = f.get("/ims", &[("if-modified-since", modified)]).await;
+    assert_eq!(same.status, 304, "{:?}", same.headers);
+    assert!(same.body.is_empty());
+    let later = f
+        .get(
+            "/ims",
+            &[("if-modified-since", "Mon, 07 Nov 1994 08:49:37 GMT")],
+        )
+        .await;
+    assert_eq!(later.status, 304);
+    let older = f
+        .get(
+            "/ims",
+            &[("if-modified-since", "Sat, 05 Nov 1994 08:49:37 GMT")],
+        )
+        .await;
+    assert_eq!((older.status, older.text().as_str()), (200, "body"));
+    assert_eq!(f.origin.hits("/ims"), 1, "all from the cache");
+}

@@ -347,7 +347,8 @@ impl HttpCache {
                         if waited {
                             CacheCounters::add(&self.counters.collapsed, 1);
                         }
-                        if etag_matches(parts, &head_parts) {
+                        if etag_matches(parts, &head_parts) || unmodified_since(parts, &head_parts)
+                        {
                             // RFC 9111 4.3.2: the client's own validator
                             // matches the stored response.
                             return Lookup::Serve(not_modified(head_parts));
@@ -628,6 +629,26 @@ fn etag_matches(req: &Parts, stored: &http::response::Parts) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim() == "*" || weak(t) == etag)
+}
+
+/// True when the request's `If-Modified-Since` is at or after the stored
+/// response's `Last-Modified` (else its `Date`), and it sent no
+/// `If-None-Match`, which takes precedence (RFC 9110 13.1.3, RFC 9111
+/// 4.3.2). Dates in any of HTTP's three formats.
+fn unmodified_since(req: &Parts, stored: &http::response::Parts) -> bool {
+    if req.headers.contains_key(header::IF_NONE_MATCH) {
+        return false;
+    }
+    let date = |v: Option<&HeaderValue>| {
+        v.and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v.trim()).ok())
+    };
+    let Some(since) = date(req.headers.get(header::IF_MODIFIED_SINCE)) else {
+        return false;
+    };
+    let last = date(stored.headers.get(header::LAST_MODIFIED))
+        .or_else(|| date(stored.headers.get(header::DATE)));
+    last.is_some_and(|last| last <= since)
 }
 
 /// A 304 for a client whose copy is current: the stored head without the
