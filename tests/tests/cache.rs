@@ -1090,3 +1090,31 @@ async fn if_modified_since_is_answered_from_a_fresh_entry() {
     assert_eq!((older.status, older.text().as_str()), (200, "body"));
     assert_eq!(f.origin.hits("/ims"), 1, "all from the cache");
 }
+
+// RFC 9111 3: any final status the cache understands may be stored when the
+// response says how long it is fresh, not only the short default list; it
+// is served with its own status. Without explicit freshness these are not
+// stored (no heuristics).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_statuses_with_explicit_freshness_are_stored() {
+    let f = Fixture::new().await;
+    for status in [299u16, 400, 499, 500, 502, 503, 504, 599] {
+        let path = format!("/s{status}");
+        let mut script = Script::ok(format!("status {status}"), FRESH);
+        script.status = status;
+        f.origin.script(&path, script);
+        let first = f.get(&path, &[]).await;
+        let second = f.get(&path, &[]).await;
+        assert_eq!((first.status, second.status), (status, status));
+        assert_eq!(second.text(), format!("status {status}"));
+        assert_eq!(f.origin.hits(&path), 1, "{status} with max-age is stored");
+
+        let bare = format!("/bare{status}");
+        let mut script = Script::ok("x", &[]);
+        script.status = status;
+        f.origin.script(&bare, script);
+        f.get(&bare, &[]).await;
+        f.get(&bare, &[]).await;
+        assert_eq!(f.origin.hits(&bare), 2, "{status} without freshness is not");
+    }
+}

@@ -39,6 +39,9 @@ struct Meta {
     /// and serve the time they are read instead).
     #[serde(default)]
     date: Option<String>,
+    /// The origin's status (older entries: the policy's).
+    #[serde(default)]
+    status: Option<u16>,
 }
 
 struct Slot {
@@ -209,6 +212,7 @@ impl DiskTier {
             vary: entry.vary.iter().map(|n| n.as_str().to_owned()).collect(),
             policy: entry.policy.clone(),
             date: entry.date.to_str().ok().map(str::to_owned),
+            status: entry.status.map(|s| s.as_u16()),
         };
         let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
         let size = (HEADER_LEN + meta.len() + entry.body.len()) as u64;
@@ -362,10 +366,12 @@ fn read_entry(path: &Path, key: &str) -> io::Result<Entry> {
         .date
         .and_then(|d| http::HeaderValue::from_str(&d).ok())
         .unwrap_or_else(|| super::date_of(&http::HeaderMap::new()));
+    let status = meta.status.and_then(|s| http::StatusCode::from_u16(s).ok());
     Ok(Entry {
         policy: meta.policy,
         vary,
         body,
         date,
+        status,
     })
 }

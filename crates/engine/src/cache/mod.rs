@@ -79,6 +79,38 @@ pub struct Entry {
     /// the cache's own; the policy crate would put "now" there). When the
     /// origin sent none, the time it arrived, as RFC 9110 6.6.1 asks.
     date: HeaderValue,
+    /// The origin's status. The policy may hold 200 in its place (see
+    /// [`policy_status`]); what is served is always this. `None` for entries
+    /// written to disk before it was kept: their policy has the real one.
+    status: Option<StatusCode>,
+}
+
+/// The status the cache-semantics crate is shown. RFC 9111 section 3 lets a
+/// cache store any final status it understands when the response says how
+/// long it is fresh; the crate only knows a short list (no 299, 400, 500,
+/// 502, 503, 504...). Such a response with explicit freshness is shown to
+/// the crate as a 200, so the usual rules decide, and keeps its real status
+/// in the entry. Partial (206) and 304 responses, and 1xx, are never stored.
+fn policy_status(status: StatusCode, headers: &http::HeaderMap) -> StatusCode {
+    const KNOWN: &[u16] = &[
+        200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501,
+    ];
+    let explicit = headers.contains_key(header::EXPIRES)
+        || headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|d| {
+                let name = d.split('=').next().unwrap_or_default().trim();
+                name == "max-age" || name == "s-maxage"
+            });
+    let code = status.as_u16();
+    if explicit && code >= 200 && !KNOWN.contains(&code) && code != 206 && code != 304 {
+        StatusCode::OK
+    } else {
+        status
+    }
 }
 
 /// The `Date` to keep for a response received now.
@@ -338,6 +370,9 @@ impl HttpCache {
                 match entry.policy.before_request(&view, SystemTime::now()) {
                     BeforeRequest::Fresh(mut head_parts) => {
                         head_parts.headers.insert(header::DATE, entry.date.clone());
+                        if let Some(status) = entry.status {
+                            head_parts.status = status;
+                        }
                         let tier = if from_disk {
                             &self.counters.hits_disk
                         } else {
@@ -478,11 +513,15 @@ impl HttpCache {
                     .cloned()
                     .unwrap_or_else(|| entry.date.clone());
                 head.headers.insert(header::DATE, date.clone());
+                if let Some(status) = entry.status {
+                    head.status = status;
+                }
                 let fresh = Arc::new(Entry {
                     policy,
                     vary: entry.vary.clone(),
                     body: body_bytes.clone(),
                     date,
+                    status: entry.status,
                 });
                 // Memory only: rewriting the whole body on disk for every 304
                 // would cost more than the revalidation saved. After a
@@ -504,7 +543,16 @@ impl Fill {
     pub fn response(self, mut response: Response<Body>) -> Response<Body> {
         let now = SystemTime::now();
         key::normalise_directives(response.headers_mut());
-        let policy = CachePolicy::new_options(&self.view, &response, now, options());
+        let status = response.status();
+        let shown = policy_status(status, response.headers());
+        let policy = if shown == status {
+            CachePolicy::new_options(&self.view, &response, now, options())
+        } else {
+            let mut head = Response::new(()).into_parts().0;
+            head.status = shown;
+            head.headers = response.headers().clone();
+            CachePolicy::new_options(&self.view, &head, now, options())
+        };
         let headers = response.headers();
         let has_validator =
             headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
@@ -533,12 +581,13 @@ impl Fill {
                 vary,
                 body: Bytes::new(),
                 date: date_of(&parts.headers),
+                status: Some(parts.status),
             });
             tokio::spawn(self.store(entry));
             return Response::from_parts(parts, body);
         }
         let date = date_of(&parts.headers);
-        let body = tee::TeeBody::new(body, limit, self, policy, vary, date);
+        let body = tee::TeeBody::new(body, limit, self, policy, vary, (date, parts.status));
         Response::from_parts(parts, body.boxed())
     }
 

@@ -19,7 +19,8 @@ struct Pending {
     fill: Fill,
     policy: CachePolicy,
     vary: Vec<HeaderName>,
-    date: http::HeaderValue,
+    /// The origin's `Date` and status, kept with the entry.
+    origin: (http::HeaderValue, http::StatusCode),
     copy: BytesMut,
 }
 
@@ -39,7 +40,7 @@ impl TeeBody {
         fill: Fill,
         policy: CachePolicy,
         vary: Vec<HeaderName>,
-        date: http::HeaderValue,
+        origin: (http::HeaderValue, http::StatusCode),
     ) -> Self {
         // A declared length is only a claim: the copy grows with the bytes
         // that really arrive, from a small start.
@@ -53,7 +54,7 @@ impl TeeBody {
             fill,
             policy,
             vary,
-            date,
+            origin,
             copy: BytesMut::with_capacity(usize::try_from(start).unwrap_or(0)),
         };
         Self {
@@ -71,7 +72,7 @@ fn finish(pending: Box<Pending>) {
         fill,
         policy,
         vary,
-        date,
+        origin: (date, status),
         copy,
     } = *pending;
     // The memory tier weighs the body's length: keep no spare capacity
@@ -86,6 +87,7 @@ fn finish(pending: Box<Pending>) {
         vary,
         body,
         date,
+        status: Some(status),
     });
     tokio::spawn(fill.store(entry));
 }
