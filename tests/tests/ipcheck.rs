@@ -318,3 +318,50 @@ async fn veil_ip_asks_the_running_engine() {
     );
     assert!(veil.lock().expect("veil").terminate(), "veil run stops");
 }
+
+/// The check says nothing about itself (no User-Agent of Veil's own) and
+/// never takes an answer from a cache: an endpoint that answers with
+/// `max-age` is asked again through Veil's own (caching) listener on the
+/// next check, instead of a stored, possibly old, exit address.
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_carry_no_user_agent_and_bypass_caches() {
+    let origin = veil_tests::ScriptedOrigin::start().await;
+    origin.script(
+        "/fixed",
+        veil_tests::Script::ok("192.0.2.7", &[("cache-control", "max-age=600")]),
+    );
+    let engine = start_engine(|c| c.bypass = vec![]).await;
+    let endpoint = origin.url("/fixed");
+    for _ in 0..2 {
+        let route = ProxyRoute::of(&engine, &[], &[]);
+        let report = ipcheck::check(
+            &settings(std::slice::from_ref(&endpoint), 10_000),
+            Some(&route),
+        )
+        .await;
+        assert_eq!(
+            report.via_proxy.ip.as_deref(),
+            Some("192.0.2.7"),
+            "{report:#?}"
+        );
+    }
+    assert_eq!(
+        origin.hits("/fixed"),
+        4,
+        "two probes per check, none from a cache"
+    );
+    for seen in origin.seen("/fixed") {
+        assert!(
+            seen.headers.get("user-agent").is_none(),
+            "{:?}",
+            seen.headers
+        );
+        let cc = seen
+            .headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(cc.contains("no-store"), "{cc}");
+    }
+    engine.shutdown().await;
+}

@@ -558,10 +558,14 @@ where
     let _conn = AbortOnDrop(tokio::spawn(async move {
         let _ = conn.await;
     }));
+    // Nothing that tells the endpoint this is Veil (no User-Agent of its
+    // own), and never an answer from a cache on the way, Veil's own
+    // included: a stored answer would show an old exit address.
     let request = http::Request::get(target)
         .header(http::header::HOST, host)
-        .header(http::header::USER_AGENT, "veil-ipcheck")
         .header(http::header::ACCEPT, "text/plain")
+        .header(http::header::CACHE_CONTROL, "no-store, no-cache")
+        .header(http::header::PRAGMA, "no-cache")
         .header(http::header::CONNECTION, "close")
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("bad request: {e}"))?;
