@@ -326,7 +326,7 @@ impl Drop for EngineHandle {
 fn refuse_self(listen: SocketAddr, upstreams: &[UpstreamSpec]) -> Result<(), EngineError> {
     match upstreams
         .iter()
-        .find(|u| crate::target::reaches_listener(listen, &u.url.host, u.url.port))
+        .find(|u| crate::target::host_reaches_listener(listen, &u.url.host, u.url.port))
     {
         Some(u) => Err(EngineError::UpstreamIsSelf {
             name: u.name.clone(),

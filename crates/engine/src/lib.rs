@@ -38,5 +38,5 @@ pub use error::EngineError;
 pub use events::EngineEvent;
 pub use routing::{Action, DEFAULT_BYPASS, HostPattern, Routing};
 pub use stats::{AppStats, ConnectionInfo, DnsStats, HostStats, RateSample, StatsSnapshot};
-pub use target::{Target, TargetError, canonical_ip, reaches_listener};
+pub use target::{Target, TargetError, canonical_ip, host_reaches_listener, reaches_listener};
 pub use upstream::{HealthConfig, ProxyKind, ProxyUrl, ProxyUrlError, Strategy, UpstreamSpec};

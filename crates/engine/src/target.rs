@@ -109,25 +109,31 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Whether a connection to `host:port` would reach a listener bound to
-/// `listen`: the same address in any spelling, `localhost`, or any loopback
-/// address when the listener is a wildcard.
-pub fn reaches_listener(listen: SocketAddr, host: &str, port: u16) -> bool {
-    if port != listen.port() {
-        return false;
-    }
+/// Whether a connection to `addr` would reach a listener bound to `listen`:
+/// the same address in any spelling, or any loopback address when the
+/// listener is a wildcard. The loop guard, the socket table and the
+/// upstream check all ask this.
+pub fn reaches_listener(listen: SocketAddr, addr: SocketAddr) -> bool {
+    let ip = canonical_ip(addr.ip());
+    addr.port() == listen.port()
+        && (ip == canonical_ip(listen.ip()) || (listen.ip().is_unspecified() && ip.is_loopback()))
+}
+
+/// [`reaches_listener`] for a host as written in a URL (an address, with
+/// or without brackets, or `localhost`); other names are not resolved.
+pub fn host_reaches_listener(listen: SocketAddr, host: &str, port: u16) -> bool {
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    let ip = match bare.parse::<IpAddr>() {
-        Ok(ip) => canonical_ip(ip),
-        Err(_) if bare.eq_ignore_ascii_case("localhost") => {
-            return listen.ip().is_loopback() || listen.ip().is_unspecified();
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => reaches_listener(listen, SocketAddr::new(ip, port)),
+        Err(_) => {
+            bare.eq_ignore_ascii_case("localhost")
+                && port == listen.port()
+                && (listen.ip().is_loopback() || listen.ip().is_unspecified())
         }
-        Err(_) => return false,
-    };
-    ip == canonical_ip(listen.ip()) || (listen.ip().is_unspecified() && ip.is_loopback())
+    }
 }
 
 impl fmt::Display for Target {

@@ -443,7 +443,7 @@ impl Config {
                 .map_err(|e| invalid(format!("upstream {:?}: {e}", server.name)))?;
             // Port 0 (a free port picked at start) is checked by the engine.
             if self.proxy.listen.port() != 0
-                && veil_engine::reaches_listener(self.proxy.listen, &url.host, url.port)
+                && veil_engine::host_reaches_listener(self.proxy.listen, &url.host, url.port)
             {
                 return Err(invalid(format!(
                     "upstream {:?} ({url}) is Veil's own listener {}; an upstream must be \

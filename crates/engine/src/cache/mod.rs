@@ -597,13 +597,15 @@ impl Fill {
         self.cache.epochs.of(&self.primary) != self.epoch
     }
 
-    /// Undoes a store that an invalidation overtook.
-    async fn undo_if_invalidated(&self) {
-        if self.invalidated() {
-            let primary = self.primary.clone();
-            self.cache.memory.remove(&primary).await;
-            self.cache.on_disk(move |d| d.remove(&primary)).await;
+    /// Undoes a store that an invalidation overtook; `true` when it did.
+    async fn undo_if_invalidated(&self) -> bool {
+        if !self.invalidated() {
+            return false;
         }
+        let primary = self.primary.clone();
+        self.cache.memory.remove(&primary).await;
+        self.cache.on_disk(move |d| d.remove(&primary)).await;
+        true
     }
 
     async fn store_in_memory(self, entry: Arc<Entry>) {
@@ -642,8 +644,9 @@ impl Fill {
             .memory
             .insert(&self.primary, vary, &self.view.headers, entry)
             .await;
-        self.undo_if_invalidated().await;
-        CacheCounters::add(&cache.counters.stored, 1);
+        if !self.undo_if_invalidated().await {
+            CacheCounters::add(&cache.counters.stored, 1);
+        }
         // Dropping `self` now releases the waiters of collapsed forwarding,
         // after the entry is in place.
     }

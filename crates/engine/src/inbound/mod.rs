@@ -119,11 +119,15 @@ pub(crate) async fn serve(
         id: entry.id,
         client: peer,
     });
+    // On a loopback listener (the default) every client is local: no
+    // getsockname per connection to find that out.
     let peer_ip = crate::target::canonical_ip(peer.ip());
-    let local_ip = stream
-        .local_addr()
-        .map(|a| crate::target::canonical_ip(a.ip()));
-    let remote_client = !peer_ip.is_loopback() && !matches!(local_ip, Ok(l) if l == peer_ip);
+    let remote_client = !shared.listen.ip().is_loopback()
+        && !peer_ip.is_loopback()
+        && !matches!(
+            stream.local_addr().map(|a| crate::target::canonical_ip(a.ip())),
+            Ok(local) if local == peer_ip
+        );
     let guard = Arc::new(ConnGuard {
         shared: shared.clone(),
         entry: entry.clone(),

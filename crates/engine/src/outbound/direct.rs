@@ -123,7 +123,7 @@ impl Direct {
     /// `addr` is canonical (see [`crate::target::canonical_ip`]); a wildcard
     /// listener is reached on every loopback address.
     fn is_own_listener(&self, addr: SocketAddr) -> bool {
-        crate::target::reaches_listener(self.own_listener, &addr.ip().to_string(), addr.port())
+        crate::target::reaches_listener(self.own_listener, addr)
     }
 }
 

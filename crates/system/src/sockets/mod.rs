@@ -201,13 +201,10 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
-/// Whether `remote` is Veil's listener `listen` (an unspecified listener
-/// address matches any loopback address on its port).
+/// Whether `remote` is Veil's listener `listen` (the engine's own check:
+/// an unspecified listener address matches any loopback address).
 pub fn is_listener(remote: SocketAddr, listen: SocketAddr) -> bool {
-    let (remote, listen) = (canonical(remote), canonical(listen));
-    remote.port() == listen.port()
-        && (remote.ip() == listen.ip()
-            || (listen.ip().is_unspecified() && remote.ip().is_loopback()))
+    veil_engine::reaches_listener(listen, remote)
 }
 
 /// The name and path of a program from its executable's path (either
