@@ -4,7 +4,7 @@
 CARGO ?= cargo
 
 .PHONY: all bootstrap run run-cli ui test lint fmt build bench app-metrics bindings icons clean \
-	cross-check wine-test
+	package cross-check wine-test
 
 all: test
 
@@ -32,6 +32,7 @@ test: ui
 	cd ui && npm run check && npm test
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build -p veil-cli -p veil-app
+	scripts/package --debug
 	$(CARGO) test --workspace
 	scripts/cross check
 	scripts/cross wine-test
@@ -56,6 +57,11 @@ fmt:
 
 build: ui
 	$(CARGO) build -p veil-cli -p veil-app
+
+# The Debian package (release): the app, `veil` in /usr/bin, a desktop entry
+# and icons, built by the Tauri bundler; the path is printed last.
+package: ui
+	scripts/package
 
 # Writes ui/src/bindings.ts from the Rust types (a test fails when it drifts).
 bindings:
