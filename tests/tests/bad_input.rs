@@ -483,6 +483,61 @@ async fn other_spellings_of_this_host_do_not_loop_either() {
     assert_eq!(engine.stats().connections_total, 5, "{:?}", engine.stats());
 }
 
+/// A listener on every address (0.0.0.0, with credentials) is also reached
+/// on this machine's LAN address, which no list of loopback spellings
+/// covers. Here `veil run` listens on 0.0.0.0 inside a network namespace
+/// (so nothing outside it sees the listener) and a client there asks for
+/// the namespace's own interface address at Veil's port: refused as a
+/// loop, for plain HTTP and CONNECT alike, instead of Veil answering
+/// itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_listener_is_not_reached_through_the_hosts_own_lan_address() {
+    let ns = veil_tests::netns::Netns::create().unwrap_or_else(|e| panic!("{e}"));
+    let home = tempfile::TempDir::new().expect("temp VEIL_HOME");
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[proxy]\nlisten = \"0.0.0.0:0\"\n[proxy.auth]\nusername = \"lan\"\npassword_env = \"VEIL_TEST_LAN_PW\"\n",
+    )
+    .expect("write config");
+    let mut command = std::process::Command::new("ip");
+    command
+        .args(["netns", "exec", &ns.name])
+        .arg(veil_tests::veil_process::veil_bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("VEIL_HOME", home.path())
+        .env("VEIL_TEST_LAN_PW", "lan-Pw-7x");
+    let veil = veil_tests::veil_process::VeilProcess::spawn(command, home.path(), PATIENCE)
+        .expect("veil run starts on 0.0.0.0 in the namespace");
+    let port = veil.addr.port();
+    let proxy = format!("http://127.0.0.1:{port}");
+    let own_lan = format!("{}:{port}", ns.peer_ip);
+    for connect in [false, true] {
+        let mut args = vec!["-s", "-m", "10", "-x", &proxy, "-U", "lan:lan-Pw-7x"];
+        if connect {
+            args.extend(["-p", "-o", "/dev/null", "-w", "%{http_connect}"]);
+        } else {
+            args.extend(["-w", "\n%{http_code}"]);
+        }
+        let url = format!("http://{own_lan}/");
+        args.push(&url);
+        let child = ns.spawn("curl", &args).expect("curl in the namespace");
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("curl ran");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.ends_with("502"),
+            "connect={connect} to {own_lan}: {text}"
+        );
+        if !connect {
+            assert!(text.contains("own listener"), "{text}");
+        }
+    }
+}
+
 /// A tunnel whose peer vanished (sleep, a network change) is closed after
 /// the idle time with no byte either way; one that moves bytes is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
