@@ -252,3 +252,74 @@ async fn inbound_password_from_the_keyring() {
     let out = curl(&["-x", &proxy, "-U", "me:wrong", &url]).await;
     assert_eq!(out.status, 407, "{out:?}");
 }
+
+/// A pasted list, as users keep them: the good lines become upstreams with
+/// their passwords in the keyring (and nowhere else), the bad ones are
+/// named with their line and reason, and `veil upstream test --all`
+/// measures each through a real login, fastest first, failures last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_list_logs_in_with_keyring_passwords_and_test_all_measures_each() {
+    let s = DesktopSession::start();
+    config_without_bypass(&s);
+    let socks = Microsocks::start(Ipv4Addr::new(127, 0, 0, 3), Some((USER, SECRET))).await;
+    let open = Microsocks::start(Ipv4Addr::new(127, 0, 0, 4), None).await;
+    // Nothing listens there: the one upstream that must fail the test.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = closed.local_addr().expect("addr");
+    drop(closed);
+    let list = format!(
+        "# my proxies\nsocks5://{USER}:{SECRET}@{socks}\nhttp://{dead}\nftp://{USER}:{SECRET}@127.0.0.9:21\n\nsocks5://{open}\nsocks5://{socks}  # again\n",
+        socks = socks.addr(),
+        open = open.addr(),
+    );
+    let import = s.veil_with_stdin(&["upstream", "import", "-"], &list);
+    let out = text(&import);
+    assert!(import.status.success(), "{out}");
+    assert!(out.contains("3 added, 2 refused"), "{out}");
+    assert!(out.contains("refused line 4"), "{out}");
+    assert!(out.contains("refused line 7"), "{out}");
+    assert!(!out.contains(SECRET), "printed: {out}");
+    let name = format!("{}", socks.addr());
+    let stored = s.tool(
+        "secret-tool",
+        &["lookup", "service", "veil", "username", &name],
+    );
+    assert_eq!(
+        stored, SECRET,
+        "the password is in the keyring under {name}"
+    );
+    let leaks = files_containing(&s.veil_home(), SECRET);
+    assert!(leaks.is_empty(), "written to a file: {leaks:?}");
+
+    // Each test logs in and fetches from the origin through the upstream.
+    let origin = Origin::start().await;
+    let test = s.veil(&[
+        "upstream",
+        "test",
+        "--all",
+        "--check-url",
+        &origin.url("/ip"),
+    ]);
+    let out = text(&test);
+    assert!(!test.status.success(), "one upstream is down: {out}");
+    assert!(out.contains("1 of 3 upstreams failed"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    let position = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no line for {needle}: {out}"))
+    };
+    let logged_in = position(&format!("{name} "));
+    let anonymous = position(&format!("{} ", open.addr()));
+    let failed = position(&format!("{dead} "));
+    for ok in [logged_in, anonymous] {
+        assert!(lines[ok].contains(" ms "), "{out}");
+    }
+    assert!(
+        failed > logged_in && failed > anonymous,
+        "failures last: {out}"
+    );
+    assert!(lines[failed].contains("failed"), "{out}");
+    assert!(!out.contains(SECRET), "printed: {out}");
+}

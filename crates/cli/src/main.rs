@@ -140,10 +140,24 @@ enum UpstreamCommand {
     },
     /// Remove an upstream from config.toml and its password from the keyring.
     Remove { name: String },
+    /// Add every proxy in a list: one URL per line (socks5://, http://, https://,
+    /// optional user:password@), blank lines and # comments allowed.
+    ///
+    /// Each line is checked on its own: the good ones are added (named
+    /// host:port), the others are listed with the reason. Passwords go to the
+    /// OS keyring, never into config.toml.
+    Import {
+        /// The list's file, or - for standard input.
+        file: PathBuf,
+    },
     /// Measure an upstream proxy: connect, and fetch the check URL through it.
     Test {
         /// http://[user@]host:port, https://... or socks5://[user@]host:port.
-        url: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        url: Option<String>,
+        /// Test every configured upstream (a few at a time), fastest first.
+        #[arg(long)]
+        all: bool,
         /// Plain http:// URL to fetch through it (default: the configured
         /// health-check URL; without one, only the connection is tested).
         #[arg(long)]
@@ -193,9 +207,15 @@ fn main() -> ExitCode {
             Command::Status { json } => status::status(json).await,
             Command::Ip { json } => ip::ip(json).await,
             Command::History { range, csv, json } => history::history(range, csv, json),
-            Command::Upstream(UpstreamCommand::Test { url, check_url }) => {
-                upstream::test(&url, check_url).await
-            }
+            Command::Upstream(UpstreamCommand::Test {
+                url,
+                all,
+                check_url,
+            }) => match url {
+                Some(url) if !all => upstream::test(&url, check_url).await,
+                _ => upstream::test_all(check_url).await,
+            },
+            Command::Upstream(UpstreamCommand::Import { file }) => upstream_edit::import(&file),
             Command::Upstream(UpstreamCommand::Add {
                 name,
                 url,

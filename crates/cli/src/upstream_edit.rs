@@ -1,4 +1,4 @@
-//! `veil upstream add|list|remove`: edit the `[[upstreams.server]]` list in
+//! `veil upstream add|list|remove|import`: edit the `[[upstreams.server]]` list in
 //! `config.toml` (comments and formatting kept) and keep each upstream's
 //! password in the OS keyring, never in the file or on the command line.
 //!
@@ -161,6 +161,55 @@ pub fn remove(name: &str) -> anyhow::Result<()> {
         Ok(true) => println!("and its password from the OS keyring"),
         Ok(false) => {}
         Err(e) => eprintln!("veil: its keyring entry could not be deleted: {e}"),
+    }
+    Ok(())
+}
+
+/// `veil upstream import FILE`: every good line added, every other one
+/// listed with its reason. Fails only when nothing could be added.
+pub fn import(file: &std::path::Path) -> anyhow::Result<()> {
+    use veil_system::upstream_import;
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin().lock()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let paths = Paths::discover()?;
+    let mut config_file = ConfigFile::open(&paths.config_file)?;
+    let plan = upstream_import::plan(&text, &config_file.config()?);
+    let summary = upstream_import::apply(&mut config_file, plan, &upstream_import::OsKeyring)?;
+    for added in &summary.added {
+        let password = if added.password_stored {
+            "; password in the OS keyring"
+        } else {
+            ""
+        };
+        println!(
+            "added   line {:<4} {:?} ({}){password}",
+            added.line, added.name, added.url
+        );
+    }
+    for refused in &summary.refused {
+        println!(
+            "refused line {:<4} {}: {}",
+            refused.line, refused.text, refused.reason
+        );
+    }
+    println!(
+        "{} added, {} refused{}",
+        summary.added.len(),
+        summary.refused.len(),
+        if summary.added.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({}); a running engine uses them after a restart",
+                paths.config_file.display()
+            )
+        }
+    );
+    if summary.added.is_empty() && !summary.refused.is_empty() {
+        bail!("no line of {} could be imported", file.display());
     }
     Ok(())
 }

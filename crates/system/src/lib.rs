@@ -33,6 +33,7 @@ pub mod secrets;
 pub mod service;
 pub mod sockets;
 pub mod sysproxy;
+pub mod upstream_import;
 
 pub use config::{Config, ConfigError};
 pub use config_file::ConfigFile;

@@ -14,5 +14,5 @@ pub use dial::UpstreamError;
 pub use health::probe;
 pub(crate) use health::{check_all, measure, run_checks};
 pub use pool::{Lease, Pool, PoolError, Upstream, UpstreamReport};
-pub use spec::{HealthConfig, ProxyKind, ProxyUrl, ProxyUrlError, Strategy, UpstreamSpec};
+pub use spec::{HealthConfig, ProxyKind, ProxyUrl, ProxyUrlError, Strategy, UpstreamSpec, redact};
 pub use stream::{ClientConn, OutStream};
