@@ -13,6 +13,7 @@ const COMMANDS: &[&str] = &[
     "save_upstream",
     "remove_upstream",
     "test_upstream",
+    "import_upstreams",
     "cache_clear",
     "get_settings",
     "save_settings",

@@ -54,6 +54,10 @@ pub fn render() -> String {
         crate::UpstreamEntry,
         crate::UpstreamInput,
         crate::UpstreamTest,
+        veil_system::upstream_import::RefusedLine,
+        veil_system::upstream_import::AddedUpstream,
+        veil_system::upstream_import::ImportSummary,
+        crate::ImportResult,
         crate::Settings,
         crate::SettingsSaved,
     ];

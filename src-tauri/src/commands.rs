@@ -355,6 +355,55 @@ pub async fn remove_upstream<R: Runtime>(
     Ok(list)
 }
 
+/// What an import did, and the upstream list after it.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct ImportResult {
+    pub summary: veil_system::upstream_import::ImportSummary,
+    pub upstreams: Vec<UpstreamEntry>,
+}
+
+/// Adds every good line of a pasted or opened list (the same code path as
+/// `veil upstream import`); the engine then carries the new upstreams. When
+/// it cannot, the file goes back and the imported passwords leave the
+/// keyring again: nothing half-imported stays behind.
+#[tauri::command]
+pub async fn import_upstreams<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+    text: String,
+) -> AppResult<ImportResult> {
+    use veil_system::upstream_import;
+    let before_text = std::fs::read(&state.config_path).ok();
+    let path = state.config_path.clone();
+    let summary = blocking(move || {
+        let mut file = ConfigFile::open(&path)?;
+        let plan = upstream_import::plan(&text, &file.config()?);
+        upstream_import::apply(&mut file, plan, &upstream_import::OsKeyring)
+            .map_err(|e| AppError::new(ErrorKind::Config, e.to_string()))
+    })
+    .await?;
+    if summary.added.is_empty() {
+        let upstreams = list_upstreams(state).await?;
+        return Ok(ImportResult { summary, upstreams });
+    }
+    let added: Vec<String> = summary.added.iter().map(|a| a.name.clone()).collect();
+    match upstreams_changed(&app, state, before_text).await {
+        Ok(upstreams) => Ok(ImportResult { summary, upstreams }),
+        Err(e) => {
+            let _ = blocking(move || {
+                for name in added {
+                    if let Err(e) = secrets::delete(&SecretKey::Upstream(name)) {
+                        tracing::warn!("an imported password could not be removed again: {e}");
+                    }
+                }
+                Ok(())
+            })
+            .await;
+            Err(e)
+        }
+    }
+}
+
 #[tauri::command]
 pub async fn test_upstream(state: AppStateRef<'_>, name: String) -> AppResult<UpstreamTest> {
     let engine = state.service()?.engine();

@@ -20,7 +20,9 @@ use veil_system::control::ControlServer;
 use veil_system::ipcheck::IpReport;
 use veil_system::sysproxy::{self, Recovery};
 
-pub use commands::{Settings, SettingsSaved, UpstreamEntry, UpstreamInput, UpstreamTest};
+pub use commands::{
+    ImportResult, Settings, SettingsSaved, UpstreamEntry, UpstreamInput, UpstreamTest,
+};
 pub use error::{AppError, ErrorKind};
 pub use state::{AppState, AppStatus, Selection, SysProxyState};
 
@@ -45,6 +47,7 @@ pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::save_upstream,
         commands::remove_upstream,
         commands::test_upstream,
+        commands::import_upstreams,
         commands::cache_clear,
         commands::get_settings,
         commands::save_settings,

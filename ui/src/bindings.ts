@@ -259,6 +259,30 @@ export type UpstreamInput = { original_name: string | null, name: string, url: s
 
 export type UpstreamTest = { name: string, latency_ms: number | null, error: string | null, };
 
+export type RefusedLine = { 
+/**
+ * 1-based line number in the imported text.
+ */
+line: number, 
+/**
+ * The line with any password replaced by `***`.
+ */
+text: string, reason: string, };
+
+export type AddedUpstream = { line: number, name: string, 
+/**
+ * The URL as stored, without a password.
+ */
+url: string, 
+/**
+ * Its password went to the OS keyring.
+ */
+password_stored: boolean, };
+
+export type ImportSummary = { added: Array<AddedUpstream>, refused: Array<RefusedLine>, };
+
+export type ImportResult = { summary: ImportSummary, upstreams: Array<UpstreamEntry>, };
+
 export type Settings = { listen: string, bypass: Array<string>, cache_enabled: boolean, cache_memory_mb: number, cache_disk_mb: number, autostart: boolean, 
 /**
  * `http(s)` URLs only.

@@ -46,7 +46,7 @@ impl fmt::Debug for Accepted {
 /// A line that was not imported, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct Refused {
+pub struct RefusedLine {
     /// 1-based line number in the imported text.
     pub line: usize,
     /// The line with any password replaced by `***`.
@@ -58,13 +58,13 @@ pub struct Refused {
 #[derive(Debug, Default)]
 pub struct Plan {
     pub accepted: Vec<Accepted>,
-    pub refused: Vec<Refused>,
+    pub refused: Vec<RefusedLine>,
 }
 
 /// One upstream an import added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct Added {
+pub struct AddedUpstream {
     pub line: usize,
     pub name: String,
     /// The URL as stored, without a password.
@@ -76,9 +76,9 @@ pub struct Added {
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct Summary {
-    pub added: Vec<Added>,
-    pub refused: Vec<Refused>,
+pub struct ImportSummary {
+    pub added: Vec<AddedUpstream>,
+    pub refused: Vec<RefusedLine>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +117,7 @@ pub fn plan(text: &str, config: &Config) -> Plan {
             continue;
         }
         let mut refuse = |reason: String| {
-            plan.refused.push(Refused {
+            plan.refused.push(RefusedLine {
                 line,
                 text: veil_engine::upstream::redact(trimmed),
                 reason,
@@ -275,7 +275,7 @@ pub fn apply(
     file: &mut ConfigFile,
     plan: Plan,
     keyring: &dyn Keyring,
-) -> Result<Summary, ImportError> {
+) -> Result<ImportSummary, ImportError> {
     let mut stored: Vec<SecretKey> = Vec::new();
     let undo = |stored: &[SecretKey]| {
         for key in stored {
@@ -305,7 +305,7 @@ pub fn apply(
             undo(&stored);
             return Err(e.into());
         }
-        added.push(Added {
+        added.push(AddedUpstream {
             line: accepted.line,
             name: accepted.name.clone(),
             url: server.url,
@@ -318,7 +318,7 @@ pub fn apply(
         undo(&stored);
         return Err(e.into());
     }
-    Ok(Summary {
+    Ok(ImportSummary {
         added,
         refused: plan.refused,
     })

@@ -9,6 +9,7 @@ import type {
   CoverageReport,
   HistoryRange,
   HistoryReport,
+  ImportResult,
   IpReport,
   Selection,
   Settings,
@@ -78,6 +79,7 @@ export const listUpstreams = () => call<UpstreamEntry[]>("list_upstreams");
 export const saveUpstream = (upstream: UpstreamInput) => call<UpstreamEntry[]>("save_upstream", { upstream });
 export const removeUpstream = (name: string) => call<UpstreamEntry[]>("remove_upstream", { name });
 export const testUpstream = (name: string) => call<UpstreamTest>("test_upstream", { name });
+export const importUpstreams = (text: string) => call<ImportResult>("import_upstreams", { text });
 export const cacheClear = () => call<CacheStats>("cache_clear");
 export const getSettings = () => call<Settings>("get_settings");
 export const saveSettings = (settings: Settings) => call<SettingsSaved>("save_settings", { settings });

@@ -180,4 +180,76 @@ describe("Upstreams", () => {
     // what the user typed is kept for another try
     expect(input("upstream-name").value).toBe("vps");
   });
+
+  it("tests all upstreams a few at a time and puts the fastest first, failures after", async () => {
+    const calls: Calls = [];
+    let running = 0;
+    let most = 0;
+    const latency: Record<string, number | null> = { slow: 300, fast: 20, dead: null, mid: 90, other: 50 };
+    mockIPC(
+      handler(
+        {
+          list_upstreams: Object.keys(latency).map((name) => upstream({ name, url: `http://${name}.example:3128` })),
+          test_upstream: async (a) => {
+            const name = a.name as string;
+            running += 1;
+            most = Math.max(most, running);
+            await new Promise((r) => setTimeout(r, 5));
+            running -= 1;
+            const ms = latency[name];
+            return { name, latency_ms: ms, error: ms === null ? "connection refused" : null };
+          },
+        },
+        calls,
+      ),
+    );
+    render(Upstreams);
+    await screen.findAllByTestId("upstream-row");
+    await fireEvent.click(screen.getByTestId("upstream-test-all"));
+    await waitFor(() => expect(screen.getAllByTestId("upstream-test-result")).toHaveLength(5));
+    await waitFor(() =>
+      expect(screen.getAllByTestId("upstream-row").map((r) => r.dataset.name)).toEqual([
+        "fast",
+        "other",
+        "mid",
+        "slow",
+        "dead",
+      ]),
+    );
+    expect(calls.filter((c) => c.cmd === "test_upstream")).toHaveLength(5);
+    expect(most).toBeLessThanOrEqual(4);
+    const dead = screen.getAllByTestId("upstream-row")[4];
+    expect(dead).toHaveTextContent("Failed: connection refused");
+  });
+
+  it("imports a pasted list and says which lines were refused and why", async () => {
+    const calls: Calls = [];
+    mockIPC(
+      handler(
+        {
+          list_upstreams: [],
+          import_upstreams: {
+            summary: {
+              added: [{ line: 1, name: "p.example:1080", url: "socks5://me@p.example:1080", password_stored: true }],
+              refused: [{ line: 2, text: "ftp://x:21", reason: "expected http://, https:// or socks5://host:port" }],
+            },
+            upstreams: [upstream({ name: "p.example:1080", url: "socks5://me@p.example:1080" })],
+          },
+        },
+        calls,
+      ),
+    );
+    render(Upstreams);
+    await screen.findByTestId("upstreams-empty");
+    const list = "socks5://me:pw@p.example:1080\nftp://x:21\n";
+    const area = document.getElementById("upstream-import-text") as HTMLTextAreaElement;
+    await fireEvent.input(area, { target: { value: list } });
+    await fireEvent.click(screen.getByTestId("upstream-import"));
+    const result = await screen.findByTestId("upstream-import-result");
+    expect(result).toHaveTextContent("Added 1 upstream; 1 line was refused.");
+    expect(result).toHaveTextContent("Line 2: ftp://x:21 expected http://, https:// or socks5://host:port");
+    expect(calls.find((c) => c.cmd === "import_upstreams")?.args).toEqual({ text: list });
+    expect(await screen.findByTestId("upstream-row")).toHaveAttribute("data-name", "p.example:1080");
+    expect(area.value).toBe("");
+  });
 });
