@@ -56,6 +56,8 @@ pub enum Request {
     Ip,
     /// Scan which apps go through this engine, bypass it or use UDP.
     Coverage,
+    /// The leak checks, as the engine's process sees the machine.
+    Leaks,
 }
 
 /// The engine's answer.
@@ -85,6 +87,11 @@ pub enum Reply {
     Coverage {
         ok: bool,
         coverage: Box<crate::coverage::CoverageReport>,
+    },
+    /// The answer to `leaks`.
+    Leaks {
+        ok: bool,
+        leaks: Box<crate::leaks::LeakReport>,
     },
     Error {
         ok: bool,
