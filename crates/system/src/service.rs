@@ -179,6 +179,7 @@ impl Service {
         let mut status = StatusReport::new(self.engine().stats());
         status.system_proxy = self.system_proxy_on();
         status.alerts = self.alerts();
+        status.exit_ip = self.last_exit_ip();
         status
     }
 
@@ -393,8 +394,8 @@ impl Controller for Service {
                 },
                 Request::Coverage => crate::coverage::reply(self.engine().local_addr()).await,
                 Request::Leaks => {
-                    let exit_ip = self.last_exit_ip();
-                    crate::leaks::reply(self.status().engine, exit_ip).await
+                    let status = self.status();
+                    crate::leaks::reply(status.engine, status.exit_ip).await
                 }
             }
         })

@@ -119,6 +119,9 @@ pub struct StatusReport {
     /// What failed on its own and changed what Veil does (newest last).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<crate::alerts::Alert>,
+    /// The exit address the last IP check saw through this engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_ip: Option<String>,
     #[serde(flatten)]
     pub engine: StatsSnapshot,
 }
@@ -130,6 +133,7 @@ impl StatusReport {
             pid: std::process::id(),
             system_proxy: false,
             alerts: Vec::new(),
+            exit_ip: None,
             engine,
         }
     }

@@ -351,7 +351,7 @@ pub fn check(inputs: &LeakInputs) -> LeakCheck {
                       look names up themselves'; for apps that bypass Veil, a VPN that carries \
                       DNS hides the names from your network."
             .into();
-    } else if !through_upstream {
+    } else if inputs.route() == LeakRoute::Direct {
         check.found.push_str(
             " Veil is in direct mode, so it looks names up through them too: this is expected.",
         );
