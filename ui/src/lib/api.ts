@@ -10,6 +10,7 @@ import type {
   HistoryRange,
   HistoryReport,
   IpReport,
+  LeakReport,
   Selection,
   Settings,
   SettingsSaved,
@@ -83,5 +84,6 @@ export const getSettings = () => call<Settings>("get_settings");
 export const saveSettings = (settings: Settings) => call<SettingsSaved>("save_settings", { settings });
 export const checkIp = () => call<IpReport>("check_ip");
 export const scanCoverage = () => call<CoverageReport>("scan_coverage");
+export const checkLeaks = () => call<LeakReport>("check_leaks");
 export const getHistory = (range: HistoryRange) => call<HistoryReport>("get_history", { range });
 export const exportHistoryCsv = (range: HistoryRange) => call<string>("export_history_csv", { range });
