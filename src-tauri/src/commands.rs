@@ -13,9 +13,9 @@ use veil_engine::{CacheStats, ProxyUrl, Strategy};
 use veil_system::ConfigFile;
 use veil_system::config::{ServerSection, Theme};
 use veil_system::coverage::CoverageReport;
-use veil_system::leaks::LeakReport;
 use veil_system::history::{History, HistoryRange, HistoryReport};
 use veil_system::ipcheck::IpReport;
+use veil_system::leaks::LeakReport;
 use veil_system::secrets::{self, SecretKey};
 
 use crate::error::{AppError, AppResult, ErrorKind};
@@ -635,11 +635,9 @@ pub async fn check_leaks(state: AppStateRef<'_>) -> AppResult<LeakReport> {
     let exit_ip = state.last_ip().and_then(|r| r.via_proxy.ip);
     blocking(move || {
         let coverage = veil_system::coverage::scan(engine.listen).ok();
-        Ok(veil_system::leaks::run(&veil_system::leaks::LeakInputs::system(
-            Some(engine),
-            coverage,
-            exit_ip,
-        )))
+        Ok(veil_system::leaks::run(
+            &veil_system::leaks::LeakInputs::system(Some(engine), coverage, exit_ip),
+        ))
     })
     .await
 }

@@ -68,8 +68,11 @@ pub fn parse_ifconfig(text: &str) -> Vec<(Ipv6Addr, String)> {
     found
 }
 
-/// Global IPv6 addresses and the interfaces with a default IPv6 route.
-fn exposure(inputs: &LeakInputs) -> Option<(Vec<(Ipv6Addr, String)>, Vec<String>, String)> {
+/// Global IPv6 addresses with their interfaces, the interfaces with a
+/// default IPv6 route, and what was read.
+type Exposure = (Vec<(Ipv6Addr, String)>, Vec<String>, String);
+
+fn exposure(inputs: &LeakInputs) -> Option<Exposure> {
     #[cfg(windows)]
     {
         let _ = inputs;

@@ -60,7 +60,7 @@ pub fn resolving_apps(inputs: &LeakInputs) -> LeakCheck {
         .iter()
         .filter(|a| a.resolved_locally > 0)
         .collect();
-    apps.sort_by(|a, b| b.resolved_locally.cmp(&a.resolved_locally));
+    apps.sort_by_key(|a| std::cmp::Reverse(a.resolved_locally));
     if apps.is_empty() {
         check.verdict = Verdict::Pass;
         check.found = format!(
@@ -257,7 +257,9 @@ mod tests {
         );
         assert!(check.todo.contains("--socks5-hostname"), "{}", check.todo);
 
-        i.engine.as_mut().map(|s| s.apps.truncate(1));
+        if let Some(s) = i.engine.as_mut() {
+            s.apps.truncate(1);
+        }
         assert_eq!(resolving_apps(&i).verdict, Verdict::Pass);
         i.engine = None;
         assert_eq!(resolving_apps(&i).verdict, Verdict::Unknown);
