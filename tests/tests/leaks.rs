@@ -164,6 +164,27 @@ fn curl_that_resolves_names_itself_is_listed_and_socks5_hostname_is_not() {
         .and_then(|a| a.iter().find(|a| a["app"] == "curl"))
         .expect("curl in apps");
     assert_eq!(curl_app["resolved_locally"], 2, "{curl_app:#}");
+
+    // The control request `leaks` runs the checks in the engine's process,
+    // with the same counters.
+    let mut control = std::os::unix::net::UnixStream::connect(home.path().join("run/veil.sock"))
+        .expect("control socket");
+    control
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    control
+        .write_all(b"{\"cmd\":\"leaks\"}\n")
+        .expect("request");
+    let mut line = String::new();
+    BufReader::new(&control)
+        .read_line(&mut line)
+        .expect("reply");
+    let reply: Value = serde_json::from_str(&line).expect("reply json");
+    assert_eq!(reply["ok"], true, "{reply:#}");
+    assert_eq!(reply["leaks"]["checks"].as_array().map(Vec::len), Some(7));
+    assert_eq!(reply["leaks"]["route"], "direct");
+    let apps = check(&reply["leaks"], "resolving_apps");
+    assert!(item(apps, "curl").is_some(), "{apps:#}");
     drop((connect, socks5));
 }
 
