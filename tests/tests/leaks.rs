@@ -327,6 +327,22 @@ async fn veil_looks_up_no_name_of_upstream_traffic_counter_dns_server_and_strace
         lookups["found"],
         "0 local lookups for 3 connections through upstreams."
     );
+    // strace detaches from (and so leaves running) a tracee when it is
+    // killed itself: stop veil by its own pid, and strace ends with it.
+    let out = veil.command(&["status", "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).expect("status json");
+    let pid = status["pid"].as_u64().expect("pid").to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let mut veil = veil;
+    let mut ended = false;
+    for _ in 0..200 {
+        if matches!(veil.child.try_wait(), Ok(Some(_))) {
+            ended = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ended, "veil (and strace with it) ended on SIGTERM");
     drop(veil);
 
     if strace_works {
