@@ -515,6 +515,7 @@ pub fn check(inputs: &LeakInputs) -> LeakCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_os = "linux")]
     use crate::leaks::tests_support::inputs;
 
     #[test]

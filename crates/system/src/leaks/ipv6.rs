@@ -227,6 +227,7 @@ pub fn check(inputs: &LeakInputs) -> LeakCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_os = "linux")]
     use crate::leaks::tests_support::{engine, inputs};
 
     const IF_INET6: &str = "00000000000000000000000000000001 01 80 10 80       lo\n\
@@ -259,6 +260,7 @@ mod tests {
         );
     }
 
+    #[cfg(target_os = "linux")]
     fn machine(route: &str) -> (tempfile::TempDir, LeakInputs) {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("proc/net")).expect("mkdir");

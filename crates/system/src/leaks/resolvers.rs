@@ -362,6 +362,7 @@ pub fn check(inputs: &LeakInputs) -> LeakCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_os = "linux")]
     use crate::leaks::tests_support::{engine, inputs};
 
     #[test]
