@@ -18,6 +18,7 @@ const COMMANDS: &[&str] = &[
     "save_settings",
     "check_ip",
     "scan_coverage",
+    "check_leaks",
     "get_history",
     "export_history_csv",
 ];
