@@ -195,15 +195,11 @@ fn redact(value: &str) -> String {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
         None => (String::new(), value),
     };
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    // The path keeps its slash: the value is shown as written.
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let authority = authority
         .rsplit_once('@')
         .map_or(authority.to_owned(), |(_, h)| format!("…@{h}"));
-    let path = if path.is_empty() {
-        String::new()
-    } else {
-        format!("/{path}")
-    };
     format!("{prefix}{authority}{path}")
 }
 
