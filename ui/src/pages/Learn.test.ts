@@ -70,7 +70,7 @@ describe("Learn", () => {
     mockIPC(handler({ scan_coverage: coverage(), check_leaks: leaks() }, []));
     render(Learn);
     expect(screen.getByTestId("learn-dns-route")).toHaveTextContent(
-      "Traffic through Veil goes to the upstream home, which resolves the names: Veil passes the host name on (SOCKS5 with a host name, or HTTP CONNECT host) instead of looking it up here. Veil's own lookups for that traffic so far: 0.",
+      "Traffic through Veil goes to the upstream home, which resolves the names: Veil passes the host name on (SOCKS5 with a host name, or HTTP CONNECT host) instead of looking it up here. Veil's own lookups for that traffic so far: 0. Names in the bypass list or a \"direct\" rule are still looked up and reached from this computer.",
     );
   });
 
