@@ -19,6 +19,7 @@ const COMMANDS: &[&str] = &[
     "save_settings",
     "check_ip",
     "scan_coverage",
+    "check_leaks",
     "get_history",
     "export_history_csv",
 ];

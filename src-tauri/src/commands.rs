@@ -15,6 +15,7 @@ use veil_system::config::{ServerSection, Theme};
 use veil_system::coverage::CoverageReport;
 use veil_system::history::{History, HistoryRange, HistoryReport};
 use veil_system::ipcheck::IpReport;
+use veil_system::leaks::LeakReport;
 use veil_system::secrets::{self, SecretKey};
 
 use crate::error::{AppError, AppResult, ErrorKind};
@@ -670,6 +671,22 @@ pub async fn scan_coverage(state: AppStateRef<'_>) -> AppResult<CoverageReport> 
                 format!("The socket table could not be read: {e}"),
             )
         })
+    })
+    .await
+}
+
+/// The leak checks: apps that resolved names themselves, Veil's own lookups
+/// for upstream traffic, the OS's resolvers, IPv6, leftover proxy
+/// variables, browser settings and UDP, as this app's session sees them.
+#[tauri::command]
+pub async fn check_leaks(state: AppStateRef<'_>) -> AppResult<LeakReport> {
+    let engine = state.service()?.engine().stats();
+    let exit_ip = state.last_ip().and_then(|r| r.via_proxy.ip);
+    blocking(move || {
+        let coverage = veil_system::coverage::scan(engine.listen).ok();
+        Ok(veil_system::leaks::run(
+            &veil_system::leaks::LeakInputs::system(Some(engine), coverage, exit_ip),
+        ))
     })
     .await
 }

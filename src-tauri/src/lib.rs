@@ -55,6 +55,7 @@ pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::get_history,
         commands::export_history_csv,
         commands::scan_coverage,
+        commands::check_leaks,
     ])
 }
 

@@ -102,6 +102,31 @@ fn status_reports_the_running_engine_on_loopback() {
 }
 
 #[test]
+fn the_leak_checks_answer_through_the_acl_with_the_engines_route() {
+    let t = start();
+    let report = t.ok("check_leaks", json!({}));
+    assert_eq!(report["route"], "direct", "{report}");
+    let ids: Vec<&str> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    for id in [
+        "resolving_apps",
+        "veil_lookups",
+        "os_resolvers",
+        "ipv6",
+        "proxy_variables",
+        "browsers",
+        "udp",
+    ] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    assert!(invoke(&t.other, "check_leaks", json!({})).is_err());
+}
+
+#[test]
 fn only_the_main_window_may_call_commands() {
     let t = start();
     let refused = invoke(&t.other, "get_status", json!({}));

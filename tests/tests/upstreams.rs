@@ -161,6 +161,8 @@ async fn assert_exits_through(upstream: UpstreamSpec, exit: Ipv4Addr) {
         report.total_connections >= 3 && report.bytes_down > 0,
         "{report:?}"
     );
+    // The leak check's counter: no local lookup for upstream traffic.
+    assert_eq!(engine.stats().dns.proxied_lookups, 0, "{name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,6 +259,7 @@ async fn proxy_mode_resolves_nothing_locally() {
     );
     let counted = engine.stats().dns;
     assert_eq!(counted.hits + counted.misses, 0, "{counted:?}");
+    assert_eq!(counted.proxied_lookups, 0, "{counted:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,9 +63,25 @@ name: string,
  */
 exe: string | null, };
 
-export type AppStats = { app: string, bytes_up: number, bytes_down: number, connections: number, };
+export type AppStats = { app: string, bytes_up: number, bytes_down: number, connections: number, 
+/**
+ * Requests and tunnels whose target the app gave as an IP address
+ * (`CONNECT 1.2.3.4:443`, SOCKS5 with an IPv4/IPv6 address, plain HTTP
+ * to an address): it looked the name up itself, through the OS's
+ * resolver, before reaching Veil.
+ */
+resolved_locally: number, 
+/**
+ * The first few of those addresses.
+ */
+resolved_locally_targets: Array<string>, };
 
-export type DnsStats = { hits: number, misses: number, entries: number, };
+export type DnsStats = { hits: number, misses: number, entries: number, 
+/**
+ * Local lookups made while opening connections routed to an upstream
+ * (which resolves names itself): must be 0.
+ */
+proxied_lookups: number, };
 
 export type UpstreamReport = { name: string, url: string, healthy: boolean, open_connections: number, total_connections: number, bytes_up: number, bytes_down: number, latency_ms: number | null, last_error: string | null, weight: number, };
 
@@ -222,6 +238,42 @@ scan_ms: number, totals: CoverageTotals,
  * Worst class first, then by name.
  */
 apps: Array<CoverageApp>, };
+
+export type Verdict = "pass" | "unknown" | "warn" | "fail";
+
+export type LeakCheckId = "resolving_apps" | "veil_lookups" | "os_resolvers" | "ipv6" | "proxy_variables" | "browsers" | "udp";
+
+export type LeakItem = { 
+/**
+ * What it is about: `curl`, `192.168.1.1 (wlan0)`, `~/.bashrc: http_proxy`.
+ */
+subject: string, detail: string, verdict: Verdict, };
+
+export type LeakCheck = { id: LeakCheckId, title: string, verdict: Verdict, 
+/**
+ * What the check read or asked.
+ */
+looked_at: string, 
+/**
+ * One or two sentences: what it found.
+ */
+found: string, why: string, 
+/**
+ * What to do; empty when there is nothing to do.
+ */
+todo: string, items: Array<LeakItem>, };
+
+export type LeakRoute = "direct" | "upstream" | "unknown";
+
+export type LeakReport = { checked_unix_ms: number, 
+/**
+ * How long the checks took.
+ */
+took_ms: number, route: LeakRoute, 
+/**
+ * The worst verdict of all checks.
+ */
+verdict: Verdict, checks: Array<LeakCheck>, };
 
 export type ErrorKind = "invalid" | "config" | "keyring" | "sysproxy" | "engine" | "io" | "network";
 

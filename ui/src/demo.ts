@@ -4,7 +4,7 @@
 import { mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import type { AppStatus, HistoryRange, IpReport, Settings, StatsSnapshot, UpstreamEntry, UpstreamInput } from "./bindings";
-import { cacheStats, coverage, settings, stats, status } from "./test/fixtures";
+import { cacheStats, coverage, leaks, settings, stats, status } from "./test/fixtures";
 
 export function install(): void {
   const t0 = Date.now();
@@ -30,8 +30,11 @@ export function install(): void {
       connections_open: 3,
       rates: rates.slice(-300),
       apps: [
-        { app: "firefox", bytes_up: up * 0.7, bytes_down: down * 0.8, connections: 2 },
-        { app: "curl", bytes_up: up * 0.3, bytes_down: down * 0.2, connections: 1 },
+        { app: "firefox", bytes_up: up * 0.7, bytes_down: down * 0.8, connections: 2, resolved_locally: 0, resolved_locally_targets: [] },
+        {
+          app: "curl", bytes_up: up * 0.3, bytes_down: down * 0.2, connections: 1,
+          resolved_locally: 2, resolved_locally_targets: ["93.184.216.34:443"],
+        },
       ],
       hosts: [
         { host: "www.wikipedia.org", bytes_up: 90_000, bytes_down: 22_000_000, connections: 4, requests: 31 },
@@ -120,6 +123,8 @@ export function install(): void {
           return { ...ip, checked_unix_ms: Date.now() };
         case "scan_coverage":
           return { ...coverage(), scanned_unix_ms: Date.now() };
+        case "check_leaks":
+          return { ...leaks(), checked_unix_ms: Date.now() };
         case "get_history": {
           const range = args.range as HistoryRange;
           const bucket = range === "hour" ? 60 : range === "day" ? 900 : 3600;

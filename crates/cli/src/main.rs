@@ -6,6 +6,7 @@ mod coverage;
 mod env;
 mod history;
 mod ip;
+mod leaks;
 mod run;
 mod status;
 mod sysproxy;
@@ -69,6 +70,12 @@ enum Command {
     Cache(CacheCommand),
     /// Which apps go through Veil, bypass it or use UDP, beside what a VPN would capture.
     Coverage {
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check, locally and read-only, how names and traffic get past Veil.
+    Leaks {
         /// Print the full report as JSON.
         #[arg(long)]
         json: bool,
@@ -229,6 +236,7 @@ fn main() -> ExitCode {
             Command::Sysproxy(SysproxyCommand::Status { json }) => sysproxy::status(json).await,
             Command::Sysproxy(SysproxyCommand::Restore) => sysproxy::restore(),
             Command::Coverage { json } => coverage::coverage(json).await,
+            Command::Leaks { json } => leaks::leaks(json).await,
             Command::Env { shell, config } => env::env(shell, config).await,
             Command::Cache(CacheCommand::Stats { json }) => cache::stats(json).await,
             Command::Cache(CacheCommand::Clear) => cache::clear().await,

@@ -5,7 +5,18 @@
 //! cache and its counters tell the truth. Entries live for the answer's TTL,
 //! clamped to a sane range, and concurrent lookups of the same name wait for
 //! one query (moka's `try_get_with`). Failures are not cached.
+//!
+//! Names of traffic routed to an upstream must never be looked up here: the
+//! upstream resolves them. That is shown, not claimed: while a connection
+//! routed to an upstream is being opened ([`for_upstream_traffic`]), every
+//! lookup through [`DnsCache::lookup`] is counted in
+//! [`DnsStats::proxied_lookups`] (and logged), which must read 0. The
+//! upstream's own address is looked up through [`DnsCache::lookup_upstream`],
+//! which is not traffic's name and is not counted. A lookup made from a task
+//! spawned off the connection would escape the count; the one test that runs
+//! Veil under strace covers that gap.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -23,6 +34,17 @@ use crate::stats::DnsStats;
 const MIN_TTL: Duration = Duration::from_secs(5);
 const MAX_TTL: Duration = Duration::from_secs(3600);
 const MAX_ENTRIES: u64 = 10_000;
+
+tokio::task_local! {
+    /// Set while a connection routed to an upstream is being opened.
+    static UPSTREAM_TRAFFIC: ();
+}
+
+/// Runs `f` (opening a connection routed to an upstream) with every
+/// [`DnsCache::lookup`] it makes counted as a lookup for proxied traffic.
+pub(crate) async fn for_upstream_traffic<F: Future>(f: F) -> F::Output {
+    UPSTREAM_TRAFFIC.scope((), f).await
+}
 
 #[derive(Debug, Clone)]
 struct Answer {
@@ -57,6 +79,7 @@ pub struct DnsCache {
     cache: Cache<String, Answer>,
     hits: Arc<AtomicU64>,
     misses: Arc<AtomicU64>,
+    proxied_lookups: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for DnsCache {
@@ -108,14 +131,33 @@ impl DnsCache {
                 .build(),
             hits: Arc::default(),
             misses: Arc::default(),
+            proxied_lookups: Arc::default(),
         })
     }
 
-    /// The addresses of `host`, from the cache when fresh.
+    /// The addresses of `host` (a target of direct traffic), from the cache
+    /// when fresh.
     pub async fn lookup(&self, host: &str) -> Result<Arc<[IpAddr]>, DnsError> {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(Arc::from([ip]));
         }
+        if UPSTREAM_TRAFFIC.try_with(|()| ()).is_ok() {
+            self.proxied_lookups.fetch_add(1, Relaxed);
+            tracing::warn!("{host} was looked up locally for traffic routed to an upstream");
+        }
+        self.resolve(host).await
+    }
+
+    /// The addresses of an upstream proxy's own host: the one name Veil
+    /// must resolve to reach an upstream at all.
+    pub async fn lookup_upstream(&self, host: &str) -> Result<Arc<[IpAddr]>, DnsError> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(Arc::from([ip]));
+        }
+        self.resolve(host).await
+    }
+
+    async fn resolve(&self, host: &str) -> Result<Arc<[IpAddr]>, DnsError> {
         let key = host.to_ascii_lowercase();
         if let Some(answer) = self.cache.get(&key).await {
             self.hits.fetch_add(1, Relaxed);
@@ -166,6 +208,36 @@ impl DnsCache {
             // `entry_count` lags behind recent inserts; counting is exact and
             // cheap at this size.
             entries: self.cache.iter().count() as u64,
+            proxied_lookups: self.proxied_lookups.load(Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lookups_while_opening_upstream_traffic_are_counted_except_the_upstreams_own() {
+        let dns = DnsCache::new(&[]).expect("resolver");
+        // The answers do not matter (hosts-file names, no network): only
+        // which lookups are counted.
+        let _ = dns.lookup("localhost").await;
+        assert_eq!(dns.stats().proxied_lookups, 0, "direct traffic's lookups");
+        for_upstream_traffic(async {
+            let _ = dns.lookup_upstream("localhost").await;
+            let _ = dns.lookup("127.0.0.1").await;
+        })
+        .await;
+        assert_eq!(
+            dns.stats().proxied_lookups,
+            0,
+            "the upstream's own name, an IP"
+        );
+        for_upstream_traffic(async {
+            let _ = dns.lookup("localhost").await;
+        })
+        .await;
+        assert_eq!(dns.stats().proxied_lookups, 1);
     }
 }

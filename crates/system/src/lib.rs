@@ -17,7 +17,10 @@
 //! attribution and the [`coverage`] scan (which apps go through Veil, which
 //! bypass it, which use UDP) both build on it. [`alerts`] keeps what went
 //! wrong on its own (the system proxy turned off after a failure), so the
-//! user always hears about it.
+//! user always hears about it. [`leaks`] checks, locally and read-only,
+//! the ways names and traffic get past Veil (apps resolving names
+//! themselves, the OS's resolvers, IPv6, leftover proxy variables, browser
+//! settings, UDP).
 
 pub mod alerts;
 pub mod config;
@@ -27,6 +30,7 @@ pub mod coverage;
 pub mod env;
 pub mod history;
 pub mod ipcheck;
+pub mod leaks;
 pub mod logging;
 mod paths;
 pub mod secrets;

@@ -37,6 +37,9 @@ pub struct Service {
     recorder: Mutex<Option<RecorderHandle>>,
     /// What failed on its own and changed what Veil does.
     alerts: Alerts,
+    /// The exit address the last IP check saw through Veil (the IPv6 leak
+    /// check compares it with this machine's addresses).
+    last_exit_ip: Mutex<Option<String>>,
 }
 
 impl Service {
@@ -73,6 +76,7 @@ impl Service {
             history,
             recorder: Mutex::new(recorder),
             alerts: Alerts::default(),
+            last_exit_ip: Mutex::new(None),
         })
     }
 
@@ -94,7 +98,20 @@ impl Service {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        checker.check(&self.engine()).await
+        let report = checker.check(&self.engine()).await;
+        *self
+            .last_exit_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = report.via_proxy.ip.clone();
+        report
+    }
+
+    /// The exit address the last IP check saw through Veil, if any.
+    pub fn last_exit_ip(&self) -> Option<String> {
+        self.last_exit_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// New IP-check endpoints, bypass list or rules (after a settings change).
@@ -162,6 +179,7 @@ impl Service {
         let mut status = StatusReport::new(self.engine().stats());
         status.system_proxy = self.system_proxy_on();
         status.alerts = self.alerts();
+        status.exit_ip = self.last_exit_ip();
         status
     }
 
@@ -375,6 +393,10 @@ impl Controller for Service {
                     ip: Box::new(self.check_ip().await),
                 },
                 Request::Coverage => crate::coverage::reply(self.engine().local_addr()).await,
+                Request::Leaks => {
+                    let status = self.status();
+                    crate::leaks::reply(status.engine, status.exit_ip).await
+                }
             }
         })
     }

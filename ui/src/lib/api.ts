@@ -11,6 +11,7 @@ import type {
   HistoryReport,
   ImportResult,
   IpReport,
+  LeakReport,
   Selection,
   Settings,
   SettingsSaved,
@@ -85,5 +86,6 @@ export const getSettings = () => call<Settings>("get_settings");
 export const saveSettings = (settings: Settings) => call<SettingsSaved>("save_settings", { settings });
 export const checkIp = () => call<IpReport>("check_ip");
 export const scanCoverage = () => call<CoverageReport>("scan_coverage");
+export const checkLeaks = () => call<LeakReport>("check_leaks");
 export const getHistory = (range: HistoryRange) => call<HistoryReport>("get_history", { range });
 export const exportHistoryCsv = (range: HistoryRange) => call<string>("export_history_csv", { range });

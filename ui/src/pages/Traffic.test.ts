@@ -24,7 +24,7 @@ describe("Traffic", () => {
   it("lists open connections, apps and hosts, and exports CSV", async () => {
     const now = Date.now();
     app.stats = stats({
-      apps: [{ app: "firefox", bytes_up: 600, bytes_down: 6000, connections: 1 }],
+      apps: [{ app: "firefox", bytes_up: 600, bytes_down: 6000, connections: 1, resolved_locally: 0, resolved_locally_targets: [] }],
       hosts: [{ host: "example.com", bytes_up: 600, bytes_down: 6000, connections: 1, requests: 4 }],
       connections: [
         {

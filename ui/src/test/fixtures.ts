@@ -2,6 +2,8 @@ import type {
   AppStatus,
   CacheStats,
   CoverageReport,
+  LeakCheck,
+  LeakReport,
   Settings,
   StatsSnapshot,
   SysProxyState,
@@ -49,7 +51,7 @@ export function stats(over: Partial<StatsSnapshot> = {}): StatsSnapshot {
     hosts: [],
     apps: [],
     connections: [],
-    dns: { hits: 3, misses: 1, entries: 4 },
+    dns: { hits: 3, misses: 1, entries: 4, proxied_lookups: 0 },
     strategy: "roundrobin",
     upstreams: [],
     cache: cacheStats(),
@@ -166,6 +168,76 @@ export function coverage(): CoverageReport {
         known: null,
       },
     ],
+  };
+}
+
+export function leakCheck(over: Partial<LeakCheck> & Pick<LeakCheck, "id">): LeakCheck {
+  return {
+    title: over.id,
+    verdict: "pass",
+    looked_at: "",
+    found: "",
+    why: "",
+    todo: "",
+    items: [],
+    ...over,
+  };
+}
+
+/** A leak report through an upstream: curl resolved names itself, a dead http_proxy, UDP from chrome. */
+export function leaks(over: Partial<LeakReport> = {}): LeakReport {
+  return {
+    checked_unix_ms: 1_700_000_000_000,
+    took_ms: 37,
+    route: "upstream",
+    verdict: "warn",
+    checks: [
+      leakCheck({
+        id: "resolving_apps",
+        title: "Apps that look names up themselves",
+        verdict: "warn",
+        looked_at: "The targets apps gave Veil since it started.",
+        found: "curl looked names up itself before using Veil.",
+        why: "An app that sends an address has already asked a resolver for the name.",
+        todo: "curl looked these names up itself before using Veil: use --socks5-hostname.",
+        items: [{ subject: "curl", detail: "2 requests to an address (93.184.216.34:443): use --socks5-hostname.", verdict: "warn" }],
+      }),
+      leakCheck({
+        id: "proxy_variables",
+        title: "Leftover proxy variables",
+        verdict: "warn",
+        found: "1 of 1 proxy variable points at a port where nothing listens.",
+        todo: "Remove the lines listed.",
+        items: [
+          {
+            subject: "http_proxy = http://127.0.0.1:7897 (~/.bashrc line 12)",
+            detail: "nothing listens on 127.0.0.1:7897: tools that read it fail to connect",
+            verdict: "warn",
+          },
+        ],
+      }),
+      leakCheck({
+        id: "udp",
+        title: "UDP and QUIC",
+        verdict: "warn",
+        found: "chrome has UDP sockets that Veil cannot carry.",
+        why: "A proxy cannot carry these; a VPN would.",
+        items: [{ subject: "chrome", detail: "2 UDP sockets (reaches 142.250.1.1:443).", verdict: "warn" }],
+      }),
+      leakCheck({ id: "browsers", title: "Browser settings that undo the proxy", verdict: "unknown", found: "Google Chrome: no policy." }),
+      leakCheck({
+        id: "veil_lookups",
+        title: "Veil's own lookups for upstream traffic",
+        found: "0 local lookups for 40 connections through upstreams.",
+      }),
+      leakCheck({
+        id: "os_resolvers",
+        title: "Resolvers this computer uses",
+        found: "Names looked up on this computer go to 192.168.1.1 (your router or another machine on this network).",
+      }),
+      leakCheck({ id: "ipv6", title: "IPv6 exposure", found: "No global IPv6 address on this computer." }),
+    ],
+    ...over,
   };
 }
 

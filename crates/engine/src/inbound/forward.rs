@@ -109,7 +109,10 @@ pub(super) async fn forward(
     };
 
     let sent = match action {
-        Action::Proxy => send_upstream(&shared, &target, out, &host.bytes).await,
+        Action::Proxy => {
+            let sent = send_upstream(&shared, &target, out, &host.bytes);
+            crate::dns::for_upstream_traffic(sent).await
+        }
         _ => send_direct(&shared, &target, out, &host.bytes).await,
     };
     let (mut resp, lease) = match sent {

@@ -46,7 +46,11 @@ struct ConnGuard {
 
 impl ConnGuard {
     fn routed(&self, protocol: &'static str, target: &Target) {
+        let resolved_locally = matches!(target, Target::Ip(_));
         let target = target.to_string();
+        if resolved_locally {
+            self.entry.count_resolved_locally(&target);
+        }
         tracing::Span::current().record("target", tracing::field::display(&target));
         if self.entry.set_route(protocol, target.clone()) {
             self.shared.emit(EngineEvent::ConnectionRouted {

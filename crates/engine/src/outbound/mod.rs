@@ -171,7 +171,8 @@ impl Outbound {
                 lease: None,
             }),
             Action::Proxy => {
-                let (stream, pending, lease) = self.pool.tunnel(target).await?;
+                let (stream, pending, lease) =
+                    crate::dns::for_upstream_traffic(self.pool.tunnel(target)).await?;
                 Ok(Opened {
                     stream,
                     pending,

@@ -72,6 +72,9 @@ pub struct ConnEntry {
     app: OnceLock<Option<ClientApp>>,
     /// The upstream carrying the latest request or tunnel; `None` is direct.
     upstream: Mutex<Option<String>>,
+    /// Requests and tunnels on this connection whose target was an address
+    /// rather than a name, and the first few of those addresses.
+    resolved_locally: Mutex<(u64, Vec<String>)>,
 }
 
 impl ConnEntry {
@@ -109,6 +112,25 @@ impl ConnEntry {
         }
     }
 
+    /// Counts a request or tunnel whose target the client gave as an IP
+    /// address: it resolved the name itself (or was handed an address)
+    /// before reaching Veil.
+    pub fn count_resolved_locally(&self, target: &str) {
+        let mut r = self
+            .resolved_locally
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        r.0 += 1;
+        remember(&mut r.1, target);
+    }
+
+    fn resolved_locally(&self) -> (u64, Vec<String>) {
+        self.resolved_locally
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn upstream(&self) -> Option<String> {
         self.upstream
             .lock()
@@ -117,11 +139,39 @@ impl ConnEntry {
     }
 }
 
+/// Addresses remembered per connection and per app as examples of local
+/// resolution; the count goes on past them.
+const RESOLVED_EXAMPLES: usize = 5;
+
+/// Adds `target` to `list` unless it is there or the list is full.
+fn remember(list: &mut Vec<String>, target: &str) {
+    if list.len() < RESOLVED_EXAMPLES && !list.iter().any(|t| t == target) {
+        list.push(target.to_owned());
+    }
+}
+
 /// Bytes and connections of one client app, from its closed connections.
 #[derive(Debug, Default)]
 struct AppCounters {
     bytes: ByteCounters,
     connections: AtomicU64,
+    resolved_locally: Mutex<(u64, Vec<String>)>,
+}
+
+impl AppCounters {
+    fn add_resolved_locally(&self, (count, targets): (u64, Vec<String>)) {
+        if count == 0 {
+            return;
+        }
+        let mut r = self
+            .resolved_locally
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        r.0 += count;
+        for t in &targets {
+            remember(&mut r.1, t);
+        }
+    }
 }
 
 /// Distinct hosts tracked one by one; past this, new hosts are summed under
@@ -183,6 +233,7 @@ impl Stats {
             route: OnceLock::new(),
             app: OnceLock::new(),
             upstream: Mutex::new(None),
+            resolved_locally: Mutex::default(),
         });
         self.conns.insert(id, entry.clone());
         self.connections_open.fetch_add(1, Relaxed);
@@ -199,6 +250,7 @@ impl Stats {
             app.bytes.add_up(entry.bytes.up());
             app.bytes.add_down(entry.bytes.down());
             app.connections.fetch_add(1, Relaxed);
+            app.add_resolved_locally(entry.resolved_locally());
         }
     }
 
@@ -368,11 +420,18 @@ impl Stats {
             .apps
             .iter()
             .map(|e| {
+                let (resolved_locally, resolved_locally_targets) = e
+                    .resolved_locally
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 let stats = AppStats {
                     app: e.key().clone(),
                     bytes_up: e.bytes.up(),
                     bytes_down: e.bytes.down(),
                     connections: e.connections.load(Relaxed),
+                    resolved_locally,
+                    resolved_locally_targets,
                 };
                 (e.key().clone(), stats)
             })
@@ -389,10 +448,17 @@ impl Stats {
                 bytes_up: 0,
                 bytes_down: 0,
                 connections: 0,
+                resolved_locally: 0,
+                resolved_locally_targets: Vec::new(),
             });
             app.bytes_up += conn.bytes.up();
             app.bytes_down += conn.bytes.down();
             app.connections += 1;
+            let (count, targets) = conn.resolved_locally();
+            app.resolved_locally += count;
+            for t in &targets {
+                remember(&mut app.resolved_locally_targets, t);
+            }
         }
         let mut apps: Vec<AppStats> = apps.into_values().collect();
         apps.sort_by(|a, b| {
@@ -461,6 +527,15 @@ pub struct AppStats {
     pub bytes_up: u64,
     pub bytes_down: u64,
     pub connections: u64,
+    /// Requests and tunnels whose target the app gave as an IP address
+    /// (`CONNECT 1.2.3.4:443`, SOCKS5 with an IPv4/IPv6 address, plain HTTP
+    /// to an address): it looked the name up itself, through the OS's
+    /// resolver, before reaching Veil.
+    #[serde(default)]
+    pub resolved_locally: u64,
+    /// The first few of those addresses.
+    #[serde(default)]
+    pub resolved_locally_targets: Vec<String>,
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -469,6 +544,10 @@ pub struct DnsStats {
     pub hits: u64,
     pub misses: u64,
     pub entries: u64,
+    /// Local lookups made while opening connections routed to an upstream
+    /// (which resolves names itself): must be 0.
+    #[serde(default)]
+    pub proxied_lookups: u64,
 }
 
 /// A point-in-time copy of every counter, cheap to serialise.
@@ -504,6 +583,39 @@ pub struct StatsSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_given_by_clients_are_counted_per_app_open_and_closed() {
+        let stats = Stats::default();
+        let curl = || ClientApp {
+            pid: 1,
+            name: "curl".into(),
+            exe: None,
+        };
+        let closed = stats.open_connection("127.0.0.1:5000".parse().expect("addr"));
+        closed.set_app(Some(curl()));
+        closed.count_resolved_locally("93.184.216.34:443");
+        stats.close_connection(closed.id);
+        let open = stats.open_connection("127.0.0.1:5001".parse().expect("addr"));
+        open.set_app(Some(curl()));
+        open.count_resolved_locally("93.184.216.34:443");
+        open.count_resolved_locally("[2001:db8::1]:80");
+        let named = stats.open_connection("127.0.0.1:5002".parse().expect("addr"));
+        named.set_app(Some(ClientApp {
+            pid: 2,
+            name: "firefox".into(),
+            exe: None,
+        }));
+        let apps = stats.app_stats();
+        let curl = apps.iter().find(|a| a.app == "curl").expect("curl listed");
+        assert_eq!(curl.resolved_locally, 3);
+        assert_eq!(
+            curl.resolved_locally_targets,
+            ["93.184.216.34:443", "[2001:db8::1]:80"]
+        );
+        let firefox = apps.iter().find(|a| a.app == "firefox").expect("listed");
+        assert_eq!(firefox.resolved_locally, 0);
+    }
 
     #[test]
     fn a_full_host_table_ages_out_idle_hosts_not_busy_ones() {

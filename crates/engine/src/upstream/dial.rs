@@ -141,7 +141,7 @@ impl Dialer {
             reason,
         };
         let ips = dns
-            .lookup(&url.host)
+            .lookup_upstream(&url.host)
             .await
             .map_err(|e| unreachable(e.reason))?;
         let mut last = String::from("no addresses");

@@ -56,6 +56,8 @@ pub enum Request {
     Ip,
     /// Scan which apps go through this engine, bypass it or use UDP.
     Coverage,
+    /// The leak checks, as the engine's process sees the machine.
+    Leaks,
 }
 
 /// The engine's answer.
@@ -86,6 +88,11 @@ pub enum Reply {
         ok: bool,
         coverage: Box<crate::coverage::CoverageReport>,
     },
+    /// The answer to `leaks`.
+    Leaks {
+        ok: bool,
+        leaks: Box<crate::leaks::LeakReport>,
+    },
     Error {
         ok: bool,
         error: String,
@@ -112,6 +119,9 @@ pub struct StatusReport {
     /// What failed on its own and changed what Veil does (newest last).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<crate::alerts::Alert>,
+    /// The exit address the last IP check saw through this engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_ip: Option<String>,
     #[serde(flatten)]
     pub engine: StatsSnapshot,
 }
@@ -123,6 +133,7 @@ impl StatusReport {
             pid: std::process::id(),
             system_proxy: false,
             alerts: Vec::new(),
+            exit_ip: None,
             engine,
         }
     }
