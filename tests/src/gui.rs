@@ -327,6 +327,26 @@ impl AppDriver {
         }
     }
 
+    /// Scrolls the element `css` into view (for a screenshot of a section
+    /// below the fold).
+    pub async fn scroll_to(&self, css: &str) {
+        let element = self.find(css).await;
+        let script = "arguments[0].scrollIntoView({block: 'start'})";
+        let arg = match serde_json::to_value(&element) {
+            Ok(arg) => arg,
+            Err(e) => self.fail(&format!("scrolling to {css:?}: {e}")).await,
+        };
+        if let Err(e) = self
+            .bounded(
+                &format!("scroll to {css}"),
+                self.client.execute(script, vec![arg]),
+            )
+            .await
+        {
+            self.fail(&format!("scrolling to {css:?}: {e}")).await;
+        }
+    }
+
     /// Waits (20 s at most) until `check` returns `Some`.
     pub async fn until<T, F, Fut>(&self, what: &str, mut check: F) -> T
     where

@@ -79,7 +79,7 @@ fn the_deb_installs_the_app_the_cli_a_desktop_entry_and_icons() {
         std::fs::read(target_dir().join("debug/veil")).expect("target/debug/veil"),
         "the packaged veil differs from target/debug/veil: rebuild the package"
     );
-    let version = run(&mut Command::new(&installed_cli).arg("--version"));
+    let version = run(Command::new(&installed_cli).arg("--version"));
     assert_eq!(
         version.trim(),
         format!("veil {}", env!("CARGO_PKG_VERSION")),
