@@ -85,6 +85,30 @@ pub(crate) fn notify_changed<R: Runtime>(app: &tauri::AppHandle<R>) {
     tray::refresh(app);
 }
 
+/// The login-time repair (`veil-app sysproxy restore --if-stranded`): puts
+/// back settings a Veil left behind when no Veil owns them any more, and
+/// exits without a window. Returns the exit code.
+pub fn repair_at_login(home: Option<std::path::PathBuf>) -> i32 {
+    let paths = match home {
+        Some(home) => Ok(Paths::under(&home)),
+        None => Paths::discover(),
+    };
+    let result = paths
+        .map_err(|e| e.to_string())
+        .and_then(|p| sysproxy::recover(&p.data_dir).map_err(|e| e.to_string()));
+    match result {
+        Ok(Recovery::Restored { pid, .. }) => {
+            eprintln!("veil-app: restored the proxy settings a Veil (pid {pid}) left behind");
+            0
+        }
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("veil-app: restoring the proxy settings failed: {e}");
+            1
+        }
+    }
+}
+
 pub fn run() {
     let launched = Instant::now();
     let paths = match Paths::discover().and_then(|p| p.create_dirs().map(|()| p)) {

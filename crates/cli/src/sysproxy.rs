@@ -6,6 +6,8 @@
 //! none does; `restore` needs no engine at all, since it exists for the
 //! case where the engine died.
 
+use std::path::PathBuf;
+
 use anyhow::bail;
 use veil_system::Paths;
 use veil_system::control::{self, ControlError, Reply, Request};
@@ -56,9 +58,15 @@ pub async fn status(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn restore() -> anyhow::Result<()> {
-    let paths = Paths::discover()?;
+/// `if_stranded` is the login-time repair: a live owner or nothing saved
+/// is success, and says nothing.
+pub fn restore(if_stranded: bool, veil_home: Option<PathBuf>) -> anyhow::Result<()> {
+    let paths = match veil_home {
+        Some(home) => Paths::under(&home),
+        None => Paths::discover()?,
+    };
     match sysproxy::recover(&paths.data_dir)? {
+        Recovery::Nothing | Recovery::OwnerRunning { .. } if if_stranded => {}
         Recovery::Nothing => {
             println!("nothing to restore: Veil has not changed your system proxy settings");
         }

@@ -15,7 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::state::{BackendStatus, ProxyState, SystemProxyStatus};
-use super::{Backend, Owner, Settings, SysProxyError, VeilProxy, backend_named, detect_backends};
+use super::{
+    Backend, Owner, Settings, SysProxyError, VeilProxy, backend_named, detect_backends, login_task,
+};
 
 /// The guard file's name in the data folder.
 pub const GUARD_FILE: &str = "system-proxy-guard.json";
@@ -160,6 +162,10 @@ fn refuse_veils_own(
 pub(super) trait Backends: Send + Sync + std::fmt::Debug {
     fn detect(&self) -> Result<Vec<Box<dyn Backend>>, SysProxyError>;
     fn named(&self, name: &str) -> Result<Box<dyn Backend>, SysProxyError>;
+    /// Installs the login-time repair ([`login_task`]); fakes have none.
+    fn install_login_task(&self) {}
+    /// Removes it, once the guard file is gone.
+    fn remove_login_task(&self) {}
 }
 
 #[derive(Debug)]
@@ -173,6 +179,28 @@ impl Backends for Platform {
     fn named(&self, name: &str) -> Result<Box<dyn Backend>, SysProxyError> {
         backend_named(name)
     }
+
+    /// A failure is logged, not fatal: the next start of any Veil repairs
+    /// a stranded setting too; the task only adds the login.
+    fn install_login_task(&self) {
+        match login_task::install() {
+            Ok(at) => tracing::info!("login-time repair installed: {at}"),
+            Err(e) => tracing::warn!("the login-time repair could not be installed: {e}"),
+        }
+    }
+
+    fn remove_login_task(&self) {
+        if let Err(e) = login_task::remove() {
+            tracing::warn!("the login-time repair could not be removed: {e}");
+        }
+    }
+}
+
+/// Removes the guard file and, with it, the login-time repair.
+fn release(path: &Path, backends: &dyn Backends) -> Result<(), SysProxyError> {
+    GuardFile::remove(path)?;
+    backends.remove_login_task();
+    Ok(())
 }
 
 /// Puts `saved` back into `backend` and checks it. Only what differs is
@@ -245,6 +273,8 @@ pub enum Recovery {
 pub fn recover(data_dir: &Path) -> Result<Recovery, SysProxyError> {
     let path = guard_path(data_dir);
     let Some(file) = GuardFile::load(&path)? else {
+        // A task left by a Veil whose guard file went another way.
+        Platform.remove_login_task();
         return Ok(Recovery::Nothing);
     };
     if file.owner.is_running() {
@@ -253,7 +283,7 @@ pub fn recover(data_dir: &Path) -> Result<Recovery, SysProxyError> {
         });
     }
     file.restore(&Platform)?;
-    GuardFile::remove(&path)?;
+    release(&path, &Platform)?;
     let restored = file
         .saved
         .iter()
@@ -367,7 +397,7 @@ impl SystemProxyGuard {
                 // before saving the user's settings again.
                 if let Some(stale) = stale {
                     stale.restore(self.backends.as_ref())?;
-                    GuardFile::remove(&self.path)?;
+                    release(&self.path, self.backends.as_ref())?;
                     tracing::warn!(
                         "restored the system proxy settings saved by Veil pid {}, which stopped \
                          without restoring them",
@@ -397,6 +427,7 @@ impl SystemProxyGuard {
                     saved,
                 };
                 file.store(&self.path)?;
+                self.backends.install_login_task();
                 file
             }
         };
@@ -455,7 +486,7 @@ impl SystemProxyGuard {
             }
             Err(failure) => match file.restore(self.backends.as_ref()) {
                 Ok(()) => {
-                    GuardFile::remove(&self.path)?;
+                    release(&self.path, self.backends.as_ref())?;
                     self.on.store(false, Ordering::SeqCst);
                     Err(failure)
                 }
@@ -486,7 +517,7 @@ impl SystemProxyGuard {
             });
         }
         file.restore(self.backends.as_ref())?;
-        GuardFile::remove(&self.path)?;
+        release(&self.path, self.backends.as_ref())?;
         self.on.store(false, Ordering::SeqCst);
         tracing::info!("system proxy off: the previous settings are back");
         Ok(true)

@@ -15,6 +15,7 @@
 
 mod bypass;
 mod guard;
+pub mod login_task;
 mod owner;
 mod state;
 

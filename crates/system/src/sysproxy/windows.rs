@@ -38,6 +38,14 @@ use connection::{
 use registry::{Key, Registry, RegistryError, WinHttp};
 use value::{Expected, RegValue};
 
+/// For the login-time repair's `Run` value (`login_task.rs`).
+#[cfg(windows)]
+pub(super) mod run_key {
+    pub use super::registry::{Key, Registry};
+    pub use super::value::RegValue;
+    pub use super::win32::SystemRegistry;
+}
+
 use super::bypass::windows_override;
 use super::{Backend, Mismatch, ProxyState, Settings, SysProxyError, VeilProxy};
 
