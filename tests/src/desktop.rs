@@ -81,6 +81,11 @@ impl DesktopSession {
         }
     }
 
+    /// The private session bus's address.
+    pub fn bus_address(&self) -> &str {
+        &self.bus
+    }
+
     /// `VEIL_HOME` of this session.
     pub fn veil_home(&self) -> PathBuf {
         self.dir.path().join("veil")

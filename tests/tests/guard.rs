@@ -92,3 +92,112 @@ fn turning_off_removes_the_login_task() {
     assert!(off.status.success(), "{}", text(&off));
     assert!(!autostart_file(&s).exists());
 }
+
+/// `veil status --json`, parsed.
+fn status(s: &DesktopSession) -> serde_json::Value {
+    let out = s.veil(&["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+/// Polls `veil status` (bounded) until `done` holds; the status and when.
+fn status_until(
+    s: &DesktopSession,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> (serde_json::Value, std::time::Instant) {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..400 {
+        last = status(s);
+        if done(&last) {
+            return (last, std::time::Instant::now());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("status never reached the expected state: {last}");
+}
+
+#[test]
+fn another_programs_change_is_shown_and_asked_about_never_undone_silently() {
+    use std::time::{Duration, Instant};
+    use veil_tests::notifications::NotificationServer;
+
+    let s = DesktopSession::start();
+    set_users_manual_proxy(&s);
+    let notifications = NotificationServer::start(s.bus_address());
+    let veil = start_engine(&s, &["--system-proxy"]);
+    let port = veil.addr.port().to_string();
+    let on = status(&s);
+    assert_eq!(on["system_proxy"], true, "{on}");
+    assert!(on.get("system_proxy_drift").is_none(), "{on}");
+
+    // Another program turns the proxy off.
+    let changed = Instant::now();
+    s.gsettings_set(ROOT, "mode", "none");
+    let (drifted, seen) = status_until(&s, |st| st.get("system_proxy_drift").is_some());
+    let latency = seen - changed;
+    println!("drift-to-alert latency (gsettings set -> veil status): {latency:?}");
+    let drift = &drifted["system_proxy_drift"];
+    assert_eq!(drift["cause"], "other_program", "{drifted}");
+    assert_eq!(drift["backend"], "gnome", "{drifted}");
+    assert!(
+        drift["detail"].as_str().unwrap_or("").contains("mode"),
+        "{drifted}"
+    );
+    let alerts = drifted["alerts"].as_array().expect("alerts");
+    assert!(
+        alerts.iter().any(|a| a["what"]
+            .as_str()
+            .is_some_and(|w| w.contains("Another program changed your proxy setting"))),
+        "{drifted}"
+    );
+    let shown = s.veil(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("CHANGED under Veil"),
+        "{}",
+        text(&shown)
+    );
+
+    let first = notifications
+        .wait_for(1, Duration::from_secs(10))
+        .expect("a desktop notification");
+    println!(
+        "drift-to-notification latency: {:?}",
+        first.at.duration_since(changed)
+    );
+    assert_eq!(first.app, "Veil");
+    assert!(
+        first
+            .summary
+            .contains("Another program changed your proxy setting")
+    );
+    assert_eq!(
+        first.actions,
+        ["reapply", "Re-apply", "leave", "Leave it"],
+        "{first:?}"
+    );
+    // Asked, not undone: the other program's setting stays.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.gsettings_get(ROOT, "mode"), "'none'");
+
+    // Re-apply: Veil's settings are back and the question goes away.
+    notifications.press(first.id, "reapply");
+    let (again, _) = status_until(&s, |st| st.get("system_proxy_drift").is_none());
+    assert_eq!(again["system_proxy"], true, "{again}");
+    assert_eq!(s.gsettings_get(ROOT, "mode"), "'manual'");
+    assert_eq!(s.gsettings_get(&format!("{ROOT}.http"), "port"), port);
+    assert!(notifications.closed().contains(&first.id));
+
+    // A second change, and Leave it: the OS keeps it, Veil lets go.
+    s.gsettings_set(ROOT, "mode", "none");
+    status_until(&s, |st| st.get("system_proxy_drift").is_some());
+    let second = notifications
+        .wait_for(2, Duration::from_secs(10))
+        .expect("a second notification");
+    notifications.press(second.id, "leave");
+    let (left, _) = status_until(&s, |st| st["system_proxy"] == false);
+    assert!(left.get("system_proxy_drift").is_none(), "{left}");
+    assert_eq!(s.gsettings_get(ROOT, "mode"), "'none'", "left as it was");
+    assert!(!s.guard_file().exists());
+    assert!(!autostart_file(&s).exists());
+    drop(veil);
+}

@@ -28,6 +28,7 @@ pub mod env;
 pub mod history;
 pub mod ipcheck;
 pub mod logging;
+pub mod notify;
 mod paths;
 pub mod secrets;
 pub mod service;

@@ -4,6 +4,8 @@
 //! both run one [`Service`]; the app also swaps the engine when the listener
 //! or cache sizes change ([`Service::restart_engine`]).
 
+mod drift;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -15,6 +17,8 @@ use crate::control::{Controller, Reply, ReplyFuture, Request, StatusReport};
 use crate::history::{self, History, RecorderHandle};
 use crate::ipcheck::{IpChecker, IpReport};
 use crate::sysproxy::{self, SysProxyError, SystemProxyGuard, SystemProxyStatus, VeilProxy};
+
+pub use drift::{DriftCause, DriftChoice, SystemProxyDrift};
 
 /// How often a running Veil looks for network services that appeared while
 /// the system proxy is on ([`Service::watch_new_services`]).
@@ -37,6 +41,8 @@ pub struct Service {
     recorder: Mutex<Option<RecorderHandle>>,
     /// What failed on its own and changed what Veil does.
     alerts: Alerts,
+    /// The OS setting watched while on ([`Service::watch_system_proxy`]).
+    drift: drift::DriftState,
 }
 
 impl Service {
@@ -73,6 +79,7 @@ impl Service {
             history,
             recorder: Mutex::new(recorder),
             alerts: Alerts::default(),
+            drift: drift::DriftState::default(),
         })
     }
 
@@ -161,6 +168,7 @@ impl Service {
     pub fn status(&self) -> StatusReport {
         let mut status = StatusReport::new(self.engine().stats());
         status.system_proxy = self.system_proxy_on();
+        status.system_proxy_drift = self.system_proxy_drift();
         status.alerts = self.alerts();
         status
     }
@@ -188,7 +196,7 @@ impl Service {
         let guard = self.guard.clone();
         let proxy = self.proxy();
         let data_dir = self.data_dir.clone();
-        blocking(move || {
+        let result = blocking(move || {
             if on {
                 guard.enable(&proxy)?;
             } else {
@@ -196,7 +204,11 @@ impl Service {
             }
             sysproxy::status(&data_dir)
         })
-        .await
+        .await;
+        if result.is_ok() {
+            self.drift_settled();
+        }
+        result
     }
 
     /// The OS's proxy settings now and the ones Veil saved.

@@ -349,6 +349,20 @@ pub fn status(data_dir: &Path) -> Result<SystemProxyStatus, SysProxyError> {
     })
 }
 
+/// What [`SystemProxyGuard::drift`] found: one backend no longer points
+/// at Veil.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drifted {
+    pub backend: String,
+    /// The first key that differs from what Veil applied.
+    pub mismatch: super::Mismatch,
+    /// What the OS has now, in the user's words.
+    pub now: ProxyState,
+    /// The backend also gained network services since Veil saved it (a
+    /// new network): the change came with the network.
+    pub new_services: bool,
+}
+
 /// Points the OS at Veil and gives the user's settings back. Held by the
 /// running engine; dropping it while on restores.
 #[derive(Debug)]
@@ -501,6 +515,56 @@ impl SystemProxyGuard {
                 }
             },
         }
+    }
+
+    /// While on, the first backend whose settings no longer read back as
+    /// what Veil applied for `proxy` (another program, or the network,
+    /// changed them). Waits for a change of Veil's own to finish first, so
+    /// Veil's half-written settings are never taken for a drift.
+    pub fn drift(&self, proxy: &VeilProxy) -> Result<Option<Drifted>, SysProxyError> {
+        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.is_on() {
+            return Ok(None);
+        }
+        let Some(file) = GuardFile::load(&self.path)? else {
+            return Ok(None);
+        };
+        if !file.owner.is_current() {
+            return Ok(None);
+        }
+        for saved in &file.saved {
+            let backend = self.backends.named(&saved.backend)?;
+            let found = backend.read()?;
+            let wanted = writable(backend.as_ref(), &backend.veil_settings(proxy));
+            if let Some(mismatch) = backend.mismatch(&wanted, &found) {
+                return Ok(Some(Drifted {
+                    backend: backend.name().to_owned(),
+                    now: backend.describe(&found),
+                    new_services: !backend.read_new(&saved.settings)?.is_empty(),
+                    mismatch,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// "Leave it": the OS keeps what another program set; Veil forgets the
+    /// saved settings without writing anything (restoring them now would
+    /// undo that program's change) and no longer counts as on. `false`
+    /// when there was nothing to let go.
+    pub fn release_as_is(&self) -> Result<bool, SysProxyError> {
+        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(file) = GuardFile::load(&self.path)? else {
+            self.on.store(false, Ordering::SeqCst);
+            return Ok(false);
+        };
+        if !file.owner.is_current() {
+            return Ok(false);
+        }
+        release(&self.path, self.backends.as_ref())?;
+        self.on.store(false, Ordering::SeqCst);
+        tracing::info!("system proxy left as another program set it; Veil's saved copy dropped");
+        Ok(true)
     }
 
     /// Puts the user's saved settings back and removes the guard file.

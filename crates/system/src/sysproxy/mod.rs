@@ -18,6 +18,7 @@ mod guard;
 pub mod login_task;
 mod owner;
 mod state;
+pub mod watch;
 
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 mod gnome;
@@ -36,7 +37,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use guard::{GuardFile, Recovery, SystemProxyGuard, guard_path, recover, status};
+pub use guard::{Drifted, GuardFile, Recovery, SystemProxyGuard, guard_path, recover, status};
 pub use owner::Owner;
 pub use state::{BackendStatus, ProxyState, SystemProxyStatus};
 

@@ -25,6 +25,8 @@ mod connection;
 mod registry;
 mod value;
 #[cfg(windows)]
+pub(super) mod watch_key;
+#[cfg(windows)]
 mod win32;
 
 #[cfg(test)]
