@@ -201,3 +201,98 @@ fn another_programs_change_is_shown_and_asked_about_never_undone_silently() {
     assert!(!autostart_file(&s).exists());
     drop(veil);
 }
+
+/// What `pactester` (pacparser, a real PAC engine) says for `host`. The
+/// host is passed as a browser passes it (`-h`): pactester's own URL
+/// parsing cuts an IPv6 literal at its first colon.
+fn pac_answer(pac: &std::path::Path, host: &str) -> String {
+    let url = format!("http://{host}/");
+    let out = std::process::Command::new("pactester")
+        .args(["-p", pac.to_str().expect("utf-8"), "-u", &url, "-h", host])
+        .output()
+        .expect("pactester runs (Debian package libpacparser1, in scripts/bootstrap)");
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pac_served_by_veil_routes_bypass_direct_and_the_rest_to_veil() {
+    let s = DesktopSession::start();
+    // The user's own automatic setup, which must come back.
+    let own_pac = "http://wpad.corp.example/own.pac";
+    s.gsettings_set(ROOT, "mode", "auto");
+    s.gsettings_set(ROOT, "autoconfig-url", own_pac);
+    let before = s.gnome_proxy_settings();
+    std::fs::write(
+        s.veil_home().join("config.toml"),
+        "[proxy]\napps_reach = \"pac\"\n\
+         bypass = [\"localhost\", \"*.local\", \"10.0.0.0/8\", \"fe80::/10\", \"corp.example\"]\n\
+         [rules]\n\"intranet.example\" = \"direct\"\n\"*.ads.example\" = \"block\"\n",
+    )
+    .expect("config");
+    let mut veil = start_engine(&s, &["--system-proxy"]);
+    let port = veil.addr.port();
+    let url = format!("http://127.0.0.1:{port}/proxy.pac");
+    assert_eq!(s.gsettings_get(ROOT, "mode"), "'auto'");
+    assert_eq!(s.gsettings_get(ROOT, "autoconfig-url"), format!("'{url}'"));
+
+    let fetched = veil_tests::curl(&["--noproxy", "*", "-D", "-", &url]).await;
+    assert_eq!(fetched.status, 200, "{}", fetched.stderr);
+    let body = String::from_utf8_lossy(&fetched.body).into_owned();
+    let (head, script) = body.split_once("\r\n\r\n").expect("headers then body");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/x-ns-proxy-autoconfig"),
+        "{head}"
+    );
+    let file = s.root().join("veil.pac");
+    std::fs::write(&file, script).expect("pac file");
+    let veil_proxy = format!("PROXY 127.0.0.1:{port}");
+    for (target, want) in [
+        ("localhost", "DIRECT"),
+        ("printer.local", "DIRECT"),
+        ("10.1.2.3", "DIRECT"),
+        ("fe80::1", "DIRECT"),
+        ("[fe80::1:2]", "DIRECT"),
+        ("corp.example", "DIRECT"),
+        ("intranet.example", "DIRECT"),
+        ("example.org", veil_proxy.as_str()),
+        ("www.example.com", veil_proxy.as_str()),
+        ("93.184.216.34", veil_proxy.as_str()),
+        ("2001:db8::1", veil_proxy.as_str()),
+        ("x.ads.example", veil_proxy.as_str()),
+        ("notcorp.example", veil_proxy.as_str()),
+    ] {
+        assert_eq!(pac_answer(&file, target), want, "{target}\n{script}");
+    }
+
+    // The fail-open variant keeps apps online without Veil.
+    let open = veil_tests::curl(&["--noproxy", "*", &format!("{url}?fail-open")]).await;
+    std::fs::write(&file, &open.body).expect("pac file");
+    assert_eq!(
+        pac_answer(&file, "example.org"),
+        format!("{veil_proxy}; DIRECT")
+    );
+
+    // A proxy request for the same path is a proxy request, not the PAC.
+    let proxied = veil_tests::curl(&[
+        "-sS",
+        "-x",
+        &format!("http://127.0.0.1:{port}"),
+        "http://127.0.0.1:9/proxy.pac",
+    ])
+    .await;
+    assert_ne!(
+        proxied.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&proxied.body)
+    );
+
+    assert!(veil.terminate());
+    assert_eq!(
+        s.gnome_proxy_settings(),
+        before,
+        "the user's own PAC URL is back"
+    );
+}

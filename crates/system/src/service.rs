@@ -16,7 +16,9 @@ use crate::alerts::{Alert, Alerts};
 use crate::control::{Controller, Reply, ReplyFuture, Request, StatusReport};
 use crate::history::{self, History, RecorderHandle};
 use crate::ipcheck::{IpChecker, IpReport};
-use crate::sysproxy::{self, SysProxyError, SystemProxyGuard, SystemProxyStatus, VeilProxy};
+use crate::sysproxy::{
+    self, AppsReach, SysProxyError, SystemProxyGuard, SystemProxyStatus, VeilProxy,
+};
 
 pub use drift::{DriftCause, DriftChoice, SystemProxyDrift};
 
@@ -33,6 +35,8 @@ pub struct Service {
     engine: EngineSlot,
     /// The bypass list the OS is given along with Veil's address.
     bypass: RwLock<Vec<String>>,
+    /// A fixed proxy or the PAC file (`[proxy] apps_reach`).
+    reach: RwLock<AppsReach>,
     guard: Arc<SystemProxyGuard>,
     ipcheck: RwLock<IpChecker>,
     /// `None` when the database could not be opened (logged): the proxy
@@ -75,6 +79,7 @@ impl Service {
             data_dir,
             engine,
             bypass: RwLock::new(bypass),
+            reach: RwLock::new(config.proxy.apps_reach),
             ipcheck: RwLock::new(IpChecker::new(config)),
             history,
             recorder: Mutex::new(recorder),
@@ -157,6 +162,25 @@ impl Service {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
+            reach: *self.reach.read().unwrap_or_else(PoisonError::into_inner),
+        }
+    }
+
+    /// How apps reach Veil (a fixed proxy or the PAC file, after a settings
+    /// change); re-applied at once when the system proxy is on.
+    pub async fn set_apps_reach(&self, reach: AppsReach) {
+        let before = std::mem::replace(
+            &mut *self.reach.write().unwrap_or_else(PoisonError::into_inner),
+            reach,
+        );
+        if before != reach
+            && self.system_proxy_on()
+            && let Err(e) = self.set_system_proxy(true).await
+        {
+            self.alerts.raise(
+                "The system proxy keeps the previous way to reach Veil",
+                format!("switching to {reach:?} could not be applied: {e}"),
+            );
         }
     }
 

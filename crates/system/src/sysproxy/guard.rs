@@ -144,11 +144,15 @@ fn refuse_veils_own(
     proxy: &VeilProxy,
 ) -> Result<(), SysProxyError> {
     let veil = proxy.client_addr().to_string();
-    if let ProxyState::Manual {
-        http, https, socks, ..
-    } = backend.describe(settings)
-        && [http, https, socks].iter().flatten().any(|s| *s == veil)
-    {
+    let pac = proxy.pac_base();
+    let points_at_veil = match backend.describe(settings) {
+        ProxyState::Manual {
+            http, https, socks, ..
+        } => [http, https, socks].iter().flatten().any(|s| *s == veil),
+        ProxyState::Auto { pac_url: Some(url) } => url.starts_with(&pac),
+        _ => false,
+    };
+    if points_at_veil {
         return Err(SysProxyError::AlreadyVeil {
             backend: backend.name(),
             addr: veil,

@@ -247,6 +247,18 @@ impl Backend for WindowsProxy {
     }
 
     fn veil_settings(&self, proxy: &VeilProxy) -> Settings {
+        if let Some(url) = proxy.pac_url() {
+            // WinINet tries the PAC URL first; the fixed proxy is off so a
+            // failed fetch does not fall back to a stale server.
+            return [
+                (PROXY_ENABLE, Some("0".to_owned())),
+                (AUTO_CONFIG_URL, Some(url)),
+                (AUTO_DETECT, Some(on_off(false).to_owned())),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        }
         [
             (PROXY_ENABLE, Some("1".to_owned())),
             // `SocketAddr` brackets an IPv6 host (`[::1]:7890`), as WinINet wants.
