@@ -39,6 +39,8 @@ pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::get_status,
         commands::dismiss_alerts,
         commands::set_system_proxy,
+        commands::system_proxy_settings,
+        commands::answer_drift,
         commands::set_selection,
         commands::set_strategy,
         commands::list_upstreams,
@@ -230,6 +232,18 @@ fn setup(app: &mut tauri::App, started: Started) {
     tauri::async_runtime::spawn(tick_stats(handle.clone(), state.clone()));
     tauri::async_runtime::spawn(forward_engine_events(handle.clone(), state.clone()));
     tauri::async_runtime::spawn(exit_on_signal(handle.clone()));
+    if let Ok(service) = state.service() {
+        // The watch's tasks need the async runtime, which runs from here.
+        let service = service.clone();
+        let handle = handle.clone();
+        tauri::async_runtime::spawn(async move {
+            service.watch_system_proxy();
+            let mut changes = service.watch_drift();
+            while changes.changed().await.is_ok() {
+                notify_changed(&handle);
+            }
+        });
+    }
     if let Err(e) = tray::create(&handle) {
         // Some desktops have no tray; the window has every control too.
         tracing::warn!("no tray icon: {e}");

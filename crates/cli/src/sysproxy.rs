@@ -135,46 +135,5 @@ fn print_status(report: &SystemProxyStatus) {
 }
 
 fn rows(state: Option<&ProxyState>) -> Vec<(&'static str, String)> {
-    let dash = || "-".to_owned();
-    let show = |v: &Option<String>| v.clone().unwrap_or_else(dash);
-    let (mode, http, https, socks, bypass, pac) = match state {
-        None => (dash(), dash(), dash(), dash(), dash(), dash()),
-        Some(ProxyState::Off) => ("off".into(), dash(), dash(), dash(), dash(), dash()),
-        Some(ProxyState::Manual {
-            http,
-            https,
-            socks,
-            bypass,
-        }) => (
-            "manual".into(),
-            show(http),
-            show(https),
-            show(socks),
-            if bypass.is_empty() {
-                dash()
-            } else {
-                bypass.join(",")
-            },
-            dash(),
-        ),
-        Some(ProxyState::Auto { pac_url }) => (
-            "auto".into(),
-            dash(),
-            dash(),
-            dash(),
-            dash(),
-            pac_url.clone().unwrap_or_else(|| "(discovery)".into()),
-        ),
-        Some(ProxyState::Other { detail }) => {
-            (detail.clone(), dash(), dash(), dash(), dash(), dash())
-        }
-    };
-    vec![
-        ("mode", mode),
-        ("http", http),
-        ("https", https),
-        ("socks", socks),
-        ("bypass", bypass),
-        ("PAC", pac),
-    ]
+    ProxyState::fields(state)
 }

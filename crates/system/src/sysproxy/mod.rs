@@ -39,7 +39,7 @@ use std::path::PathBuf;
 
 pub use guard::{Drifted, GuardFile, Recovery, SystemProxyGuard, guard_path, recover, status};
 pub use owner::Owner;
-pub use state::{BackendStatus, ProxyState, SystemProxyStatus};
+pub use state::{BackendStatus, ProxyState, SettingRow, SystemProxyStatus};
 
 /// One backend's settings: key to value in the platform's notation (GVariant
 /// text for gsettings, the file's text for `kioslaverc`). `None` is a key
