@@ -14,7 +14,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// What wakes the caller: called from the watcher's own threads.
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
@@ -31,9 +30,6 @@ impl Drop for Watcher {
         self.stop.store(true, Ordering::SeqCst);
     }
 }
-
-/// How long a watcher thread waits before looking at its stop flag.
-const STOP_CHECK: Duration = Duration::from_millis(500);
 
 /// Starts the watchers this platform has; `wake` is called on each change.
 pub fn start(wake: Wake) -> Watcher {
@@ -66,13 +62,6 @@ fn spawn_loop(name: &str, stop: &Arc<AtomicBool>, mut body: impl FnMut() -> bool
     }
 }
 
-/// A file's size and modification time, or nothing when it is missing.
-#[cfg_attr(not(unix), allow(dead_code))]
-fn file_stamp(path: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
-}
-
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 mod platform {
     use std::path::PathBuf;
@@ -83,10 +72,18 @@ mod platform {
     use dbus::blocking::Connection;
     use dbus::message::MatchRule;
 
-    use super::{STOP_CHECK, Wake, file_stamp, spawn_loop};
+    use super::{Wake, spawn_loop};
 
     /// dconf paths of the GNOME proxy keys.
     const DCONF_PREFIX: &str = "/system/proxy/";
+    /// How long the dconf thread waits before looking at its stop flag.
+    const STOP_CHECK: Duration = Duration::from_millis(500);
+
+    /// A file's size and modification time, or nothing when it is missing.
+    fn file_stamp(path: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.len(), meta.modified().ok()?))
+    }
 
     pub fn start(wake: &Wake, stop: &Arc<AtomicBool>) -> Vec<String> {
         let mut sources = Vec::new();
