@@ -296,3 +296,33 @@ async fn pac_served_by_veil_routes_bypass_direct_and_the_rest_to_veil() {
         "the user's own PAC URL is back"
     );
 }
+
+/// On KDE the watch is a look at `kioslaverc`: a `kwriteconfig5` from
+/// outside shows as a drift of the KDE setting.
+#[test]
+fn a_kde_change_from_outside_is_seen_too() {
+    let s = DesktopSession::start_as("KDE");
+    let veil = start_engine(&s, &["--system-proxy"]);
+    let on = status(&s);
+    assert_eq!(on["system_proxy"], true, "{on}");
+    assert!(on.get("system_proxy_drift").is_none(), "{on}");
+    s.tool(
+        "kwriteconfig5",
+        &[
+            "--file",
+            "kioslaverc",
+            "--group",
+            "Proxy Settings",
+            "--key",
+            "ProxyType",
+            "0",
+        ],
+    );
+    let (drifted, _) = status_until(&s, |st| st.get("system_proxy_drift").is_some());
+    assert_eq!(drifted["system_proxy_drift"]["backend"], "kde", "{drifted}");
+    assert_eq!(
+        drifted["system_proxy_drift"]["cause"], "other_program",
+        "{drifted}"
+    );
+    drop(veil);
+}

@@ -74,6 +74,9 @@ mod platform {
     const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
     pub fn start(on_action: OnAction) -> Result<mpsc::Sender<Command>, String> {
+        if !crate::sysproxy::watch::session_bus_known() {
+            return Err("no session bus in this environment".into());
+        }
         let conn = Connection::new_session().map_err(|e| format!("no session bus: {e}"))?;
         let (tx, rx) = mpsc::channel();
         // The id of the notification shown now: its buttons are the only

@@ -62,6 +62,17 @@ fn spawn_loop(name: &str, stop: &Arc<AtomicBool>, mut body: impl FnMut() -> bool
     }
 }
 
+/// Whether this process has a session bus to talk to: its address in the
+/// environment, or the usual socket in the runtime folder. Without either,
+/// libdbus would try to start a bus of its own (X11 autolaunch), which a
+/// proxy must not do behind the user's back.
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+pub fn session_bus_known() -> bool {
+    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("XDG_RUNTIME_DIR")
+            .is_some_and(|d| std::path::Path::new(&d).join("bus").exists())
+}
+
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 mod platform {
     use std::path::PathBuf;
@@ -110,8 +121,11 @@ mod platform {
 
     /// Subscribes to dconf's `Notify` on the session bus; the connection
     /// lives on its own thread.
-    fn dconf(wake: &Wake, stop: &Arc<AtomicBool>) -> Result<(), dbus::Error> {
-        let conn = Connection::new_session()?;
+    fn dconf(wake: &Wake, stop: &Arc<AtomicBool>) -> Result<(), String> {
+        if !super::session_bus_known() {
+            return Err("no session bus in this environment".into());
+        }
+        let conn = Connection::new_session().map_err(|e| e.to_string())?;
         let wake = wake.clone();
         conn.add_match(
             MatchRule::new_signal("ca.desrt.dconf.Writer", "Notify"),
@@ -122,7 +136,8 @@ mod platform {
                 }
                 true
             },
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         spawn_loop("veil-watch-dconf", stop, move || {
             match conn.process(STOP_CHECK) {
                 Ok(_) => true,
