@@ -17,6 +17,7 @@ use veil_system::history::{History, HistoryRange, HistoryReport};
 use veil_system::ipcheck::IpReport;
 use veil_system::leaks::LeakReport;
 use veil_system::secrets::{self, SecretKey};
+use veil_system::sysproxy::AppsReach;
 
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::state::{AppState, AppStatus, Selection, SysProxyState};
@@ -87,6 +88,9 @@ pub struct Settings {
     pub ipcheck_endpoints: Vec<String>,
     pub history_retention_days: u32,
     pub theme: Theme,
+    /// How apps reach Veil when the system proxy is on: a fixed proxy, or
+    /// Veil's PAC file (fail-closed or fail-open).
+    pub apps_reach: AppsReach,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -121,6 +125,29 @@ pub async fn set_system_proxy<R: Runtime>(
     let status = state.service()?.set_system_proxy(on).await?;
     crate::notify_changed(&app);
     Ok(state.system_proxy_state(Some(&status)))
+}
+
+/// The OS's proxy settings now beside the user's own that Veil saved, one
+/// row per field (what `veil sysproxy status` prints).
+#[tauri::command]
+pub async fn system_proxy_settings(
+    state: AppStateRef<'_>,
+) -> AppResult<Vec<veil_system::sysproxy::SettingRow>> {
+    let status = state.service()?.system_proxy_status().await?;
+    Ok(status.rows())
+}
+
+/// The user's answer to a drift of the OS setting (the window's buttons;
+/// the notification's and the tray's go the same way).
+#[tauri::command]
+pub async fn answer_drift<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+    choice: veil_system::service::DriftChoice,
+) -> AppResult<AppStatus> {
+    state.service()?.answer_drift(choice).await;
+    crate::notify_changed(&app);
+    state.status()
 }
 
 #[tauri::command]
@@ -467,6 +494,7 @@ pub async fn get_settings<R: Runtime>(
         ipcheck_endpoints: config.ipcheck.endpoints,
         history_retention_days: config.history.retention_days,
         theme: config.app.theme,
+        apps_reach: config.proxy.apps_reach,
     })
 }
 
@@ -520,6 +548,11 @@ pub async fn save_settings<R: Runtime>(
             .filter(|b| !b.is_empty())
             .collect::<toml_edit::Array>(),
     )?;
+    let reach = serde_json::to_value(settings.apps_reach)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "manual".to_owned());
+    file.set("proxy", "apps_reach", reach)?;
     file.set("cache", "enabled", settings.cache_enabled)?;
     file.set("cache", "memory_mb", settings.cache_memory_mb as i64)?;
     file.set("cache", "disk_mb", settings.cache_disk_mb as i64)?;
@@ -586,6 +619,7 @@ pub async fn save_settings<R: Runtime>(
             service.set_bypass(after.proxy.bypass.clone()).await;
         }
     }
+    service.set_apps_reach(after.proxy.apps_reach).await;
     if let Some(history) = service.history() {
         history.set_retention_days(after.history.retention_days);
     }

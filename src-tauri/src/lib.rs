@@ -41,6 +41,8 @@ pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::get_status,
         commands::dismiss_alerts,
         commands::set_system_proxy,
+        commands::system_proxy_settings,
+        commands::answer_drift,
         commands::set_selection,
         commands::set_strategy,
         commands::list_upstreams,
@@ -87,6 +89,30 @@ pub(crate) fn notify_changed<R: Runtime>(app: &tauri::AppHandle<R>) {
         let _ = app.emit(event::STATUS, status);
     }
     tray::refresh(app);
+}
+
+/// The login-time repair (`veil-app sysproxy restore --if-stranded`): puts
+/// back settings a Veil left behind when no Veil owns them any more, and
+/// exits without a window. Returns the exit code.
+pub fn repair_at_login(home: Option<std::path::PathBuf>) -> i32 {
+    let paths = match home {
+        Some(home) => Ok(Paths::under(&home)),
+        None => Paths::discover(),
+    };
+    let result = paths
+        .map_err(|e| e.to_string())
+        .and_then(|p| sysproxy::recover(&p.data_dir).map_err(|e| e.to_string()));
+    match result {
+        Ok(Recovery::Restored { pid, .. }) => {
+            eprintln!("veil-app: restored the proxy settings a Veil (pid {pid}) left behind");
+            0
+        }
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("veil-app: restoring the proxy settings failed: {e}");
+            1
+        }
+    }
 }
 
 pub fn run() {
@@ -210,6 +236,18 @@ fn setup(app: &mut tauri::App, started: Started) {
     tauri::async_runtime::spawn(tick_stats(handle.clone(), state.clone()));
     tauri::async_runtime::spawn(forward_engine_events(handle.clone(), state.clone()));
     tauri::async_runtime::spawn(exit_on_signal(handle.clone()));
+    if let Ok(service) = state.service() {
+        // The watch's tasks need the async runtime, which runs from here.
+        let service = service.clone();
+        let handle = handle.clone();
+        tauri::async_runtime::spawn(async move {
+            service.watch_system_proxy();
+            let mut changes = service.watch_drift();
+            while changes.changed().await.is_ok() {
+                notify_changed(&handle);
+            }
+        });
+    }
     if let Err(e) = tray::create(&handle) {
         // Some desktops have no tray; the window has every control too.
         tracing::warn!("no tray icon: {e}");

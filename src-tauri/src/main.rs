@@ -2,5 +2,11 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
+    // The login-time repair runs this program with `sysproxy restore
+    // --if-stranded` when the app turned the system proxy on: no window then.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(home) = veil_system::sysproxy::login_task::restore_request(&args) {
+        std::process::exit(veil_app::repair_at_login(home));
+    }
     veil_app::run();
 }

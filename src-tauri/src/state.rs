@@ -46,6 +46,9 @@ pub struct SysProxyState {
     pub backends: Vec<String>,
     /// Why it is unsupported, or what the OS has when it is not Veil.
     pub detail: Option<String>,
+    /// The OS setting no longer reads back as Veil's (another program, a
+    /// network change): Veil asks before changing it back.
+    pub drift: Option<veil_system::service::SystemProxyDrift>,
 }
 
 /// Everything the Overview needs in one answer.
@@ -233,6 +236,7 @@ impl AppState {
 
     pub fn system_proxy_state(&self, last: Option<&SystemProxyStatus>) -> SysProxyState {
         let on = self.service().is_ok_and(|s| s.system_proxy_on());
+        let drift = self.service().ok().and_then(|s| s.system_proxy_drift());
         let (supported, backends, mut detail) = match &self.backends {
             Ok(names) => (!names.is_empty(), names.clone(), None),
             Err(e) => (false, Vec::new(), Some(e.clone())),
@@ -247,6 +251,7 @@ impl AppState {
             supported,
             backends,
             detail,
+            drift,
         }
     }
 

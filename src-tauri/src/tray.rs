@@ -11,6 +11,7 @@ use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Runtime};
 
 use veil_system::ipcheck::IpVerdict;
+use veil_system::service::DriftChoice;
 
 use crate::state::{AppState, Selection};
 
@@ -38,7 +39,7 @@ fn icon(on: bool) -> tauri::Result<Image<'static>> {
 
 pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let state = app.state::<Arc<AppState>>();
-    let on = state.service().is_ok_and(|s| s.system_proxy_on());
+    let on = in_effect(&state);
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(on)?)
         .icon_as_template(cfg!(target_os = "macos"))
@@ -56,7 +57,7 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
         return;
     };
     let state = app.state::<Arc<AppState>>();
-    let on = state.service().is_ok_and(|s| s.system_proxy_on());
+    let on = in_effect(&state);
     let result = menu(app, &state)
         .and_then(|menu| tray.set_menu(Some(menu)))
         .and_then(|()| tray.set_icon(Some(icon(on)?)))
@@ -64,6 +65,14 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
     if let Err(e) = result {
         tracing::warn!("tray not updated: {e}");
     }
+}
+
+/// The icon shows "on" only while the OS setting reads back as Veil's: a
+/// drift (another program, a network change) shows as off at once.
+fn in_effect(state: &AppState) -> bool {
+    state
+        .service()
+        .is_ok_and(|s| s.system_proxy_on() && s.system_proxy_drift().is_none())
 }
 
 /// The disabled line: the masked IP once checked, else where traffic goes.
@@ -153,6 +162,34 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
     let alert = alert
         .map(|text| MenuItem::with_id(app, "alert", text, false, None::<&str>))
         .transpose()?;
+    // A drift asks the same question as the notification.
+    let drift = state.service().ok().and_then(|s| s.system_proxy_drift());
+    let drift_items = match &drift {
+        Some(d) => vec![
+            MenuItem::with_id(
+                app,
+                "drift",
+                format!("⚠ {}", d.headline()),
+                false,
+                None::<&str>,
+            )?,
+            MenuItem::with_id(
+                app,
+                "drift:reapply",
+                "Re-apply Veil's proxy setting",
+                true,
+                None::<&str>,
+            )?,
+            MenuItem::with_id(
+                app,
+                "drift:leave",
+                "Leave the new setting",
+                true,
+                None::<&str>,
+            )?,
+        ],
+        None => Vec::new(),
+    };
     let open = MenuItem::with_id(app, "open", "Open Veil", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit Veil", true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
@@ -160,6 +197,11 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
     if let Some(alert) = &alert {
         items.push(alert);
     }
+    items.extend(
+        drift_items
+            .iter()
+            .map(|i| i as &dyn tauri::menu::IsMenuItem<R>),
+    );
     items.extend([&separator as &dyn tauri::menu::IsMenuItem<R>, &open, &quit]);
     Menu::with_items(app, &items)
 }
@@ -182,6 +224,18 @@ fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
                                 .await
                                 .map(drop)
                                 .map_err(Into::into)
+                        }
+                        Err(e) => Err(e),
+                    },
+                    "drift:reapply" | "drift:leave" => match state.service() {
+                        Ok(service) => {
+                            let choice = if id == "drift:leave" {
+                                DriftChoice::Leave
+                            } else {
+                                DriftChoice::Reapply
+                            };
+                            service.answer_drift(choice).await;
+                            Ok(())
                         }
                         Err(e) => Err(e),
                     },

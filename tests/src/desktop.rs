@@ -81,6 +81,11 @@ impl DesktopSession {
         }
     }
 
+    /// The private session bus's address.
+    pub fn bus_address(&self) -> &str {
+        &self.bus
+    }
+
     /// `VEIL_HOME` of this session.
     pub fn veil_home(&self) -> PathBuf {
         self.dir.path().join("veil")
@@ -296,4 +301,78 @@ pub fn fake_tool(parent: &Path, name: &str, script: &str) -> PathBuf {
     std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("fake tool");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     dir
+}
+
+/// The arguments of a desktop entry's `Exec` line as a launcher splits them
+/// (Desktop Entry Specification, "The Exec key"): the value's string escapes
+/// first (`\\`, `\s`, ...), then words split on spaces with double-quoted
+/// arguments whose `\"`, `` \` ``, `\$` and `\\` are unescaped, then `%%`
+/// becomes `%`. Panics on a field code, which the task never uses.
+pub fn desktop_exec_args(entry: &str) -> Vec<String> {
+    let line = entry
+        .lines()
+        .find_map(|l| l.strip_prefix("Exec="))
+        .expect("the entry has an Exec line");
+    let mut value = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            value.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('s') => value.push(' '),
+            Some('n') => value.push('\n'),
+            Some('t') => value.push('\t'),
+            Some('r') => value.push('\r'),
+            Some('\\') => value.push('\\'),
+            Some(other) => panic!("invalid escape \\{other} in {line:?}"),
+            None => panic!("trailing backslash in {line:?}"),
+        }
+    }
+    let mut args = Vec::new();
+    let mut current: Option<String> = None;
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' => {
+                if let Some(arg) = current.take() {
+                    args.push(arg);
+                }
+            }
+            '"' => {
+                let arg = current.get_or_insert_with(String::new);
+                loop {
+                    match chars.next().expect("closing quote") {
+                        '"' => break,
+                        '\\' => {
+                            let e = chars.next().expect("escaped character");
+                            assert!("\"`$\\".contains(e), "\\{e} inside quotes");
+                            arg.push(e);
+                        }
+                        c => arg.push(c),
+                    }
+                }
+            }
+            c => current.get_or_insert_with(String::new).push(c),
+        }
+    }
+    args.extend(current);
+    args.into_iter()
+        .map(|a| {
+            let mut out = String::new();
+            let mut it = a.chars();
+            while let Some(c) = it.next() {
+                if c == '%' {
+                    match it.next() {
+                        Some('%') => out.push('%'),
+                        code => panic!("field code %{code:?} in {a:?}"),
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        })
+        .collect()
 }

@@ -6,6 +6,8 @@
 pub mod desktop;
 pub mod gui;
 pub mod netns;
+#[cfg(target_os = "linux")]
+pub mod notifications;
 pub mod origin;
 pub mod peers;
 pub mod scripted;

@@ -153,6 +153,36 @@ what: string,
  */
 why: string, };
 
+export type AppsReach = "manual" | "pac" | "pac_fail_open";
+
+export type SettingRow = { backend: string, field: string, now: string, 
+/**
+ * `None` when Veil has saved nothing (it has not changed the setting).
+ */
+saved: string | null, };
+
+export type DriftCause = "other_program" | "network";
+
+export type SystemProxyDrift = { cause: DriftCause, 
+/**
+ * The desktop backend (`gnome`, `kde`, `windows`, `macos`).
+ */
+backend: string, 
+/**
+ * The first setting that differs, as read back.
+ */
+detail: string, 
+/**
+ * What the OS has now, in words.
+ */
+now: string, 
+/**
+ * When it was seen (Unix milliseconds).
+ */
+since_unix_ms: number, };
+
+export type DriftChoice = "reapply" | "always_after_network_change" | "leave";
+
 export type IpVerdict = "masked" | "not_masked" | "unknown";
 
 export type IpProbe = { 
@@ -293,7 +323,12 @@ supported: boolean, backends: Array<string>,
 /**
  * Why it is unsupported, or what the OS has when it is not Veil.
  */
-detail: string | null, };
+detail: string | null, 
+/**
+ * The OS setting no longer reads back as Veil's (another program, a
+ * network change): Veil asks before changing it back.
+ */
+drift: SystemProxyDrift | null, };
 
 export type AppStatus = { version: string, config_path: string, selection: Selection, system_proxy: SysProxyState, 
 /**
@@ -339,7 +374,12 @@ export type Settings = { listen: string, bypass: Array<string>, cache_enabled: b
 /**
  * `http(s)` URLs only.
  */
-ipcheck_endpoints: Array<string>, history_retention_days: number, theme: Theme, };
+ipcheck_endpoints: Array<string>, history_retention_days: number, theme: Theme, 
+/**
+ * How apps reach Veil when the system proxy is on: a fixed proxy, or
+ * Veil's PAC file (fail-closed or fail-open).
+ */
+apps_reach: AppsReach, };
 
 export type SettingsSaved = { settings: Settings, 
 /**

@@ -118,7 +118,15 @@ enum SysproxyCommand {
         json: bool,
     },
     /// Put back the settings saved by a Veil that is no longer running (after a crash).
-    Restore,
+    Restore {
+        /// Do nothing, successfully, when a live Veil owns the setting or
+        /// nothing is saved (what the login-time repair runs).
+        #[arg(long)]
+        if_stranded: bool,
+        /// The Veil home to repair, instead of `VEIL_HOME` or the default.
+        #[arg(long, value_name = "DIR")]
+        veil_home: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,7 +242,10 @@ fn main() -> ExitCode {
             Command::Sysproxy(SysproxyCommand::On) => sysproxy::on().await,
             Command::Sysproxy(SysproxyCommand::Off) => sysproxy::off().await,
             Command::Sysproxy(SysproxyCommand::Status { json }) => sysproxy::status(json).await,
-            Command::Sysproxy(SysproxyCommand::Restore) => sysproxy::restore(),
+            Command::Sysproxy(SysproxyCommand::Restore {
+                if_stranded,
+                veil_home,
+            }) => sysproxy::restore(if_stranded, veil_home),
             Command::Coverage { json } => coverage::coverage(json).await,
             Command::Leaks { json } => leaks::leaks(json).await,
             Command::Env { shell, config } => env::env(shell, config).await,

@@ -67,6 +67,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut signals = Signals::install()?;
     let service = Arc::new(Service::start(paths.data_dir.clone(), &config, engine_config).await?);
     service.watch_new_services(veil_system::service::WATCH_EVERY);
+    service.watch_system_proxy();
     let listen = service.engine().local_addr();
     if args.system_proxy {
         if let Err(e) = service.set_system_proxy(true).await {

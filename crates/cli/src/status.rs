@@ -22,6 +22,17 @@ pub async fn status(json: bool) -> anyhow::Result<()> {
         duration(e.uptime_s)
     );
     println!("listening on {}, mode {}", e.listen, e.mode);
+    match (&report.system_proxy_drift, report.system_proxy) {
+        (Some(d), _) => println!(
+            "system proxy: CHANGED under Veil: {} ({}: {}); now {}. `veil sysproxy on` re-applies",
+            d.headline(),
+            d.backend,
+            d.detail,
+            d.now
+        ),
+        (None, true) => println!("system proxy: on, pointing at Veil"),
+        (None, false) => println!("system proxy: off (Veil has not changed it)"),
+    }
     for alert in &report.alerts {
         println!("ATTENTION: {}: {}", alert.what, alert.why);
     }

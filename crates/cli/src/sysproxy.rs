@@ -6,6 +6,8 @@
 //! none does; `restore` needs no engine at all, since it exists for the
 //! case where the engine died.
 
+use std::path::PathBuf;
+
 use anyhow::bail;
 use veil_system::Paths;
 use veil_system::control::{self, ControlError, Reply, Request};
@@ -56,9 +58,15 @@ pub async fn status(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn restore() -> anyhow::Result<()> {
-    let paths = Paths::discover()?;
+/// `if_stranded` is the login-time repair: a live owner or nothing saved
+/// is success, and says nothing.
+pub fn restore(if_stranded: bool, veil_home: Option<PathBuf>) -> anyhow::Result<()> {
+    let paths = match veil_home {
+        Some(home) => Paths::under(&home),
+        None => Paths::discover()?,
+    };
     match sysproxy::recover(&paths.data_dir)? {
+        Recovery::Nothing | Recovery::OwnerRunning { .. } if if_stranded => {}
         Recovery::Nothing => {
             println!("nothing to restore: Veil has not changed your system proxy settings");
         }
@@ -127,46 +135,5 @@ fn print_status(report: &SystemProxyStatus) {
 }
 
 fn rows(state: Option<&ProxyState>) -> Vec<(&'static str, String)> {
-    let dash = || "-".to_owned();
-    let show = |v: &Option<String>| v.clone().unwrap_or_else(dash);
-    let (mode, http, https, socks, bypass, pac) = match state {
-        None => (dash(), dash(), dash(), dash(), dash(), dash()),
-        Some(ProxyState::Off) => ("off".into(), dash(), dash(), dash(), dash(), dash()),
-        Some(ProxyState::Manual {
-            http,
-            https,
-            socks,
-            bypass,
-        }) => (
-            "manual".into(),
-            show(http),
-            show(https),
-            show(socks),
-            if bypass.is_empty() {
-                dash()
-            } else {
-                bypass.join(",")
-            },
-            dash(),
-        ),
-        Some(ProxyState::Auto { pac_url }) => (
-            "auto".into(),
-            dash(),
-            dash(),
-            dash(),
-            dash(),
-            pac_url.clone().unwrap_or_else(|| "(discovery)".into()),
-        ),
-        Some(ProxyState::Other { detail }) => {
-            (detail.clone(), dash(), dash(), dash(), dash(), dash())
-        }
-    };
-    vec![
-        ("mode", mode),
-        ("http", http),
-        ("https", https),
-        ("socks", socks),
-        ("bypass", bypass),
-        ("PAC", pac),
-    ]
+    ProxyState::fields(state)
 }

@@ -7,6 +7,8 @@
 //! test it against a CIDR would leak the lookup that the upstream was meant to
 //! make.
 
+mod pac;
+
 use std::net::IpAddr;
 use std::str::FromStr;
 

@@ -41,6 +41,10 @@ pub struct ProxySection {
     /// Inbound credentials; required for a listener that is not loopback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSection>,
+    /// How apps reach Veil when it sets the system proxy: `manual` (a fixed
+    /// proxy), `pac` or `pac_fail_open` (Veil's PAC file).
+    #[serde(skip_serializing_if = "crate::sysproxy::AppsReach::is_manual")]
+    pub apps_reach: crate::sysproxy::AppsReach,
 }
 
 impl Default for ProxySection {
@@ -51,6 +55,7 @@ impl Default for ProxySection {
             mode: engine.mode,
             bypass: engine.bypass,
             auth: None,
+            apps_reach: crate::sysproxy::AppsReach::Manual,
         }
     }
 }

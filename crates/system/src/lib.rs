@@ -32,6 +32,7 @@ pub mod history;
 pub mod ipcheck;
 pub mod leaks;
 pub mod logging;
+pub mod notify;
 mod paths;
 pub mod secrets;
 pub mod service;

@@ -4,6 +4,8 @@
 //! both run one [`Service`]; the app also swaps the engine when the listener
 //! or cache sizes change ([`Service::restart_engine`]).
 
+mod drift;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -14,7 +16,11 @@ use crate::alerts::{Alert, Alerts};
 use crate::control::{Controller, Reply, ReplyFuture, Request, StatusReport};
 use crate::history::{self, History, RecorderHandle};
 use crate::ipcheck::{IpChecker, IpReport};
-use crate::sysproxy::{self, SysProxyError, SystemProxyGuard, SystemProxyStatus, VeilProxy};
+use crate::sysproxy::{
+    self, AppsReach, SysProxyError, SystemProxyGuard, SystemProxyStatus, VeilProxy,
+};
+
+pub use drift::{DriftCause, DriftChoice, SystemProxyDrift};
 
 /// How often a running Veil looks for network services that appeared while
 /// the system proxy is on ([`Service::watch_new_services`]).
@@ -29,6 +35,8 @@ pub struct Service {
     engine: EngineSlot,
     /// The bypass list the OS is given along with Veil's address.
     bypass: RwLock<Vec<String>>,
+    /// A fixed proxy or the PAC file (`[proxy] apps_reach`).
+    reach: RwLock<AppsReach>,
     guard: Arc<SystemProxyGuard>,
     ipcheck: RwLock<IpChecker>,
     /// `None` when the database could not be opened (logged): the proxy
@@ -40,6 +48,8 @@ pub struct Service {
     /// The exit address the last IP check saw through Veil (the IPv6 leak
     /// check compares it with this machine's addresses).
     last_exit_ip: Mutex<Option<String>>,
+    /// The OS setting watched while on ([`Service::watch_system_proxy`]).
+    drift: drift::DriftState,
 }
 
 impl Service {
@@ -72,11 +82,13 @@ impl Service {
             data_dir,
             engine,
             bypass: RwLock::new(bypass),
+            reach: RwLock::new(config.proxy.apps_reach),
             ipcheck: RwLock::new(IpChecker::new(config)),
             history,
             recorder: Mutex::new(recorder),
             alerts: Alerts::default(),
             last_exit_ip: Mutex::new(None),
+            drift: drift::DriftState::default(),
         })
     }
 
@@ -167,6 +179,25 @@ impl Service {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
+            reach: *self.reach.read().unwrap_or_else(PoisonError::into_inner),
+        }
+    }
+
+    /// How apps reach Veil (a fixed proxy or the PAC file, after a settings
+    /// change); re-applied at once when the system proxy is on.
+    pub async fn set_apps_reach(&self, reach: AppsReach) {
+        let before = std::mem::replace(
+            &mut *self.reach.write().unwrap_or_else(PoisonError::into_inner),
+            reach,
+        );
+        if before != reach
+            && self.system_proxy_on()
+            && let Err(e) = self.set_system_proxy(true).await
+        {
+            self.alerts.raise(
+                "The system proxy keeps the previous way to reach Veil",
+                format!("switching to {reach:?} could not be applied: {e}"),
+            );
         }
     }
 
@@ -178,6 +209,7 @@ impl Service {
     pub fn status(&self) -> StatusReport {
         let mut status = StatusReport::new(self.engine().stats());
         status.system_proxy = self.system_proxy_on();
+        status.system_proxy_drift = self.system_proxy_drift();
         status.alerts = self.alerts();
         status.exit_ip = self.last_exit_ip();
         status
@@ -206,7 +238,7 @@ impl Service {
         let guard = self.guard.clone();
         let proxy = self.proxy();
         let data_dir = self.data_dir.clone();
-        blocking(move || {
+        let result = blocking(move || {
             if on {
                 guard.enable(&proxy)?;
             } else {
@@ -214,7 +246,11 @@ impl Service {
             }
             sysproxy::status(&data_dir)
         })
-        .await
+        .await;
+        if result.is_ok() {
+            self.drift_settled();
+        }
+        result
     }
 
     /// The OS's proxy settings now and the ones Veil saved.

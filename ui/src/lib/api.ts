@@ -7,6 +7,7 @@ import type {
   AppStatus,
   CacheStats,
   CoverageReport,
+  DriftChoice,
   HistoryRange,
   HistoryReport,
   ImportResult,
@@ -14,6 +15,7 @@ import type {
   LeakReport,
   Selection,
   Settings,
+  SettingRow,
   SettingsSaved,
   Strategy,
   SysProxyState,
@@ -74,6 +76,8 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 export const getStatus = () => call<AppStatus>("get_status");
 export const dismissAlerts = () => call<AppStatus>("dismiss_alerts");
 export const setSystemProxy = (on: boolean) => call<SysProxyState>("set_system_proxy", { on });
+export const systemProxySettings = () => call<SettingRow[]>("system_proxy_settings");
+export const answerDrift = (choice: DriftChoice) => call<AppStatus>("answer_drift", { choice });
 export const setSelection = (selection: Selection) => call<AppStatus>("set_selection", { selection });
 export const setStrategy = (strategy: Strategy) => call<AppStatus>("set_strategy", { strategy });
 export const listUpstreams = () => call<UpstreamEntry[]>("list_upstreams");

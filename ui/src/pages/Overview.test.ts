@@ -55,6 +55,46 @@ describe("Overview", () => {
     expect(calls.some((c) => c.cmd === "dismiss_alerts")).toBe(true);
   });
 
+  it("shows a drift of the OS setting beside the saved one and asks before re-applying", async () => {
+    const calls: Calls = [];
+    const drift = {
+      cause: "other_program" as const,
+      backend: "gnome",
+      detail: "org.gnome.system.proxy mode reads back as 'none', expected 'manual'",
+      now: "off (direct)",
+      since_unix_ms: 1_700_000_000_000,
+    };
+    mockIPC(
+      handler(
+        {
+          get_status: status({ system_proxy: sysproxy({ on: true, drift }) }),
+          get_settings: settings(),
+          list_upstreams: [],
+          check_ip: ip,
+          system_proxy_settings: [
+            { backend: "gnome", field: "mode", now: "off", saved: "manual" },
+            { backend: "gnome", field: "http", now: "-", saved: "127.0.0.9:3128" },
+            { backend: "gnome", field: "PAC", now: "-", saved: "-" },
+          ],
+          answer_drift: status({ system_proxy: sysproxy({ on: true }) }),
+        },
+        calls,
+      ),
+    );
+    render(App);
+    const box = await screen.findByTestId("sysproxy-drift");
+    expect(within(box).getByText("Another program changed your proxy setting")).toBeInTheDocument();
+    expect(screen.getByTestId("sysproxy-drift-badge")).toHaveTextContent("Changed outside Veil");
+    const compare = await screen.findByTestId("sysproxy-compare");
+    await waitFor(() => expect(within(compare).getByText("127.0.0.9:3128")).toBeInTheDocument());
+    expect(within(compare).queryByText("gnome PAC")).toBeNull();
+    expect(calls.some((c) => c.cmd === "answer_drift")).toBe(false);
+    await fireEvent.click(within(box).getByRole("button", { name: "Re-apply" }));
+    await waitFor(() => expect(screen.queryByTestId("sysproxy-drift")).toBeNull());
+    const answer = calls.find((c) => c.cmd === "answer_drift");
+    expect(answer?.args).toMatchObject({ choice: "reapply" });
+  });
+
   it("turns the system proxy on and shows the engine's answer", async () => {
     const calls: Calls = [];
     mockIPC(

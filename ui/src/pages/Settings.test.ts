@@ -20,6 +20,30 @@ function field(id: string): HTMLInputElement | HTMLTextAreaElement | HTMLSelectE
 }
 
 describe("Settings", () => {
+  it("offers the PAC file, says plainly what fail-open trades, and saves the choice", async () => {
+    const calls: Calls = [];
+    mockIPC(
+      handler(
+        {
+          get_settings: settings(),
+          save_settings: (args) => ({ settings: (args as { settings: Settings }).settings, notice: null }),
+        },
+        calls,
+      ),
+    );
+    render(SettingsPage);
+    const group = await screen.findByTestId("apps-reach");
+    const failOpen = group.querySelector('input[value="pac_fail_open"]') as HTMLInputElement;
+    expect((group.querySelector('input[value="manual"]') as HTMLInputElement).checked).toBe(true);
+    expect(screen.queryByTestId("fail-open-warning")).toBeNull();
+    await fireEvent.click(failOpen);
+    expect(screen.getByTestId("fail-open-warning")).toHaveTextContent("trades privacy for availability");
+    await fireEvent.click(document.getElementById("settings-save")!);
+    await waitFor(() => expect(calls.some((c) => c.cmd === "save_settings")).toBe(true));
+    const saved = calls.find((c) => c.cmd === "save_settings")?.args as { settings: Settings };
+    expect(saved.settings.apps_reach).toBe("pac_fail_open");
+  });
+
   it("refuses non-http(s) endpoints next to the field and does not save", async () => {
     const calls: Calls = [];
     mockIPC(handler({ get_settings: settings() }, calls));

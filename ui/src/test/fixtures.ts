@@ -60,7 +60,7 @@ export function stats(over: Partial<StatsSnapshot> = {}): StatsSnapshot {
 }
 
 export function sysproxy(over: Partial<SysProxyState> = {}): SysProxyState {
-  return { on: false, supported: true, backends: ["gnome"], detail: null, ...over };
+  return { on: false, supported: true, backends: ["gnome"], detail: null, drift: null, ...over };
 }
 
 export function status(over: Partial<AppStatus> = {}): AppStatus {
@@ -87,6 +87,7 @@ export function settings(over: Partial<Settings> = {}): Settings {
     ipcheck_endpoints: ["https://api.ipify.org", "https://icanhazip.com"],
     history_retention_days: 30,
     theme: "system",
+    apps_reach: "manual",
     ...over,
   };
 }

@@ -8,6 +8,7 @@
 mod forward;
 mod headers;
 mod http;
+pub mod pac;
 mod relay;
 mod socks;
 

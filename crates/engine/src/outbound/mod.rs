@@ -150,6 +150,14 @@ impl Outbound {
         *self.routing.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(routing);
     }
 
+    /// The routing in force now (the PAC file is made from it).
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn route(&self, target: &Target) -> Action {
         let routing = self
             .routing

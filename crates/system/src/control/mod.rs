@@ -116,6 +116,10 @@ pub struct StatusReport {
     /// Whether this engine has pointed the OS's proxy setting at itself.
     #[serde(default)]
     pub system_proxy: bool,
+    /// The OS setting no longer reads back as what Veil applied (another
+    /// program or a network change), seen by the guard's watch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_proxy_drift: Option<crate::service::SystemProxyDrift>,
     /// What failed on its own and changed what Veil does (newest last).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<crate::alerts::Alert>,
@@ -132,6 +136,7 @@ impl StatusReport {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
             system_proxy: false,
+            system_proxy_drift: None,
             alerts: Vec::new(),
             exit_ip: None,
             engine,

@@ -80,6 +80,20 @@ impl Backend for Gnome {
     }
 
     fn veil_settings(&self, proxy: &VeilProxy) -> Settings {
+        if let Some(url) = proxy.pac_url() {
+            // GNOME fetches the PAC file itself; the manual keys stay as they
+            // are and are put back with the rest.
+            return [
+                ("org.gnome.system.proxy mode", "'auto'".to_owned()),
+                (
+                    "org.gnome.system.proxy autoconfig-url",
+                    gvariant_string(&url),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Some(v)))
+            .collect();
+        }
         let host = gvariant_string(&proxy.host());
         let port = proxy.port().to_string();
         // GNOME matches `*.example.com` itself, and CIDRs and hosts as they are.
@@ -263,10 +277,27 @@ mod tests {
     }
 
     #[test]
+    fn pac_mode_points_gnome_at_veils_pac_url() {
+        let s = Gnome.veil_settings(&VeilProxy {
+            listen: "0.0.0.0:7890".parse().expect("addr"),
+            bypass: vec![],
+            reach: crate::sysproxy::AppsReach::PacFailOpen,
+        });
+        assert_eq!(s.len(), 2, "only the mode and the URL: {s:?}");
+        assert_eq!(
+            Gnome.describe(&s),
+            ProxyState::Auto {
+                pac_url: Some("http://127.0.0.1:7890/proxy.pac?fail-open".into())
+            }
+        );
+    }
+
+    #[test]
     fn describes_what_the_user_sees() {
         let mut s = Gnome.veil_settings(&VeilProxy {
             listen: "127.0.0.1:7890".parse().expect("addr"),
             bypass: vec!["localhost".into()],
+            reach: crate::sysproxy::AppsReach::Manual,
         });
         s.insert(format!("{ROOT} autoconfig-url"), Some("''".into()));
         assert_eq!(

@@ -15,7 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::state::{BackendStatus, ProxyState, SystemProxyStatus};
-use super::{Backend, Owner, Settings, SysProxyError, VeilProxy, backend_named, detect_backends};
+use super::{
+    Backend, Owner, Settings, SysProxyError, VeilProxy, backend_named, detect_backends, login_task,
+};
 
 /// The guard file's name in the data folder.
 pub const GUARD_FILE: &str = "system-proxy-guard.json";
@@ -142,11 +144,15 @@ fn refuse_veils_own(
     proxy: &VeilProxy,
 ) -> Result<(), SysProxyError> {
     let veil = proxy.client_addr().to_string();
-    if let ProxyState::Manual {
-        http, https, socks, ..
-    } = backend.describe(settings)
-        && [http, https, socks].iter().flatten().any(|s| *s == veil)
-    {
+    let pac = proxy.pac_base();
+    let points_at_veil = match backend.describe(settings) {
+        ProxyState::Manual {
+            http, https, socks, ..
+        } => [http, https, socks].iter().flatten().any(|s| *s == veil),
+        ProxyState::Auto { pac_url: Some(url) } => url.starts_with(&pac),
+        _ => false,
+    };
+    if points_at_veil {
         return Err(SysProxyError::AlreadyVeil {
             backend: backend.name(),
             addr: veil,
@@ -160,6 +166,10 @@ fn refuse_veils_own(
 pub(super) trait Backends: Send + Sync + std::fmt::Debug {
     fn detect(&self) -> Result<Vec<Box<dyn Backend>>, SysProxyError>;
     fn named(&self, name: &str) -> Result<Box<dyn Backend>, SysProxyError>;
+    /// Installs the login-time repair ([`login_task`]); fakes have none.
+    fn install_login_task(&self) {}
+    /// Removes it, once the guard file is gone.
+    fn remove_login_task(&self) {}
 }
 
 #[derive(Debug)]
@@ -173,6 +183,28 @@ impl Backends for Platform {
     fn named(&self, name: &str) -> Result<Box<dyn Backend>, SysProxyError> {
         backend_named(name)
     }
+
+    /// A failure is logged, not fatal: the next start of any Veil repairs
+    /// a stranded setting too; the task only adds the login.
+    fn install_login_task(&self) {
+        match login_task::install() {
+            Ok(at) => tracing::info!("login-time repair installed: {at}"),
+            Err(e) => tracing::warn!("the login-time repair could not be installed: {e}"),
+        }
+    }
+
+    fn remove_login_task(&self) {
+        if let Err(e) = login_task::remove() {
+            tracing::warn!("the login-time repair could not be removed: {e}");
+        }
+    }
+}
+
+/// Removes the guard file and, with it, the login-time repair.
+fn release(path: &Path, backends: &dyn Backends) -> Result<(), SysProxyError> {
+    GuardFile::remove(path)?;
+    backends.remove_login_task();
+    Ok(())
 }
 
 /// Puts `saved` back into `backend` and checks it. Only what differs is
@@ -245,6 +277,8 @@ pub enum Recovery {
 pub fn recover(data_dir: &Path) -> Result<Recovery, SysProxyError> {
     let path = guard_path(data_dir);
     let Some(file) = GuardFile::load(&path)? else {
+        // A task left by a Veil whose guard file went another way.
+        Platform.remove_login_task();
         return Ok(Recovery::Nothing);
     };
     if file.owner.is_running() {
@@ -253,7 +287,7 @@ pub fn recover(data_dir: &Path) -> Result<Recovery, SysProxyError> {
         });
     }
     file.restore(&Platform)?;
-    GuardFile::remove(&path)?;
+    release(&path, &Platform)?;
     let restored = file
         .saved
         .iter()
@@ -319,6 +353,20 @@ pub fn status(data_dir: &Path) -> Result<SystemProxyStatus, SysProxyError> {
     })
 }
 
+/// What [`SystemProxyGuard::drift`] found: one backend no longer points
+/// at Veil.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drifted {
+    pub backend: String,
+    /// The first key that differs from what Veil applied.
+    pub mismatch: super::Mismatch,
+    /// What the OS has now, in the user's words.
+    pub now: ProxyState,
+    /// The backend also gained network services since Veil saved it (a
+    /// new network): the change came with the network.
+    pub new_services: bool,
+}
+
 /// Points the OS at Veil and gives the user's settings back. Held by the
 /// running engine; dropping it while on restores.
 #[derive(Debug)]
@@ -367,7 +415,7 @@ impl SystemProxyGuard {
                 // before saving the user's settings again.
                 if let Some(stale) = stale {
                     stale.restore(self.backends.as_ref())?;
-                    GuardFile::remove(&self.path)?;
+                    release(&self.path, self.backends.as_ref())?;
                     tracing::warn!(
                         "restored the system proxy settings saved by Veil pid {}, which stopped \
                          without restoring them",
@@ -397,6 +445,7 @@ impl SystemProxyGuard {
                     saved,
                 };
                 file.store(&self.path)?;
+                self.backends.install_login_task();
                 file
             }
         };
@@ -455,7 +504,7 @@ impl SystemProxyGuard {
             }
             Err(failure) => match file.restore(self.backends.as_ref()) {
                 Ok(()) => {
-                    GuardFile::remove(&self.path)?;
+                    release(&self.path, self.backends.as_ref())?;
                     self.on.store(false, Ordering::SeqCst);
                     Err(failure)
                 }
@@ -472,6 +521,56 @@ impl SystemProxyGuard {
         }
     }
 
+    /// While on, the first backend whose settings no longer read back as
+    /// what Veil applied for `proxy` (another program, or the network,
+    /// changed them). Waits for a change of Veil's own to finish first, so
+    /// Veil's half-written settings are never taken for a drift.
+    pub fn drift(&self, proxy: &VeilProxy) -> Result<Option<Drifted>, SysProxyError> {
+        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.is_on() {
+            return Ok(None);
+        }
+        let Some(file) = GuardFile::load(&self.path)? else {
+            return Ok(None);
+        };
+        if !file.owner.is_current() {
+            return Ok(None);
+        }
+        for saved in &file.saved {
+            let backend = self.backends.named(&saved.backend)?;
+            let found = backend.read()?;
+            let wanted = writable(backend.as_ref(), &backend.veil_settings(proxy));
+            if let Some(mismatch) = backend.mismatch(&wanted, &found) {
+                return Ok(Some(Drifted {
+                    backend: backend.name().to_owned(),
+                    now: backend.describe(&found),
+                    new_services: !backend.read_new(&saved.settings)?.is_empty(),
+                    mismatch,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// "Leave it": the OS keeps what another program set; Veil forgets the
+    /// saved settings without writing anything (restoring them now would
+    /// undo that program's change) and no longer counts as on. `false`
+    /// when there was nothing to let go.
+    pub fn release_as_is(&self) -> Result<bool, SysProxyError> {
+        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(file) = GuardFile::load(&self.path)? else {
+            self.on.store(false, Ordering::SeqCst);
+            return Ok(false);
+        };
+        if !file.owner.is_current() {
+            return Ok(false);
+        }
+        release(&self.path, self.backends.as_ref())?;
+        self.on.store(false, Ordering::SeqCst);
+        tracing::info!("system proxy left as another program set it; Veil's saved copy dropped");
+        Ok(true)
+    }
+
     /// Puts the user's saved settings back and removes the guard file.
     /// `false` when there was nothing to restore.
     pub fn disable(&self) -> Result<bool, SysProxyError> {
@@ -486,7 +585,7 @@ impl SystemProxyGuard {
             });
         }
         file.restore(self.backends.as_ref())?;
-        GuardFile::remove(&self.path)?;
+        release(&self.path, self.backends.as_ref())?;
         self.on.store(false, Ordering::SeqCst);
         tracing::info!("system proxy off: the previous settings are back");
         Ok(true)

@@ -116,6 +116,12 @@ impl Backend for Kde {
     }
 
     fn veil_settings(&self, proxy: &VeilProxy) -> Settings {
+        if let Some(url) = proxy.pac_url() {
+            return [("ProxyType", "2".to_owned()), ("Proxy Config Script", url)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Some(v)))
+                .collect();
+        }
         let host = match proxy.host() {
             h if h.contains(':') => format!("[{h}]"),
             h => h,
@@ -190,6 +196,7 @@ mod tests {
         let s = kde.veil_settings(&VeilProxy {
             listen: "127.0.0.1:7890".parse().expect("addr"),
             bypass: vec!["localhost".into(), "*.local".into()],
+            reach: crate::sysproxy::AppsReach::Manual,
         });
         assert_eq!(
             s["httpProxy"].as_deref(),

@@ -15,8 +15,10 @@
 
 mod bypass;
 mod guard;
+pub mod login_task;
 mod owner;
 mod state;
+pub mod watch;
 
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 mod gnome;
@@ -35,14 +37,37 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use guard::{GuardFile, Recovery, SystemProxyGuard, guard_path, recover, status};
+pub use guard::{Drifted, GuardFile, Recovery, SystemProxyGuard, guard_path, recover, status};
 pub use owner::Owner;
-pub use state::{BackendStatus, ProxyState, SystemProxyStatus};
+pub use state::{BackendStatus, ProxyState, SettingRow, SystemProxyStatus};
 
 /// One backend's settings: key to value in the platform's notation (GVariant
 /// text for gsettings, the file's text for `kioslaverc`). `None` is a key
 /// that is not set at all, which is restored by removing it again.
 pub type Settings = BTreeMap<String, Option<String>>;
+
+/// How apps reach Veil when it sets the system proxy (`[proxy]
+/// apps_reach`).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppsReach {
+    /// A fixed proxy (HTTP, HTTPS and SOCKS at Veil's listener).
+    #[default]
+    Manual,
+    /// Veil's PAC file (`/proxy.pac`): the bypass list and rules decide in
+    /// the app; with Veil gone, apps fail rather than go around it.
+    Pac,
+    /// The PAC file with `DIRECT` as the fallback: apps stay online when
+    /// Veil is not running, trading privacy for availability.
+    PacFailOpen,
+}
+
+impl AppsReach {
+    pub fn is_manual(&self) -> bool {
+        *self == AppsReach::Manual
+    }
+}
 
 /// What Veil points the OS at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +76,30 @@ pub struct VeilProxy {
     pub listen: SocketAddr,
     /// Hosts, `*.suffixes` and CIDRs that go direct (`[proxy] bypass`).
     pub bypass: Vec<String>,
+    /// A fixed proxy, or Veil's PAC URL.
+    pub reach: AppsReach,
 }
 
 impl VeilProxy {
+    /// Veil's PAC URL when apps reach it through the PAC file.
+    pub fn pac_url(&self) -> Option<String> {
+        let base = self.pac_base();
+        match self.reach {
+            AppsReach::Manual => None,
+            AppsReach::Pac => Some(base),
+            AppsReach::PacFailOpen => Some(format!("{base}?fail-open")),
+        }
+    }
+
+    /// `http://127.0.0.1:7890/proxy.pac`, which both PAC variants start with.
+    pub fn pac_base(&self) -> String {
+        format!(
+            "http://{}{}",
+            self.client_addr(),
+            veil_engine::inbound::pac::PATH
+        )
+    }
+
     /// The address clients dial: a wildcard listener is reached on loopback.
     pub fn client_addr(&self) -> SocketAddr {
         loopback_if_unspecified(self.listen)
@@ -298,12 +344,15 @@ mod tests {
         let p = VeilProxy {
             listen: "0.0.0.0:7890".parse().expect("addr"),
             bypass: vec![],
+            reach: AppsReach::Manual,
         };
         assert_eq!(p.host(), "127.0.0.1");
         let p = VeilProxy {
             listen: "[::]:7890".parse().expect("addr"),
             bypass: vec![],
+            reach: AppsReach::Pac,
         };
+        assert_eq!(p.pac_url().as_deref(), Some("http://[::1]:7890/proxy.pac"));
         assert_eq!(p.host(), "::1");
         assert_eq!(p.port(), 7890);
     }

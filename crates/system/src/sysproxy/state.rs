@@ -60,6 +60,90 @@ impl fmt::Display for ProxyState {
     }
 }
 
+impl ProxyState {
+    /// The state as labelled fields (mode, http, https, socks, bypass,
+    /// PAC), `-` where a field does not apply: one row each in `veil
+    /// sysproxy status` and the Overview's comparison.
+    pub fn fields(state: Option<&ProxyState>) -> Vec<(&'static str, String)> {
+        let dash = || "-".to_owned();
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(dash);
+        let (mode, http, https, socks, bypass, pac) = match state {
+            None => (dash(), dash(), dash(), dash(), dash(), dash()),
+            Some(ProxyState::Off) => ("off".into(), dash(), dash(), dash(), dash(), dash()),
+            Some(ProxyState::Manual {
+                http,
+                https,
+                socks,
+                bypass,
+            }) => (
+                "manual".into(),
+                show(http),
+                show(https),
+                show(socks),
+                if bypass.is_empty() {
+                    dash()
+                } else {
+                    bypass.join(",")
+                },
+                dash(),
+            ),
+            Some(ProxyState::Auto { pac_url }) => (
+                "auto".into(),
+                dash(),
+                dash(),
+                dash(),
+                dash(),
+                pac_url.clone().unwrap_or_else(|| "(discovery)".into()),
+            ),
+            Some(ProxyState::Other { detail }) => {
+                (detail.clone(), dash(), dash(), dash(), dash(), dash())
+            }
+        };
+        vec![
+            ("mode", mode),
+            ("http", http),
+            ("https", https),
+            ("socks", socks),
+            ("bypass", bypass),
+            ("PAC", pac),
+        ]
+    }
+}
+
+/// One field of one backend: what the OS has now beside the user's own
+/// setting that Veil saved (the Overview's comparison).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingRow {
+    pub backend: String,
+    pub field: String,
+    pub now: String,
+    /// `None` when Veil has saved nothing (it has not changed the setting).
+    pub saved: Option<String>,
+}
+
+impl SystemProxyStatus {
+    /// Every field of every backend, now and saved.
+    pub fn rows(&self) -> Vec<SettingRow> {
+        self.backends
+            .iter()
+            .flat_map(|b| {
+                let saved = b.saved.as_ref().map(|s| ProxyState::fields(Some(s)));
+                ProxyState::fields(b.current.as_ref())
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(i, (field, now))| SettingRow {
+                        backend: b.backend.clone(),
+                        field: field.to_owned(),
+                        now,
+                        saved: saved.as_ref().map(|s| s[i].1.clone()),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
 /// One desktop backend: what the OS has now and what Veil saved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendStatus {

@@ -25,6 +25,8 @@ mod connection;
 mod registry;
 mod value;
 #[cfg(windows)]
+pub(super) mod watch_key;
+#[cfg(windows)]
 mod win32;
 
 #[cfg(test)]
@@ -37,6 +39,14 @@ use connection::{
 };
 use registry::{Key, Registry, RegistryError, WinHttp};
 use value::{Expected, RegValue};
+
+/// For the login-time repair's `Run` value (`login_task.rs`).
+#[cfg(windows)]
+pub(super) mod run_key {
+    pub use super::registry::{Key, Registry};
+    pub use super::value::RegValue;
+    pub use super::win32::SystemRegistry;
+}
 
 use super::bypass::windows_override;
 use super::{Backend, Mismatch, ProxyState, Settings, SysProxyError, VeilProxy};
@@ -237,6 +247,18 @@ impl Backend for WindowsProxy {
     }
 
     fn veil_settings(&self, proxy: &VeilProxy) -> Settings {
+        if let Some(url) = proxy.pac_url() {
+            // WinINet tries the PAC URL first; the fixed proxy is off so a
+            // failed fetch does not fall back to a stale server.
+            return [
+                (PROXY_ENABLE, Some("0".to_owned())),
+                (AUTO_CONFIG_URL, Some(url)),
+                (AUTO_DETECT, Some(on_off(false).to_owned())),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        }
         [
             (PROXY_ENABLE, Some("1".to_owned())),
             // `SocketAddr` brackets an IPv6 host (`[::1]:7890`), as WinINet wants.

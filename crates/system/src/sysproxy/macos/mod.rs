@@ -335,7 +335,17 @@ impl Backend for MacProxy {
         let host = proxy.host();
         let port = proxy.port().to_string();
         let mut s = Settings::new();
+        let pac = proxy.pac_url();
         for service in self.enabled_services() {
+            if let Some(url) = &pac {
+                for (kind, _) in PROXIES {
+                    s.insert(key(service, &format!("{kind}.enabled")), Some("No".into()));
+                }
+                s.insert(key(service, PAC_URL), Some(url.clone()));
+                s.insert(key(service, PAC_ENABLED), Some("Yes".into()));
+                s.insert(key(service, DISCOVERY), Some("Off".into()));
+                continue;
+            }
             for (kind, _) in PROXIES {
                 let mut set = |field: &str, value: &str| {
                     s.insert(

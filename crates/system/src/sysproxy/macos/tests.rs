@@ -135,6 +135,7 @@ fn veil() -> VeilProxy {
     VeilProxy {
         listen: "127.0.0.1:7890".parse().expect("addr"),
         bypass: vec!["localhost".into(), "*.local".into(), "10.0.0.0/8".into()],
+        reach: crate::sysproxy::AppsReach::Manual,
     }
 }
 
@@ -436,6 +437,7 @@ fn ipv6_listeners_and_mixed_services_read_well() {
     let v6 = VeilProxy {
         listen: "[::]:7890".parse().expect("addr"),
         bypass: vec![],
+        reach: crate::sysproxy::AppsReach::Manual,
     };
     let wanted = mac.veil_settings(&v6);
     assert_eq!(wanted.get("Ethernet/web.server"), Some(&Some("::1".into())));

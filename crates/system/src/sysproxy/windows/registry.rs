@@ -4,11 +4,14 @@
 
 use super::value::RegValue;
 
-/// The two keys under `HKEY_CURRENT_USER` that hold WinINet's setting.
+/// The two keys under `HKEY_CURRENT_USER` that hold WinINet's setting,
+/// and the per-user `Run` key that holds the login-time repair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Key {
     InternetSettings,
     Connections,
+    #[cfg_attr(not(windows), allow(dead_code))]
+    Run,
 }
 
 impl Key {
@@ -19,6 +22,7 @@ impl Key {
             Key::Connections => {
                 r"Software\Microsoft\Windows\CurrentVersion\Internet Settings\Connections"
             }
+            Key::Run => r"Software\Microsoft\Windows\CurrentVersion\Run",
         }
     }
 }

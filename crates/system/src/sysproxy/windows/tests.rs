@@ -16,6 +16,7 @@ fn veil(listen: &str) -> VeilProxy {
     VeilProxy {
         listen: listen.parse().expect("addr"),
         bypass: vec!["localhost".into(), "10.0.0.0/8".into()],
+        reach: crate::sysproxy::AppsReach::Manual,
     }
 }
 
