@@ -7,6 +7,8 @@ const COMMANDS: &[&str] = &[
     "get_status",
     "dismiss_alerts",
     "set_system_proxy",
+    "system_proxy_settings",
+    "answer_drift",
     "set_selection",
     "set_strategy",
     "list_upstreams",

@@ -126,6 +126,55 @@ fn the_leak_checks_answer_through_the_acl_with_the_engines_route() {
     assert!(invoke(&t.other, "check_leaks", json!({})).is_err());
 }
 
+/// Every command the handler serves is registered with the ACL (build.rs)
+/// and allowed for the main window, and nothing else is: a command missing
+/// from either is refused in the real window while the mock-runtime tests
+/// above would still pass.
+#[test]
+fn every_command_is_registered_and_allowed_exactly_once() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(dir.join(path)).expect(path);
+    let lib = read("src/lib.rs");
+    let handler = lib
+        .split_once("generate_handler![")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| list)
+        .expect("generate_handler! in src/lib.rs");
+    let mut served: Vec<String> = handler
+        .split(',')
+        .filter_map(|c| c.trim().strip_prefix("commands::"))
+        .map(str::to_owned)
+        .collect();
+    let build = read("build.rs");
+    let list = build
+        .split_once("const COMMANDS: &[&str] = &[")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .map(|(list, _)| list)
+        .expect("COMMANDS in build.rs");
+    let mut registered: Vec<String> = list
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_owned())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let capability: serde_json::Value =
+        serde_json::from_str(&read("capabilities/default.json")).expect("capability JSON");
+    let mut allowed: Vec<String> = capability["permissions"]
+        .as_array()
+        .expect("permissions")
+        .iter()
+        .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
+        .map(|p| p.replace('-', "_"))
+        .collect();
+    served.sort();
+    registered.sort();
+    allowed.sort();
+    assert_eq!(served, registered, "src/lib.rs against build.rs");
+    assert_eq!(
+        served, allowed,
+        "src/lib.rs against capabilities/default.json"
+    );
+}
+
 #[test]
 fn only_the_main_window_may_call_commands() {
     let t = start();

@@ -112,6 +112,38 @@ async fn overview_switch_points_the_desktop_at_veil_and_quitting_restores_it() {
             "'manual'"
         );
 
+        // Another program turns the proxy off behind Veil's back: the window
+        // says so from the read-back (the figure is printed, not asserted),
+        // and Re-apply points the desktop at Veil again.
+        let changed = std::time::Instant::now();
+        s.gsettings_set("org.gnome.system.proxy", "mode", "'none'");
+        app.find("[data-testid=\"sysproxy-drift\"]").await;
+        eprintln!(
+            "drift shown in the window {} ms after gsettings set",
+            changed.elapsed().as_millis()
+        );
+        app.find("[data-testid=\"sysproxy-drift-badge\"]").await;
+        app.screenshot("overview-drift").await;
+        app.click("#drift-reapply").await;
+        app.until("Re-apply to point the desktop at Veil again", || async {
+            (s.gsettings_get("org.gnome.system.proxy", "mode") == "'manual'").then_some(())
+        })
+        .await;
+        app.until("the drift notice to go", || async {
+            app.client
+                .find_all(fantoccini::Locator::Css("[data-testid=\"sysproxy-drift\"]"))
+                .await
+                .ok()
+                .filter(|found| found.is_empty())
+                .map(drop)
+        })
+        .await;
+        assert_eq!(
+            s.gsettings_get("org.gnome.system.proxy.http", "port"),
+            port,
+            "Re-apply put Veil's port back"
+        );
+
         app.click(switch).await;
         app.until("the switch to show off", || async {
             (app.attr(switch, "aria-checked").await.as_deref() == Some("false")).then_some(())
