@@ -1118,3 +1118,107 @@ async fn other_statuses_with_explicit_freshness_are_stored() {
         assert_eq!(f.origin.hits(&bare), 2, "{status} without freshness is not");
     }
 }
+
+// RFC 9110 5.6.7 with RFC 9111 5.3: HTTP-date is IMF-fixdate, or the
+// obsolete RFC 850 and asctime formats, which recipients must accept; an
+// `Expires` outside that grammar (double space, lower-case or wrong day
+// name, another zone) is invalid and means already expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_date_grammar_decides_expires() {
+    let f = Fixture::new().await;
+    let cases = [
+        ("/imf", "Thu, 01 Jan 2099 00:00:00 GMT", 1),
+        ("/rfc850", "Wednesday, 01-Jan-70 00:00:00 GMT", 1),
+        ("/asctime", "Thu Jan  1 00:00:00 2099", 1),
+        ("/double-space", "Thu,  01 Jan 2099 00:00:00 GMT", 2),
+        ("/lower-case", "thu, 01 Jan 2099 00:00:00 GMT", 2),
+        ("/wrong-day", "Fri, 01 Jan 2099 00:00:00 GMT", 2),
+        ("/no-such-day", "Thx, 01 Jan 2099 00:00:00 GMT", 2),
+        ("/utc", "Thu, 01 Jan 2099 00:00:00 UTC", 2),
+        ("/numeric-zone", "Thu, 01 Jan 2099 00:00:00 +0000", 2),
+        ("/hour-24", "Thu, 01 Jan 2099 24:00:00 GMT", 2),
+        ("/zero", "0", 2),
+    ];
+    for (path, expires, _) in cases {
+        f.origin
+            .script(path, Script::ok("x", &[("expires", expires)]));
+    }
+    for _ in 0..2 {
+        for (path, ..) in cases {
+            f.get(path, &[]).await;
+        }
+    }
+    for (path, expires, hits) in cases {
+        assert_eq!(f.origin.hits(path), hits, "Expires: {expires}");
+    }
+}
+
+// RFC 9111 5.1 (Age), 4.2.1 (invalid or duplicate freshness) and 1.2.2
+// (delta-seconds): what each damaged value means is written down in
+// crates/http-cache-semantics/CHANGES-VEIL.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_age_and_freshness_values() {
+    let f = Fixture::new().await;
+    let hour = ("cache-control", "max-age=3600");
+    let cases: Vec<(&str, Vec<(&str, &str)>, usize)> = vec![
+        // Age with a parameter is 7200: older than max-age, stale.
+        ("/age-param", vec![hour, ("age", "7200;foo")], 2),
+        ("/age-fraction", vec![hour, ("age", "7200.5")], 2),
+        // Age without a leading digit is invalid and ignored: fresh.
+        ("/age-negative", vec![hour, ("age", "-1")], 1),
+        ("/age-text", vec![hour, ("age", "abc")], 1),
+        // Too large a delta-seconds is 2^31, not 0.
+        (
+            "/max-age-huge",
+            vec![("cache-control", "max-age=99999999999999999999")],
+            1,
+        ),
+        // Quoted values are accepted (5.2).
+        (
+            "/max-age-quoted",
+            vec![("cache-control", "max-age=\"3600\"")],
+            1,
+        ),
+        // Two different max-age values: invalid, stale.
+        (
+            "/max-age-twice",
+            vec![hour, ("cache-control", "max-age=1")],
+            2,
+        ),
+        // max-age without a value is invalid: stale, Expires ignored.
+        (
+            "/max-age-empty",
+            vec![
+                ("cache-control", "max-age"),
+                ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+            ],
+            2,
+        ),
+        ("/max-age-text", vec![("cache-control", "max-age=abc")], 2),
+        (
+            "/s-maxage-text",
+            vec![("cache-control", "s-maxage=abc, max-age=3600")],
+            2,
+        ),
+        // Two Expires fields: invalid, stale.
+        (
+            "/expires-twice",
+            vec![
+                ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+                ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+            ],
+            2,
+        ),
+    ];
+    for (path, headers, _) in &cases {
+        f.origin.script(path, Script::ok("x", headers));
+    }
+    for _ in 0..2 {
+        for (path, ..) in &cases {
+            f.get(path, &[]).await;
+        }
+    }
+    for (path, headers, hits) in &cases {
+        assert_eq!(f.origin.hits(path), *hits, "{path}: {headers:?}");
+    }
+}

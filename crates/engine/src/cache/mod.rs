@@ -693,7 +693,7 @@ fn unmodified_since(req: &Parts, stored: &http::response::Parts) -> bool {
     }
     let date = |v: Option<&HeaderValue>| {
         v.and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v.trim()).ok())
+            .and_then(http_cache_semantics::parse_http_date)
     };
     let Some(since) = date(req.headers.get(header::IF_MODIFIED_SINCE)) else {
         return false;
