@@ -1222,3 +1222,79 @@ async fn damaged_age_and_freshness_values() {
         assert_eq!(f.origin.hits(path), *hits, "{path}: {headers:?}");
     }
 }
+
+type Answer = (u16, Vec<(&'static str, String)>, &'static str);
+
+/// An origin that computes each answer from the request's headers, and
+/// counts the requests it gets.
+async fn computed_origin(
+    answer: impl Fn(&HeaderMap) -> Answer + Send + Sync + 'static,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let count = Arc::new(AtomicUsize::new(0));
+    let (answer, seen) = (Arc::new(answer), count.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (answer, seen) = (answer.clone(), seen.clone());
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        let (status, headers, body) = answer(req.headers());
+                        let mut resp =
+                            hyper::Response::new(http_body_util::Full::new(Bytes::from(body)));
+                        *resp.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+                        for (k, v) in headers {
+                            resp.headers_mut()
+                                .append(k, v.parse().expect("header value"));
+                        }
+                        async move { Ok::<_, std::convert::Infallible>(resp) }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+// RFC 9111 4.3.4: when Veil revalidates on its own behalf and the 304 names
+// another strong validator than the stored response's, no stored response
+// is selected: the client (who asked nothing conditional) gets the full
+// response, fetched again, never a bare 304.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmatched_304_is_fetched_in_full() {
+    let (origin, count) = computed_origin(|req| {
+        if req.contains_key("if-none-match") {
+            (304, vec![("etag", "\"other\"".into())], "")
+        } else {
+            (
+                200,
+                vec![
+                    ("etag", "\"stored\"".into()),
+                    ("cache-control", "max-age=0".into()),
+                ],
+                "full body",
+            )
+        }
+    })
+    .await;
+    let engine = start_engine(|_| {}).await;
+    let url = format!("http://{origin}/r");
+    let first = send(engine.local_addr(), Method::GET, &url, &[]).await;
+    assert_eq!((first.status, first.text().as_str()), (200, "full body"));
+    let second = send(engine.local_addr(), Method::GET, &url, &[]).await;
+    assert_eq!(
+        (second.status, second.text().as_str()),
+        (200, "full body"),
+        "{second:?}"
+    );
+    // The first fetch, the revalidation and the full fetch.
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

@@ -208,6 +208,24 @@ pub enum Lookup {
 pub struct Stale {
     entry: Arc<Entry>,
     fill: Fill,
+    /// The client's own request, to fetch in full when the origin's 304
+    /// cannot be matched to the stored response.
+    original: Parts,
+}
+
+/// The outcome of a revalidation.
+pub enum Revalidated {
+    /// Send this to the client.
+    Done(Response<Body>),
+    /// The origin answered 304 to a request Veil made on its own behalf, and
+    /// the 304 does not match the stored response (another strong
+    /// validator, RFC 9111 4.3.4): nothing can be updated, and the client
+    /// asked for a full response. Send `request` (the client's own) and pass
+    /// the answer through [`Fill::response`].
+    Refetch {
+        request: Box<Parts>,
+        fill: Box<Fill>,
+    },
 }
 
 /// The right to store the origin's response to one request.
@@ -413,7 +431,11 @@ impl HttpCache {
                         let fill = self.fill(primary, view, leader);
                         return Lookup::Revalidate {
                             request: Box::new(request),
-                            stale: Box::new(Stale { entry, fill }),
+                            stale: Box::new(Stale {
+                                entry,
+                                fill,
+                                original: clone_parts(parts),
+                            }),
                         };
                     }
                     BeforeRequest::Stale { .. } => {}
@@ -497,8 +519,12 @@ impl HttpCache {
     /// Turns the origin's answer to a revalidation into the client's
     /// response: the stored body with updated headers on 304 (RFC 9111,
     /// section 4.3.4), or the new response, stored in place of the old.
-    pub async fn revalidated(&self, stale: Box<Stale>, response: Response<Body>) -> Response<Body> {
-        let Stale { entry, fill } = *stale;
+    pub async fn revalidated(&self, stale: Box<Stale>, response: Response<Body>) -> Revalidated {
+        let Stale {
+            entry,
+            fill,
+            original,
+        } = *stale;
         let now = SystemTime::now();
         let (mut resp_parts, body) = response.into_parts();
         key::normalise_directives(&mut resp_parts.headers);
@@ -527,11 +553,21 @@ impl HttpCache {
                 // would cost more than the revalidation saved. After a
                 // restart the older head on disk is revalidated again.
                 fill.store_in_memory(fresh).await;
-                self.serve(head, &body_bytes, false)
+                Revalidated::Done(self.serve(head, &body_bytes, false))
+            }
+            AfterResponse::Modified(..) if resp_parts.status == StatusCode::NOT_MODIFIED => {
+                // RFC 9111 4.3.4: a 304 that selects no stored response
+                // updates nothing; the client, who asked nothing
+                // conditional of its own, gets a full response.
+                CacheCounters::add(&self.counters.revalidated_changed, 1);
+                Revalidated::Refetch {
+                    request: Box::new(original),
+                    fill: Box::new(fill),
+                }
             }
             AfterResponse::Modified(..) => {
                 CacheCounters::add(&self.counters.revalidated_changed, 1);
-                fill.response(Response::from_parts(resp_parts, body))
+                Revalidated::Done(fill.response(Response::from_parts(resp_parts, body)))
             }
         }
     }
@@ -654,6 +690,15 @@ impl Fill {
     fn too_large(&self) {
         CacheCounters::add(&self.cache.counters.too_large, 1);
     }
+}
+
+fn clone_parts(parts: &Parts) -> Parts {
+    let mut req = http::Request::new(());
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    *req.headers_mut() = parts.headers.clone();
+    req.into_parts().0
 }
 
 /// Whether the stored response was fresh for any time when it arrived.

@@ -20,7 +20,7 @@ use super::headers::{strip_hop_by_hop, wants_upgrade};
 use super::http::{empty, refuse, text};
 use super::spawn_tunnel;
 use crate::Target;
-use crate::cache::Lookup;
+use crate::cache::{Lookup, Revalidated};
 use crate::engine::Shared;
 use crate::outbound::connector::ConnectorError;
 use crate::outbound::{Body, BoxError, ConnectError, Direct, HttpConnector};
@@ -99,7 +99,7 @@ pub(super) async fn forward(
         shared.cache.lookup(&parts).await
     };
     let body = body.map_err(|e| Box::new(e) as BoxError).boxed();
-    let (out, fill, stale) = match lookup {
+    let (mut out, mut fill, mut stale) = match lookup {
         Lookup::Serve(resp) => return resp,
         Lookup::Bypass => (Request::from_parts(parts, body), None, None),
         Lookup::Miss(fill) => (Request::from_parts(parts, body), Some(fill), None),
@@ -108,56 +108,69 @@ pub(super) async fn forward(
         }
     };
 
-    let sent = match action {
-        Action::Proxy => send_upstream(&shared, &target, out, &host.bytes).await,
-        _ => send_direct(&shared, &target, out, &host.bytes).await,
-    };
-    let (mut resp, lease) = match sent {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    guard.carried_by(lease.as_ref());
-    let mut counters = vec![host.bytes.clone()];
-    counters.extend(lease.as_ref().map(|l| l.upstream().bytes.clone()));
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(client_upgrade) = client_upgrade
-    {
-        let origin_upgrade = hyper::upgrade::on(&mut resp);
-        spawn_tunnel(&shared, async move {
-            let _lease = lease;
-            let tunnel = async {
-                match tokio::try_join!(client_upgrade, origin_upgrade) {
-                    Ok((client, origin)) => {
-                        let mut client = TokioIo::new(client);
-                        let mut origin = Counted::new(TokioIo::new(origin), Side::Target, counters);
-                        if let Err(e) =
-                            tokio::io::copy_bidirectional(&mut client, &mut origin).await
-                        {
-                            tracing::debug!("upgraded connection ended: {e}");
+    // Twice at most: a revalidation whose 304 matches nothing is fetched
+    // again in full (the second round has no `stale`).
+    let mut client_upgrade = client_upgrade;
+    loop {
+        let sent = match action {
+            Action::Proxy => send_upstream(&shared, &target, out, &host.bytes).await,
+            _ => send_direct(&shared, &target, out, &host.bytes).await,
+        };
+        let (mut resp, lease) = match sent {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        guard.carried_by(lease.as_ref());
+        let mut counters = vec![host.bytes.clone()];
+        counters.extend(lease.as_ref().map(|l| l.upstream().bytes.clone()));
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade.take()
+        {
+            let origin_upgrade = hyper::upgrade::on(&mut resp);
+            spawn_tunnel(&shared, async move {
+                let _lease = lease;
+                let tunnel = async {
+                    match tokio::try_join!(client_upgrade, origin_upgrade) {
+                        Ok((client, origin)) => {
+                            let mut client = TokioIo::new(client);
+                            let mut origin =
+                                Counted::new(TokioIo::new(origin), Side::Target, counters);
+                            if let Err(e) =
+                                tokio::io::copy_bidirectional(&mut client, &mut origin).await
+                            {
+                                tracing::debug!("upgraded connection ended: {e}");
+                            }
                         }
+                        Err(e) => tracing::debug!("protocol upgrade failed: {e}"),
                     }
-                    Err(e) => tracing::debug!("protocol upgrade failed: {e}"),
+                };
+                guard.unless_idle(tunnel).await;
+            });
+            let (mut parts, _) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers, true);
+            return Response::from_parts(parts, empty());
+        }
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers, false);
+        let status = parts.status;
+        let body = CountedBody::down(body, counters).keeping(lease);
+        let resp = Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed());
+        if let Some(stale) = stale.take() {
+            match shared.cache.revalidated(stale, resp).await {
+                Revalidated::Done(resp) => return resp,
+                Revalidated::Refetch { request, fill: f } => {
+                    out = Request::from_parts(*request, empty());
+                    fill = Some(f);
+                    continue;
                 }
-            };
-            guard.unless_idle(tunnel).await;
-        });
-        let (mut parts, _) = resp.into_parts();
-        strip_hop_by_hop(&mut parts.headers, true);
-        return Response::from_parts(parts, empty());
+            }
+        }
+        if let Some(fill) = fill {
+            return fill.response(resp);
+        }
+        shared.cache.invalidate_after(&method, &uri, status).await;
+        return resp;
     }
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers, false);
-    let status = parts.status;
-    let body = CountedBody::down(body, counters).keeping(lease);
-    let resp = Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed());
-    if let Some(stale) = stale {
-        return shared.cache.revalidated(stale, resp).await;
-    }
-    if let Some(fill) = fill {
-        return fill.response(resp);
-    }
-    shared.cache.invalidate_after(&method, &uri, status).await;
-    resp
 }
 
 /// RFC 9112 §3.2.2: a proxy replaces the `Host` of an absolute-form request
