@@ -145,6 +145,10 @@ pub struct HttpCache {
     /// one stores nothing (see [`Epochs`]).
     epochs: Epochs,
     counters: CacheCounters,
+    /// Salts the digests of `Authorization` and `Cookie` in keys: stored in
+    /// the disk tier's directory (so it outlives a restart, as the entries
+    /// do), else new for each run.
+    salt: key::Salt,
 }
 
 /// Invalidation counters: one for everything (`clear`) and one per URL
@@ -261,6 +265,23 @@ impl HttpCache {
     /// what an earlier run stored. A disk tier that cannot be opened is
     /// logged and left out: the memory tier still works.
     pub async fn open(config: &CacheConfig) -> Arc<Self> {
+        let salt = match &config.dir {
+            Some(dir) => {
+                let dir = dir.clone();
+                match tokio::task::spawn_blocking(move || disk::salt(&dir)).await {
+                    Ok(Ok(salt)) => salt,
+                    Ok(Err(e)) => {
+                        tracing::warn!(dir = ?config.dir, "HTTP cache salt unavailable: {e}");
+                        key::random_salt()
+                    }
+                    Err(e) => {
+                        tracing::warn!("HTTP cache salt unavailable: {e}");
+                        key::random_salt()
+                    }
+                }
+            }
+            None => key::random_salt(),
+        };
         let disk = match &config.dir {
             Some(dir) if config.disk_bytes > 0 => {
                 let (dir, max) = (dir.clone(), config.disk_bytes);
@@ -289,6 +310,7 @@ impl HttpCache {
             inflight: Mutex::new(HashMap::new()),
             epochs: Epochs::default(),
             counters: CacheCounters::default(),
+            salt,
         })
     }
 
@@ -380,7 +402,7 @@ impl HttpCache {
         {
             return Lookup::Bypass;
         }
-        let view = key::policy_view(parts);
+        let view = key::policy_view(parts, &self.salt);
         let primary = key::primary(parts);
         let mut waited = false;
         loop {
