@@ -1298,3 +1298,35 @@ async fn unmatched_304_is_fetched_in_full() {
     // The first fetch, the revalidation and the full fetch.
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+// Collapsed forwarding with a leader whose client stops reading: the origin's
+// body is read for the cache whatever the client does, so the request
+// waiting for that fetch is answered from it (the origin is asked once),
+// instead of being held until the collapse gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_does_not_hold_the_waiters() {
+    const BIG: usize = 32 << 20;
+    let f = Fixture::with(|c| c.cache.max_object_bytes = 64 << 20).await;
+    f.origin
+        .script("/big", Script::ok(vec![b'x'; BIG], FRESH).chunked());
+    let url: hyper::Uri = f.origin.url("/big").parse().expect("url");
+    // The leader: reads the head, then never the body, and stays connected.
+    let stream = TcpStream::connect(f.engine.local_addr())
+        .await
+        .expect("proxy accepts");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = Request::get(url.clone())
+        .header("host", url.authority().expect("authority").as_str())
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let stalled = sender.send_request(req).await.expect("head");
+    assert_eq!(stalled.status(), 200);
+    // The waiter (or, if the fill is already stored, a hit).
+    let got = f.get("/big", &[]).await;
+    assert_eq!((got.status, got.body.len()), (200, BIG));
+    assert_eq!(f.origin.hits("/big"), 1, "answered from the leader's fetch");
+    drop(stalled);
+}

@@ -38,8 +38,12 @@ pub use stats::CacheStats;
 use stats::{CacheCounters, TierStats};
 
 /// How long a request waits for another request's fetch of the same URI
-/// before going to the origin itself.
-const COLLAPSE_WAIT: Duration = Duration::from_secs(10);
+/// to make progress before going to the origin itself: the fetch stalled.
+/// (A client that stops reading does not stall it: the origin's body is
+/// read for the cache by a task of its own, see [`tee`].)
+const COLLAPSE_STALL: Duration = Duration::from_secs(5);
+/// How long a request waits for another's fetch at most, progress or not.
+const COLLAPSE_WAIT: Duration = Duration::from_secs(60);
 
 /// Limits and switches of the HTTP cache.
 #[derive(Debug, Clone)]
@@ -137,7 +141,7 @@ pub struct HttpCache {
     max_object_bytes: u64,
     memory: MemoryTier,
     disk: Option<Arc<DiskTier>>,
-    inflight: Mutex<HashMap<String, watch::Receiver<()>>>,
+    inflight: Mutex<HashMap<String, watch::Receiver<u64>>>,
     /// Bumped by `clear` and `purge`: a fill that began before stores
     /// nothing, so a response still streaming (its store runs when the body
     /// ends) cannot bring back what an unsafe method or a purge removed.
@@ -240,13 +244,15 @@ pub struct Fill {
     /// The invalidation counters when the fill began.
     epoch: (u64, u64),
     /// Held by the first of concurrent misses; waiters wake when it drops.
-    _leader: Option<Leader>,
+    leader: Option<Leader>,
 }
 
 struct Leader {
     cache: Arc<HttpCache>,
     primary: String,
-    _done: watch::Sender<()>,
+    /// Body bytes received so far; waiters watch it move. Dropped (which
+    /// wakes them for good) when the fetch ends one way or another.
+    progress: watch::Sender<u64>,
 }
 
 impl Drop for Leader {
@@ -504,17 +510,17 @@ impl HttpCache {
 
     /// Marks `primary` as being fetched, or hands out a way to wait for the
     /// request already fetching it.
-    fn lead_or_wait(self: &Arc<Self>, primary: &str) -> Result<Leader, watch::Receiver<()>> {
+    fn lead_or_wait(self: &Arc<Self>, primary: &str) -> Result<Leader, watch::Receiver<u64>> {
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = inflight.get(primary) {
             return Err(rx.clone());
         }
-        let (tx, rx) = watch::channel(());
+        let (tx, rx) = watch::channel(0);
         inflight.insert(primary.to_owned(), rx);
         Ok(Leader {
             cache: self.clone(),
             primary: primary.to_owned(),
-            _done: tx,
+            progress: tx,
         })
     }
 
@@ -524,7 +530,7 @@ impl HttpCache {
             epoch: self.epochs.of(&primary),
             primary,
             view,
-            _leader: leader,
+            leader: leader,
         }
     }
 
@@ -645,7 +651,7 @@ impl Fill {
             return Response::from_parts(parts, body);
         }
         let date = date_of(&parts.headers);
-        let body = tee::TeeBody::new(body, limit, self, policy, vary, (date, parts.status));
+        let body = tee::TeeBody::spawn(body, limit, self, policy, vary, (date, parts.status));
         Response::from_parts(parts, body.boxed())
     }
 
@@ -707,6 +713,13 @@ impl Fill {
         }
         // Dropping `self` now releases the waiters of collapsed forwarding,
         // after the entry is in place.
+    }
+
+    /// Tells the waiters the fetch is moving: `bytes` of body so far.
+    fn progress(&self, bytes: u64) {
+        if let Some(leader) = &self.leader {
+            leader.progress.send_replace(bytes);
+        }
     }
 
     fn too_large(&self) {
@@ -778,10 +791,14 @@ fn not_modified(mut head: http::response::Parts) -> Response<Body> {
     Response::from_parts(head, empty())
 }
 
-/// Waits, bounded, until the leading request's fetch ends one way or another.
-async fn wait_for(mut rx: watch::Receiver<()>) {
-    // The sender never sends: `changed` returns when it is dropped.
-    let _ = tokio::time::timeout(COLLAPSE_WAIT, rx.changed()).await;
+/// Waits until the leading request's fetch ends one way or another, or
+/// makes no progress for [`COLLAPSE_STALL`], or [`COLLAPSE_WAIT`] passed.
+async fn wait_for(mut rx: watch::Receiver<u64>) {
+    let watch = async {
+        // `changed` fails once the leader is dropped: the fetch ended.
+        while let Ok(Ok(())) = tokio::time::timeout(COLLAPSE_STALL, rx.changed()).await {}
+    };
+    let _ = tokio::time::timeout(COLLAPSE_WAIT, watch).await;
 }
 
 fn only_if_cached(parts: &Parts) -> bool {
