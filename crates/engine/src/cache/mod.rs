@@ -530,7 +530,7 @@ impl HttpCache {
             epoch: self.epochs.of(&primary),
             primary,
             view,
-            leader: leader,
+            leader,
         }
     }
 

@@ -203,6 +203,6 @@ impl HttpBody for TeeBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.hint.clone()
+        self.hint
     }
 }
