@@ -1160,7 +1160,8 @@ async fn http_date_grammar_decides_expires() {
 async fn damaged_age_and_freshness_values() {
     let f = Fixture::new().await;
     let hour = ("cache-control", "max-age=3600");
-    let cases: Vec<(&str, Vec<(&str, &str)>, usize)> = vec![
+    type Case = (&'static str, Vec<(&'static str, &'static str)>, usize);
+    let cases: Vec<Case> = vec![
         // Age with a parameter is 7200: older than max-age, stale.
         ("/age-param", vec![hour, ("age", "7200;foo")], 2),
         ("/age-fraction", vec![hour, ("age", "7200.5")], 2),
