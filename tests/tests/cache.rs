@@ -1331,3 +1331,45 @@ async fn a_client_that_stops_reading_does_not_hold_the_waiters() {
     assert_eq!(f.origin.hits("/big"), 1, "answered from the leader's fetch");
     drop(stalled);
 }
+
+// The memory bound weighs what an entry really keeps: its stored heads as
+// well as its body; and heads over 64 KiB are not stored at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_heads_are_weighed_and_capped() {
+    let f = Fixture::new().await;
+    let pad = "p".repeat(4000);
+    let headers = |n: usize| {
+        let mut h: Vec<(String, String)> = vec![("cache-control".into(), "max-age=60".into())];
+        h.extend((0..n).map(|i| (format!("x-pad-{i}"), pad.clone())));
+        h
+    };
+    let script = |n: usize| {
+        let owned = headers(n);
+        let borrowed: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        // 40 KiB of body: with 32 KiB of heads the entry weighs over 64 KiB,
+        // which makes the memory tier settle its books at once.
+        Script::ok(vec![b'b'; 40 << 10], &borrowed)
+    };
+    f.origin.script("/heavy-head", script(8));
+    f.origin.script("/huge-head", script(40));
+    for _ in 0..2 {
+        f.get("/heavy-head", &[]).await;
+        f.get("/huge-head", &[]).await;
+    }
+    assert_eq!(f.origin.hits("/heavy-head"), 1, "32 KiB of heads: stored");
+    assert_eq!(
+        f.origin.hits("/huge-head"),
+        2,
+        "160 KiB of heads: not stored"
+    );
+    assert!(stored(&f.engine, 1).await);
+    let stats = f.engine.stats().cache;
+    assert!(
+        stats.memory_bytes >= (40 << 10) + 32_000,
+        "heads weighed: {stats:?}"
+    );
+    assert!(stats.too_large >= 2, "{stats:?}");
+}

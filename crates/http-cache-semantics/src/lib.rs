@@ -302,6 +302,18 @@ impl CachePolicy {
         }
     }
 
+    /// Bytes of the request and response heads this policy keeps (names,
+    /// values and the URI), so a cache can weigh what it stores (Veil's
+    /// change).
+    pub fn stored_bytes(&self) -> u64 {
+        let heads = [&self.req, &self.res]
+            .into_iter()
+            .flat_map(|h| h.iter())
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum::<usize>();
+        (heads + self.uri.to_string().len()) as u64
+    }
+
     /// Returns `true` if the response can be stored in a cache. If it's
     /// `false` then you MUST NOT store either the request or the response.
     pub fn is_storable(&self) -> bool {

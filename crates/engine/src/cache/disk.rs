@@ -28,6 +28,14 @@ const MAGIC: &[u8; 8] = b"VEILHC1\n";
 /// Magic, metadata length (u32), body length (u64), SHA-256.
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 const MAX_META: u32 = 1 << 20;
+/// Memory the in-memory index of the disk tier may use (its keys, paths and
+/// bookkeeping); past it the least recently used entries are evicted, as
+/// past the byte bound on disk.
+const MAX_INDEX_BYTES: u64 = 16 << 20;
+/// Bookkeeping charged per indexed entry besides its strings (two map
+/// slots, the use order, the `Vary` record).
+const SLOT_OVERHEAD: u64 = 192;
+
 /// The file holding the installation's salt of secret-header digests.
 const SALT_FILE: &str = "salt";
 
@@ -82,9 +90,16 @@ struct Index {
     order: BTreeMap<u64, String>,
     tick: u64,
     bytes: u64,
+    /// Memory the index uses, estimated (see [`Index::cost`]).
+    mem: u64,
 }
 
 impl Index {
+    /// The key twice (map and use order), the primary, the path.
+    fn cost(key: &str, slot: &Slot) -> u64 {
+        (2 * key.len() + slot.primary.len() + slot.file.as_os_str().len()) as u64 + SLOT_OVERHEAD
+    }
+
     fn touch(&mut self, key: &str) {
         self.tick += 1;
         let tick = self.tick;
@@ -98,6 +113,7 @@ impl Index {
     fn add(&mut self, key: String, slot: Slot) -> Option<Slot> {
         let old = self.take(&key);
         self.bytes += slot.size;
+        self.mem += Self::cost(&key, &slot);
         self.order.insert(slot.tick, key.clone());
         self.slots.insert(key, slot);
         old
@@ -107,19 +123,24 @@ impl Index {
         let slot = self.slots.remove(key)?;
         self.order.remove(&slot.tick);
         self.bytes -= slot.size;
+        self.mem -= Self::cost(key, &slot);
         Some(slot)
     }
 
-    /// Takes least recently used slots until the total fits `max`.
+    /// Takes least recently used slots until the total fits `max` and the
+    /// index fits [`MAX_INDEX_BYTES`].
     fn evict(&mut self, max: u64) -> Vec<Slot> {
         let mut gone = Vec::new();
-        while self.bytes > max {
-            let Some((_, key)) = self.order.pop_first() else {
+        while self.bytes > max || self.mem > MAX_INDEX_BYTES {
+            let Some((_, key)) = self.order.first_key_value() else {
                 break;
             };
-            if let Some(slot) = self.slots.remove(&key) {
-                self.bytes -= slot.size;
-                gone.push(slot);
+            let key = key.clone();
+            match self.take(&key) {
+                Some(slot) => gone.push(slot),
+                None => {
+                    self.order.pop_first();
+                }
             }
         }
         gone
@@ -322,6 +343,11 @@ impl DiskTier {
 
     pub fn bytes(&self) -> u64 {
         self.lock().bytes
+    }
+
+    /// Memory of the in-memory index, estimated.
+    pub fn index_bytes(&self) -> u64 {
+        self.lock().mem
     }
 }
 

@@ -1,5 +1,5 @@
-//! The memory tier: a moka cache bounded by bytes (body plus an estimate of
-//! the head), evicting by its TinyLFU policy, and a small map from each URI to
+//! The memory tier: a moka cache bounded by bytes (body, the request and
+//! response heads the entry keeps, its key and a fixed overhead), evicting by its TinyLFU policy, and a small map from each URI to
 //! the header names its stored response varies on.
 
 use std::sync::Arc;
@@ -28,7 +28,9 @@ impl MemoryTier {
     pub fn new(max_bytes: u64) -> Self {
         let entries = Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|_k: &String, e: &Arc<Entry>| u32::try_from(e.weight()).unwrap_or(u32::MAX))
+            .weigher(|k: &String, e: &Arc<Entry>| {
+                u32::try_from(e.weight() + k.len() as u64).unwrap_or(u32::MAX)
+            })
             .support_invalidation_closures()
             .build();
         let vary = Cache::builder().max_capacity(MAX_VARY_RECORDS).build();
@@ -101,7 +103,8 @@ impl MemoryTier {
 }
 
 impl Entry {
-    fn weight(&self) -> u64 {
-        self.body.len() as u64 + ENTRY_OVERHEAD
+    /// What the entry costs in memory: body, stored heads, overhead.
+    pub(super) fn weight(&self) -> u64 {
+        self.body.len() as u64 + self.policy.stored_bytes() + ENTRY_OVERHEAD
     }
 }

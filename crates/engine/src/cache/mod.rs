@@ -37,6 +37,12 @@ use memory::MemoryTier;
 pub use stats::CacheStats;
 use stats::{CacheCounters, TierStats};
 
+/// Stored request and response heads together at most: a response whose
+/// heads are larger passes through unstored (counted as too large). Heads
+/// are weighed against `memory_bytes` with the body; this keeps one entry's
+/// head from crowding out many bodies.
+const MAX_HEAD_BYTES: u64 = 64 * 1024;
+
 /// How long a request waits for another request's fetch of the same URI
 /// to make progress before going to the origin itself: the fetch stalled.
 /// (A client that stops reading does not stall it: the origin's body is
@@ -628,6 +634,10 @@ impl Fill {
         let (true, Some(vary)) = (storable, vary) else {
             return response;
         };
+        if policy.stored_bytes() > MAX_HEAD_BYTES {
+            CacheCounters::add(&self.cache.counters.too_large, 1);
+            return response;
+        }
         let limit = self.cache.max_object_bytes;
         let declared = headers
             .get(header::CONTENT_LENGTH)
