@@ -73,6 +73,9 @@ struct Meta {
     /// The origin's status (older entries: the policy's).
     #[serde(default)]
     status: Option<u16>,
+    /// The route it came through (older entries: none).
+    #[serde(default)]
+    route: Option<String>,
 }
 
 struct Slot {
@@ -257,6 +260,7 @@ impl DiskTier {
             policy: entry.policy.clone(),
             date: entry.date.to_str().ok().map(str::to_owned),
             status: entry.status.map(|s| s.as_u16()),
+            route: entry.route.clone(),
         };
         let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
         let size = (HEADER_LEN + meta.len() + entry.body.len()) as u64;
@@ -425,6 +429,7 @@ fn read_entry(path: &Path, key: &str) -> io::Result<Entry> {
         body,
         date,
         status,
+        route: meta.route,
     })
 }
 
@@ -447,6 +452,7 @@ mod tests {
             body: Bytes::from_static(body),
             date: http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
             status: Some(http::StatusCode::OK),
+            route: None,
         }
     }
 

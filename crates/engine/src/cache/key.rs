@@ -137,6 +137,21 @@ pub fn normalise_directives(headers: &mut http::HeaderMap) {
     }
 }
 
+/// `headers` with every value in an allocation of its own. Values parsed by
+/// hyper are slices of the connection's read buffer: a stored entry keeping
+/// them would keep that whole buffer (often twice the head, plus body bytes)
+/// alive, unseen by the memory tier's weighing.
+pub fn compact(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            out.append(name.clone(), copy);
+        }
+    }
+    out
+}
+
 /// Request headers that carry a user's secrets. The policy keeps the request
 /// headers of every stored response (for `Vary`), and the disk tier writes
 /// them out; these are kept only as a SHA-256 of a per-installation salt
@@ -157,7 +172,7 @@ pub fn policy_view(parts: &Parts, salt: &Salt) -> Parts {
     };
     *req.uri_mut() = parts.uri.clone();
     *req.version_mut() = parts.version;
-    let mut headers = parts.headers.clone();
+    let mut headers = compact(&parts.headers);
     normalise_directives(&mut headers);
     for name in NORMALISED {
         if headers.contains_key(name) {

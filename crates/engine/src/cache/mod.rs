@@ -34,8 +34,8 @@ use tokio::sync::watch;
 use crate::outbound::Body;
 use disk::DiskTier;
 use memory::MemoryTier;
-pub use stats::CacheStats;
-use stats::{CacheCounters, TierStats};
+use stats::{CacheCounters, Cause, TierStats};
+pub use stats::{CacheStats, Invalidations};
 
 /// Stored request and response heads together at most: a response whose
 /// heads are larger passes through unstored (counted as too large). Heads
@@ -63,6 +63,10 @@ pub struct CacheConfig {
     pub max_object_bytes: u64,
     /// Directory of the disk tier; `None` keeps the cache in memory only.
     pub dir: Option<PathBuf>,
+    /// Serve a response stored through one route (direct, or a set of
+    /// upstreams) to requests that now take another. Off: switching exits
+    /// does not replay what the old exit served.
+    pub share_across_routes: bool,
 }
 
 impl Default for CacheConfig {
@@ -73,6 +77,7 @@ impl Default for CacheConfig {
             disk_bytes: 1 << 30,
             max_object_bytes: 8 << 20,
             dir: None,
+            share_across_routes: false,
         }
     }
 }
@@ -93,6 +98,9 @@ pub struct Entry {
     /// [`policy_status`]); what is served is always this. `None` for entries
     /// written to disk before it was kept: their policy has the real one.
     status: Option<StatusCode>,
+    /// The route the response came through (see [`HttpCache::route_id`]);
+    /// `None` for entries written to disk before it was kept.
+    route: Option<String>,
 }
 
 /// The status the cache-semantics crate is shown. RFC 9111 section 3 lets a
@@ -144,6 +152,7 @@ fn options() -> CacheOptions {
 #[derive(Debug)]
 pub struct HttpCache {
     enabled: AtomicBool,
+    share_across_routes: AtomicBool,
     max_object_bytes: u64,
     memory: MemoryTier,
     disk: Option<Arc<DiskTier>>,
@@ -249,6 +258,11 @@ pub struct Fill {
     view: Parts,
     /// The invalidation counters when the fill began.
     epoch: (u64, u64),
+    /// A revalidation's fill: the stored response it would replace is out
+    /// of date whatever the new response is.
+    replacing: bool,
+    /// The route the response comes through, kept with the entry.
+    route: String,
     /// Held by the first of concurrent misses; waiters wake when it drops.
     leader: Option<Leader>,
 }
@@ -316,6 +330,7 @@ impl HttpCache {
         };
         Arc::new(Self {
             enabled: AtomicBool::new(config.enabled),
+            share_across_routes: AtomicBool::new(config.share_across_routes),
             max_object_bytes: config.max_object_bytes,
             memory: MemoryTier::new(config.memory_bytes),
             disk,
@@ -362,33 +377,83 @@ impl HttpCache {
         self.enabled.store(enabled, Ordering::Relaxed);
     }
 
+    pub fn set_share_across_routes(&self, share: bool) {
+        self.share_across_routes.store(share, Ordering::Relaxed);
+    }
+
+    /// A route's identity as entries keep it: a salted digest of its
+    /// description (`direct`, or the upstreams' URLs), so the cache
+    /// directory names no upstream.
+    pub fn route_id(&self, route: &str) -> String {
+        use sha2::Digest;
+        let mut digest = sha2::Sha256::new();
+        digest.update(self.salt);
+        digest.update(route.as_bytes());
+        digest.finalize()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     pub fn is_enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
     }
 
     pub async fn clear(&self) {
+        self.counters.invalidations.add(Cause::Clear);
         self.epochs.bump_all();
         self.memory.clear().await;
         self.on_disk(|d| d.clear()).await;
     }
 
-    /// Drops every stored variant of `uri` (an absolute `http://` URL).
+    /// Drops every stored variant of `uri` (an absolute `http://` URL), at
+    /// the user's request.
     pub async fn purge(&self, uri: &http::Uri) {
-        let primary = uri.to_string();
+        self.invalidate(uri.to_string(), Cause::Purge).await;
+    }
+
+    /// Drops every stored variant of `primary`, counted under `cause`.
+    async fn invalidate(&self, primary: String, cause: Cause) {
+        self.counters.invalidations.add(cause);
         self.epochs.bump(&primary);
         self.memory.remove(&primary).await;
         self.on_disk(move |d| d.remove(&primary)).await;
     }
 
     /// After an unsafe method succeeded, the stored responses for its target
-    /// are out of date (RFC 9111, section 4.4).
-    pub async fn invalidate_after(&self, method: &Method, uri: &http::Uri, status: StatusCode) {
+    /// are out of date, and so are those of the URLs in the response's
+    /// `Location` and `Content-Location` when they are on the same origin
+    /// (RFC 9111, section 4.4: never another origin's, which the response
+    /// has no say over).
+    pub async fn invalidate_after(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        status: StatusCode,
+        headers: &http::HeaderMap,
+    ) {
         let unsafe_method = !matches!(
             *method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
-        if unsafe_method && (status.is_success() || status.is_redirection()) {
-            self.purge(uri).await;
+        if !(unsafe_method && (status.is_success() || status.is_redirection())) {
+            return;
+        }
+        self.invalidate(uri.to_string(), Cause::UnsafeMethod).await;
+        let mut targets: Vec<String> = Vec::new();
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            if let Some(target) = headers
+                .get(&name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| same_origin_target(uri, v))
+                && target != uri.to_string()
+                && !targets.contains(&target)
+            {
+                targets.push(target);
+            }
+        }
+        for target in targets {
+            self.invalidate(target, Cause::Location).await;
         }
     }
 
@@ -400,13 +465,21 @@ impl HttpCache {
                 memory_bytes: self.memory.bytes(),
                 disk_objects: self.disk.as_ref().map_or(0, |d| d.objects()),
                 disk_bytes: self.disk.as_ref().map_or(0, |d| d.bytes()),
+                disk_index_bytes: self.disk.as_ref().map_or(0, |d| d.index_bytes()),
             },
         )
     }
 
     /// Looks `parts` up. Only `GET` and `HEAD` without `Range` take part;
     /// everything else is [`Lookup::Bypass`].
-    pub async fn lookup(self: &Arc<Self>, parts: &Parts) -> Lookup {
+    ///
+    /// `route` is [`HttpCache::route_id`] of the way this request goes out:
+    /// unless sharing across routes is on, a response stored through another
+    /// route is not used (a miss), and the fetch through this one replaces
+    /// it. Kept per URL rather than per route, so switching back and forth
+    /// never serves what one exit sent to requests taking the other, and the
+    /// cache holds one copy.
+    pub async fn lookup(self: &Arc<Self>, parts: &Parts, route: &str) -> Lookup {
         let head = parts.method == Method::HEAD;
         if !self.is_enabled()
             || !(head || parts.method == Method::GET)
@@ -417,8 +490,16 @@ impl HttpCache {
         let view = key::policy_view(parts, &self.salt);
         let primary = key::primary(parts);
         let mut waited = false;
+        let share = self.share_across_routes.load(Ordering::Relaxed);
         loop {
-            if let Some((entry, from_disk)) = self.stored(&primary, &view).await {
+            let stored = self.stored(&primary, &view).await.filter(|(entry, _)| {
+                let same = share || entry.route.as_deref() == Some(route);
+                if !same {
+                    self.counters.invalidations.add(Cause::RouteChange);
+                }
+                same
+            });
+            if let Some((entry, from_disk)) = stored {
                 match entry.policy.before_request(&view, SystemTime::now()) {
                     BeforeRequest::Fresh(mut head_parts) => {
                         head_parts.headers.insert(header::DATE, entry.date.clone());
@@ -462,7 +543,8 @@ impl HttpCache {
                             }
                             Err(_) => None,
                         };
-                        let fill = self.fill(primary, view, leader);
+                        let mut fill = self.fill(primary, view, leader, route);
+                        fill.replacing = true;
                         return Lookup::Revalidate {
                             request: Box::new(request),
                             stale: Box::new(Stale {
@@ -501,12 +583,12 @@ impl HttpCache {
             }
             if waited {
                 CacheCounters::add(&self.counters.misses, 1);
-                return Lookup::Miss(Box::new(self.fill(primary, view, None)));
+                return Lookup::Miss(Box::new(self.fill(primary, view, None, route)));
             }
             match self.lead_or_wait(&primary) {
                 Ok(leader) => {
                     CacheCounters::add(&self.counters.misses, 1);
-                    return Lookup::Miss(Box::new(self.fill(primary, view, Some(leader))));
+                    return Lookup::Miss(Box::new(self.fill(primary, view, Some(leader), route)));
                 }
                 Err(rx) => wait_for(rx).await,
             }
@@ -530,10 +612,18 @@ impl HttpCache {
         })
     }
 
-    fn fill(self: &Arc<Self>, primary: String, view: Parts, leader: Option<Leader>) -> Fill {
+    fn fill(
+        self: &Arc<Self>,
+        primary: String,
+        view: Parts,
+        leader: Option<Leader>,
+        route: &str,
+    ) -> Fill {
         Fill {
+            route: route.to_owned(),
             cache: self.clone(),
             epoch: self.epochs.of(&primary),
+            replacing: false,
             primary,
             view,
             leader,
@@ -562,6 +652,7 @@ impl HttpCache {
         let now = SystemTime::now();
         let (mut resp_parts, body) = response.into_parts();
         key::normalise_directives(&mut resp_parts.headers);
+        resp_parts.headers = key::compact(&resp_parts.headers);
         match entry.policy.after_response(&fill.view, &resp_parts, now) {
             AfterResponse::NotModified(policy, mut head) => {
                 CacheCounters::add(&self.counters.revalidated_not_modified, 1);
@@ -582,6 +673,7 @@ impl HttpCache {
                     body: body_bytes.clone(),
                     date,
                     status: entry.status,
+                    route: entry.route.clone(),
                 });
                 // Memory only: rewriting the whole body on disk for every 304
                 // would cost more than the revalidation saved. After a
@@ -613,6 +705,7 @@ impl Fill {
     pub fn response(self, mut response: Response<Body>) -> Response<Body> {
         let now = SystemTime::now();
         key::normalise_directives(response.headers_mut());
+        *response.headers_mut() = key::compact(response.headers());
         let status = response.status();
         let shown = policy_status(status, response.headers());
         let policy = if shown == status {
@@ -632,6 +725,12 @@ impl Fill {
             && (has_validator || !policy.time_to_live(now).is_zero());
         let vary = key::vary_names(headers);
         let (true, Some(vary)) = (storable, vary) else {
+            if self.replacing && has_no_store(response.headers()) {
+                // The origin's new answer says it may not be stored: the
+                // old one must not be served again either.
+                let (cache, primary) = (self.cache.clone(), self.primary.clone());
+                tokio::spawn(async move { cache.invalidate(primary, Cause::NoStore).await });
+            }
             return response;
         };
         if policy.stored_bytes() > MAX_HEAD_BYTES {
@@ -656,6 +755,7 @@ impl Fill {
                 body: Bytes::new(),
                 date: date_of(&parts.headers),
                 status: Some(parts.status),
+                route: Some(self.route.clone()),
             });
             tokio::spawn(self.store(entry));
             return Response::from_parts(parts, body);
@@ -737,6 +837,29 @@ impl Fill {
     }
 }
 
+/// `reference` (a `Location` or `Content-Location` value) resolved against
+/// `base` when it is an absolute URL or an absolute path on `base`'s origin;
+/// `None` for another origin or a form not resolved here (relative paths).
+fn same_origin_target(base: &http::Uri, reference: &str) -> Option<String> {
+    let reference = reference.trim();
+    let target: http::Uri = if reference.starts_with('/') && !reference.starts_with("//") {
+        format!(
+            "{}://{}{}",
+            base.scheme_str()?,
+            base.authority()?.as_str(),
+            reference
+        )
+        .parse()
+        .ok()?
+    } else {
+        reference.parse().ok()?
+    };
+    let same = target.scheme() == base.scheme()
+        && target.authority().map(|a| a.as_str().to_ascii_lowercase())
+            == base.authority().map(|a| a.as_str().to_ascii_lowercase());
+    same.then(|| target.to_string())
+}
+
 fn clone_parts(parts: &Parts) -> Parts {
     let mut req = http::Request::new(());
     *req.method_mut() = parts.method.clone();
@@ -809,6 +932,17 @@ async fn wait_for(mut rx: watch::Receiver<u64>) {
         while let Ok(Ok(())) = tokio::time::timeout(COLLAPSE_STALL, rx.changed()).await {}
     };
     let _ = tokio::time::timeout(COLLAPSE_WAIT, watch).await;
+}
+
+/// `Cache-Control: no-store` in a response (directives already normalised
+/// to lower case).
+fn has_no_store(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim() == "no-store")
 }
 
 fn only_if_cached(parts: &Parts) -> bool {

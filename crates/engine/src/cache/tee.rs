@@ -95,7 +95,7 @@ async fn read_for_cache(
 ) {
     loop {
         let Some(frame) = inner.frame().await else {
-            finish(pending);
+            finish(pending).await;
             return;
         };
         let frame = match frame {
@@ -120,14 +120,15 @@ async fn read_for_cache(
             pending.copy.push(data.clone());
             pending.fill.progress(len);
         }
-        let end = inner.is_end_stream();
-        if tx.send(Msg::Frame(Ok(frame))).is_err() {
-            // The client is gone.
+        if inner.is_end_stream() {
+            // The last frame goes to the client once the entry is in place:
+            // a client that has the whole response and asks again finds it.
+            finish(pending).await;
+            let _ = tx.send(Msg::Frame(Ok(frame)));
             return;
         }
-        if end {
-            // hyper-style bodies may say they ended without a last `None`.
-            finish(pending);
+        if tx.send(Msg::Frame(Ok(frame))).is_err() {
+            // The client is gone.
             return;
         }
     }
@@ -135,7 +136,7 @@ async fn read_for_cache(
 
 /// Stores the complete copy; the fill (and with it the waiters of collapsed
 /// forwarding) is released once the entry is in place.
-fn finish(pending: Box<Pending>) {
+async fn finish(pending: Box<Pending>) {
     let Pending {
         fill,
         policy,
@@ -157,14 +158,16 @@ fn finish(pending: Box<Pending>) {
             joined.freeze()
         }
     };
+    let route = Some(fill.route.clone());
     let entry = Arc::new(Entry {
         policy,
         vary,
         body,
         date,
         status: Some(status),
+        route,
     });
-    tokio::spawn(fill.store(entry));
+    fill.store(entry).await;
 }
 
 impl HttpBody for TeeBody {

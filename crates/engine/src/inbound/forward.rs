@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use super::ConnGuard;
 use super::headers::{strip_hop_by_hop, wants_upgrade};
 use super::http::{empty, refuse, text};
+use super::interim::Interim;
 use super::spawn_tunnel;
 use crate::Target;
 use crate::cache::{Lookup, Revalidated};
@@ -96,7 +97,8 @@ pub(super) async fn forward(
     let lookup = if upgrade {
         Lookup::Bypass
     } else {
-        shared.cache.lookup(&parts).await
+        let route = shared.cache.route_id(&route_of(&shared, action));
+        shared.cache.lookup(&parts, &route).await
     };
     let body = body.map_err(|e| Box::new(e) as BoxError).boxed();
     let (mut out, mut fill, mut stale) = match lookup {
@@ -168,9 +170,30 @@ pub(super) async fn forward(
         if let Some(fill) = fill {
             return fill.response(resp);
         }
-        shared.cache.invalidate_after(&method, &uri, status).await;
+        shared
+            .cache
+            .invalidate_after(&method, &uri, status, resp.headers())
+            .await;
         return resp;
     }
+}
+
+/// What the cache keeps as the route of a response: `direct`, or the
+/// upstreams the request may take (all of them, in a stable order: which one
+/// of the set carries a request is the pool's choice, not a change of route).
+fn route_of(shared: &Shared, action: Action) -> String {
+    if action != Action::Proxy {
+        return "direct".to_owned();
+    }
+    let mut urls: Vec<String> = shared
+        .outbound
+        .pool
+        .upstreams()
+        .iter()
+        .map(|u| u.spec().url.to_string())
+        .collect();
+    urls.sort();
+    format!("proxy {}", urls.join(" "))
 }
 
 /// RFC 9112 §3.2.2: a proxy replaces the `Host` of an absolute-form request
@@ -205,7 +228,10 @@ async fn send_direct(
     req: Request<Body>,
     host: &Arc<ByteCounters>,
 ) -> Sent {
-    let req = req.map(|b| counted(b, vec![host.clone()]));
+    let mut req = req.map(|b| counted(b, vec![host.clone()]));
+    if let Some(interim) = req.extensions().get::<Interim>().cloned() {
+        interim.watch(&mut req);
+    }
     match shared.forwarder.client.request(req).await {
         Ok(resp) => Ok((resp, None)),
         Err(e) => Err(direct_error(target, &e)),
@@ -228,6 +254,7 @@ async fn send_upstream(
     }
     let replayable = req.body().is_end_stream();
     let (parts, body) = req.into_parts();
+    let interim = parts.extensions.get::<Interim>().cloned();
     let mut body = Some(body);
     let mut errors = Vec::new();
     for upstream in candidates {
@@ -237,6 +264,9 @@ async fn send_upstream(
             None => break,
         };
         let mut req = Request::from_parts(clone_parts(&parts), this_body);
+        if let Some(interim) = &interim {
+            interim.watch(&mut req);
+        }
         if let Some(auth) = &upstream.dialer.auth_header {
             req.headers_mut()
                 .insert(header::PROXY_AUTHORIZATION, auth.clone());

@@ -8,6 +8,7 @@
 mod forward;
 mod headers;
 mod http;
+mod interim;
 mod relay;
 mod socks;
 
