@@ -116,7 +116,9 @@ impl<T: AsyncWrite + Unpin> InterimIo<T> {
     /// Writes whatever is queued; `Ready` once nothing is.
     fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut state = self.interim.lock();
-        state.waker = Some(cx.waker().clone());
+        if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            state.waker = Some(cx.waker().clone());
+        }
         while !state.queued.is_empty() {
             match Pin::new(&mut self.inner).poll_write(cx, &state.queued) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
