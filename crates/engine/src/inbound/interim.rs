@@ -116,7 +116,11 @@ impl<T: AsyncWrite + Unpin> InterimIo<T> {
     /// Writes whatever is queued; `Ready` once nothing is.
     fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut state = self.interim.lock();
-        if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        if !state
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
             state.waker = Some(cx.waker().clone());
         }
         while !state.queued.is_empty() {
