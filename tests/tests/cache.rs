@@ -1614,3 +1614,44 @@ async fn invalidation_races_agree_in_every_interleaving() {
         }
     }
 }
+
+// RFC 9111 4.4: a successful unsafe method also invalidates the URLs in its
+// response's `Location` and `Content-Location` on the same origin, never
+// another origin's; each invalidation is counted by cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn location_targets_are_invalidated_and_counted() {
+    let f = Fixture::new().await;
+    f.origin.script("/target", Script::ok("t", FRESH));
+    f.origin.script("/described", Script::ok("d", FRESH));
+    f.origin.script(
+        "/form",
+        Script::ok(
+            "done",
+            &[
+                ("location", "/target"),
+                ("content-location", &f.origin.url("/described")),
+            ],
+        ),
+    );
+    f.origin.script(
+        "/elsewhere",
+        Script::ok("done", &[("location", "http://other.test/target")]),
+    );
+    for path in ["/target", "/described", "/target", "/described"] {
+        f.get(path, &[]).await;
+    }
+    assert_eq!(
+        (f.origin.hits("/target"), f.origin.hits("/described")),
+        (1, 1)
+    );
+    assert_eq!(f.send(Method::POST, "/form", &[]).await.status, 200);
+    f.get("/target", &[]).await;
+    f.get("/described", &[]).await;
+    assert_eq!(
+        (f.origin.hits("/target"), f.origin.hits("/described")),
+        (2, 2)
+    );
+    f.send(Method::POST, "/elsewhere", &[]).await;
+    let inv = f.engine.stats().cache.invalidations;
+    assert_eq!((inv.unsafe_method, inv.location), (2, 2), "{inv:?}");
+}
