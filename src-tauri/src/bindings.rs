@@ -30,6 +30,7 @@ pub fn render() -> String {
         veil_engine::DnsStats,
         veil_engine::upstream::UpstreamReport,
         veil_engine::CacheStats,
+        veil_engine::Invalidations,
         veil_engine::EngineEvent,
         veil_system::config::Theme,
         veil_system::alerts::Alert,

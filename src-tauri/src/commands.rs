@@ -83,6 +83,8 @@ pub struct Settings {
     pub cache_enabled: bool,
     pub cache_memory_mb: u64,
     pub cache_disk_mb: u64,
+    /// Serve what was fetched through one route to requests taking another.
+    pub cache_share_across_routes: bool,
     pub autostart: bool,
     /// `http(s)` URLs only.
     pub ipcheck_endpoints: Vec<String>,
@@ -490,6 +492,7 @@ pub async fn get_settings<R: Runtime>(
         cache_enabled: config.cache.enabled,
         cache_memory_mb: config.cache.memory_mb,
         cache_disk_mb: config.cache.disk_mb,
+        cache_share_across_routes: config.cache.share_across_routes,
         autostart: app.autolaunch().is_enabled().unwrap_or(false),
         ipcheck_endpoints: config.ipcheck.endpoints,
         history_retention_days: config.history.retention_days,
@@ -556,6 +559,11 @@ pub async fn save_settings<R: Runtime>(
     file.set("cache", "enabled", settings.cache_enabled)?;
     file.set("cache", "memory_mb", settings.cache_memory_mb as i64)?;
     file.set("cache", "disk_mb", settings.cache_disk_mb as i64)?;
+    file.set(
+        "cache",
+        "share_across_routes",
+        settings.cache_share_across_routes,
+    )?;
     file.set("app", "theme", settings.theme.as_str())?;
     file.set(
         "ipcheck",
@@ -585,7 +593,14 @@ pub async fn save_settings<R: Runtime>(
     }
 
     let mut notice = None;
-    if after.proxy.listen != before.proxy.listen || after.cache != before.cache {
+    // Sharing across routes is switched in place; the other cache settings
+    // size the tiers, which takes a new engine.
+    let cache_resized = {
+        let mut cache = after.cache.clone();
+        cache.share_across_routes = before.cache.share_across_routes;
+        cache != before.cache
+    };
+    if after.proxy.listen != before.proxy.listen || cache_resized {
         let new = state.engine_config().await.map_err(restore_file)?;
         let previous = state.engine_config_of(before.clone()).await?;
         if let Err(e) = service.restart_engine(new, previous).await {
@@ -615,6 +630,7 @@ pub async fn save_settings<R: Runtime>(
             .set_routing(&after.proxy.bypass, &rules)
             .map_err(|e| restore_file(e.into()))?;
         engine.set_cache_enabled(after.cache.enabled);
+        engine.set_cache_share_across_routes(after.cache.share_across_routes);
         if after.proxy.bypass != before.proxy.bypass {
             service.set_bypass(after.proxy.bypass.clone()).await;
         }

@@ -1118,3 +1118,540 @@ async fn other_statuses_with_explicit_freshness_are_stored() {
         assert_eq!(f.origin.hits(&bare), 2, "{status} without freshness is not");
     }
 }
+
+// RFC 9110 5.6.7 with RFC 9111 5.3: HTTP-date is IMF-fixdate, or the
+// obsolete RFC 850 and asctime formats, which recipients must accept; an
+// `Expires` outside that grammar (double space, lower-case or wrong day
+// name, another zone) is invalid and means already expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_date_grammar_decides_expires() {
+    let f = Fixture::new().await;
+    let cases = [
+        ("/imf", "Thu, 01 Jan 2099 00:00:00 GMT", 1),
+        ("/rfc850", "Wednesday, 01-Jan-70 00:00:00 GMT", 1),
+        ("/asctime", "Thu Jan  1 00:00:00 2099", 1),
+        ("/double-space", "Thu,  01 Jan 2099 00:00:00 GMT", 2),
+        ("/lower-case", "thu, 01 Jan 2099 00:00:00 GMT", 2),
+        ("/wrong-day", "Fri, 01 Jan 2099 00:00:00 GMT", 2),
+        ("/no-such-day", "Thx, 01 Jan 2099 00:00:00 GMT", 2),
+        ("/utc", "Thu, 01 Jan 2099 00:00:00 UTC", 2),
+        ("/numeric-zone", "Thu, 01 Jan 2099 00:00:00 +0000", 2),
+        ("/hour-24", "Thu, 01 Jan 2099 24:00:00 GMT", 2),
+        ("/zero", "0", 2),
+    ];
+    for (path, expires, _) in cases {
+        f.origin
+            .script(path, Script::ok("x", &[("expires", expires)]));
+    }
+    for _ in 0..2 {
+        for (path, ..) in cases {
+            f.get(path, &[]).await;
+        }
+    }
+    for (path, expires, hits) in cases {
+        assert_eq!(f.origin.hits(path), hits, "Expires: {expires}");
+    }
+}
+
+// RFC 9111 5.1 (Age), 4.2.1 (invalid or duplicate freshness) and 1.2.2
+// (delta-seconds): what each damaged value means is written down in
+// crates/http-cache-semantics/CHANGES-VEIL.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_age_and_freshness_values() {
+    let f = Fixture::new().await;
+    let hour = ("cache-control", "max-age=3600");
+    type Case = (&'static str, Vec<(&'static str, &'static str)>, usize);
+    let cases: Vec<Case> = vec![
+        // Age with a parameter is 7200: older than max-age, stale.
+        ("/age-param", vec![hour, ("age", "7200;foo")], 2),
+        ("/age-fraction", vec![hour, ("age", "7200.5")], 2),
+        // Age without a leading digit is invalid and ignored: fresh.
+        ("/age-negative", vec![hour, ("age", "-1")], 1),
+        ("/age-text", vec![hour, ("age", "abc")], 1),
+        // Too large a delta-seconds is 2^31, not 0.
+        (
+            "/max-age-huge",
+            vec![("cache-control", "max-age=99999999999999999999")],
+            1,
+        ),
+        // Quoted values are accepted (5.2).
+        (
+            "/max-age-quoted",
+            vec![("cache-control", "max-age=\"3600\"")],
+            1,
+        ),
+        // Two different max-age values: invalid, stale.
+        (
+            "/max-age-twice",
+            vec![hour, ("cache-control", "max-age=1")],
+            2,
+        ),
+        // max-age without a value is invalid: stale, Expires ignored.
+        (
+            "/max-age-empty",
+            vec![
+                ("cache-control", "max-age"),
+                ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+            ],
+            2,
+        ),
+        ("/max-age-text", vec![("cache-control", "max-age=abc")], 2),
+        (
+            "/s-maxage-text",
+            vec![("cache-control", "s-maxage=abc, max-age=3600")],
+            2,
+        ),
+        // Two Expires fields: invalid, stale.
+        (
+            "/expires-twice",
+            vec![
+                ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+                ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+            ],
+            2,
+        ),
+    ];
+    for (path, headers, _) in &cases {
+        f.origin.script(path, Script::ok("x", headers));
+    }
+    for _ in 0..2 {
+        for (path, ..) in &cases {
+            f.get(path, &[]).await;
+        }
+    }
+    for (path, headers, hits) in &cases {
+        assert_eq!(f.origin.hits(path), *hits, "{path}: {headers:?}");
+    }
+}
+
+type Answer = (u16, Vec<(&'static str, String)>, &'static str);
+
+/// An origin that computes each answer from the request's headers, and
+/// counts the requests it gets.
+async fn computed_origin(
+    answer: impl Fn(&HeaderMap) -> Answer + Send + Sync + 'static,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let count = Arc::new(AtomicUsize::new(0));
+    let (answer, seen) = (Arc::new(answer), count.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (answer, seen) = (answer.clone(), seen.clone());
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        let (status, headers, body) = answer(req.headers());
+                        let mut resp =
+                            hyper::Response::new(http_body_util::Full::new(Bytes::from(body)));
+                        *resp.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+                        for (k, v) in headers {
+                            resp.headers_mut()
+                                .append(k, v.parse().expect("header value"));
+                        }
+                        async move { Ok::<_, std::convert::Infallible>(resp) }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+// RFC 9111 4.3.4: when Veil revalidates on its own behalf and the 304 names
+// another strong validator than the stored response's, no stored response
+// is selected: the client (who asked nothing conditional) gets the full
+// response, fetched again, never a bare 304.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmatched_304_is_fetched_in_full() {
+    let (origin, count) = computed_origin(|req| {
+        if req.contains_key("if-none-match") {
+            (304, vec![("etag", "\"other\"".into())], "")
+        } else {
+            (
+                200,
+                vec![
+                    ("etag", "\"stored\"".into()),
+                    ("cache-control", "max-age=0".into()),
+                ],
+                "full body",
+            )
+        }
+    })
+    .await;
+    let engine = start_engine(|_| {}).await;
+    let url = format!("http://{origin}/r");
+    let first = send(engine.local_addr(), Method::GET, &url, &[]).await;
+    assert_eq!((first.status, first.text().as_str()), (200, "full body"));
+    let second = send(engine.local_addr(), Method::GET, &url, &[]).await;
+    assert_eq!(
+        (second.status, second.text().as_str()),
+        (200, "full body"),
+        "{second:?}"
+    );
+    // The first fetch, the revalidation and the full fetch.
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+// Collapsed forwarding with a leader whose client stops reading: the origin's
+// body is read for the cache whatever the client does, so the request
+// waiting for that fetch is answered from it (the origin is asked once),
+// instead of being held until the collapse gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_does_not_hold_the_waiters() {
+    const BIG: usize = 32 << 20;
+    let f = Fixture::with(|c| c.cache.max_object_bytes = 64 << 20).await;
+    f.origin
+        .script("/big", Script::ok(vec![b'x'; BIG], FRESH).chunked());
+    let url: hyper::Uri = f.origin.url("/big").parse().expect("url");
+    // The leader: reads the head, then never the body, and stays connected.
+    let stream = TcpStream::connect(f.engine.local_addr())
+        .await
+        .expect("proxy accepts");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = Request::get(url.clone())
+        .header("host", url.authority().expect("authority").as_str())
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let stalled = sender.send_request(req).await.expect("head");
+    assert_eq!(stalled.status(), 200);
+    // The waiter (or, if the fill is already stored, a hit).
+    let got = f.get("/big", &[]).await;
+    assert_eq!((got.status, got.body.len()), (200, BIG));
+    assert_eq!(f.origin.hits("/big"), 1, "answered from the leader's fetch");
+    drop(stalled);
+}
+
+// The memory bound weighs what an entry really keeps: its stored heads as
+// well as its body; and heads over 64 KiB are not stored at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_heads_are_weighed_and_capped() {
+    let f = Fixture::new().await;
+    let pad = "p".repeat(4000);
+    let headers = |n: usize| {
+        let mut h: Vec<(String, String)> = vec![("cache-control".into(), "max-age=60".into())];
+        h.extend((0..n).map(|i| (format!("x-pad-{i}"), pad.clone())));
+        h
+    };
+    let script = |n: usize| {
+        let owned = headers(n);
+        let borrowed: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        // 1 MiB of body: the memory tier settles its books at once after
+        // that much, so its figures are exact.
+        Script::ok(vec![b'b'; 1 << 20], &borrowed)
+    };
+    f.origin.script("/heavy-head", script(8));
+    f.origin.script("/huge-head", script(40));
+    for _ in 0..2 {
+        f.get("/heavy-head", &[]).await;
+        f.get("/huge-head", &[]).await;
+    }
+    assert_eq!(f.origin.hits("/heavy-head"), 1, "32 KiB of heads: stored");
+    assert_eq!(
+        f.origin.hits("/huge-head"),
+        2,
+        "160 KiB of heads: not stored"
+    );
+    assert!(stored(&f.engine, 1).await);
+    let stats = f.engine.stats().cache;
+    assert!(
+        stats.memory_bytes >= (1 << 20) + 32_000,
+        "heads weighed: {stats:?}"
+    );
+    assert!(stats.too_large >= 2, "{stats:?}");
+}
+
+/// An "upstream proxy" that answers every request itself with `body`,
+/// cacheable for a minute: enough to tell which route a response came by.
+async fn answering_upstream(
+    body: &'static str,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    computed_origin(move |_| (200, vec![("cache-control", "max-age=60".into())], body)).await
+}
+
+async fn route_case(share: bool) -> (Vec<String>, usize, usize, u64) {
+    use std::sync::atomic::Ordering;
+    let (a, a_hits) = answering_upstream("via A").await;
+    let (b, b_hits) = answering_upstream("via B").await;
+    let engine = start_engine(move |c| {
+        c.mode = veil_engine::Mode::Proxy;
+        c.upstreams = vec![veil_tests::peers::spec("a", &format!("http://{a}"), None)];
+        c.cache.share_across_routes = share;
+    })
+    .await;
+    let url = "http://cache-route.test/page";
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        seen.push(
+            send(engine.local_addr(), Method::GET, url, &[])
+                .await
+                .text(),
+        );
+    }
+    engine
+        .set_upstreams(vec![veil_tests::peers::spec(
+            "b",
+            &format!("http://{b}"),
+            None,
+        )])
+        .expect("switch upstream");
+    for _ in 0..2 {
+        seen.push(
+            send(engine.local_addr(), Method::GET, url, &[])
+                .await
+                .text(),
+        );
+    }
+    let route_changes = engine.stats().cache.invalidations.route_change;
+    (
+        seen,
+        a_hits.load(Ordering::SeqCst),
+        b_hits.load(Ordering::SeqCst),
+        route_changes,
+    )
+}
+
+// RFC 9111 2 and 7 (a shared cache and its privacy): the cache is shared by
+// every route, but by default a response that came through one upstream is
+// not served once requests go through another; the new route's response
+// replaces it. With sharing on, it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_routes_does_not_replay_the_old_exit() {
+    let (seen, a, b, changes) = route_case(false).await;
+    assert_eq!(seen, ["via A", "via A", "via B", "via B"]);
+    assert_eq!((a, b), (1, 1));
+    assert!(changes >= 1, "{changes}");
+    let (seen, a, b, _) = route_case(true).await;
+    assert_eq!(seen, ["via A", "via A", "via A", "via A"]);
+    assert_eq!((a, b), (1, 0));
+}
+
+/// Sends `GET url` in absolute form over a raw connection to the proxy and
+/// returns every byte of the answer (the connection closes after it).
+async fn raw_get(proxy: SocketAddr, url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(proxy).await.expect("proxy accepts");
+    let host = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let req = format!("GET {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out))
+        .await
+        .expect("answer within 20 s")
+        .expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// RFC 9110 15.2: a proxy forwards 1xx interim responses (here 103 Early
+// Hints) to the client, ahead of the final response; RFC 9111 3: they are
+// never stored, so a hit carries none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_hints_are_forwarded_and_never_stored() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = listener.local_addr().expect("addr");
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n\
+                          HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\n\
+                          Connection: close\r\n\r\nfinal",
+                    )
+                    .await;
+            });
+        }
+    });
+    let engine = start_engine(|_| {}).await;
+    let url = format!("http://{origin}/hinted");
+    let first = raw_get(engine.local_addr(), &url).await;
+    let hint = first.find("HTTP/1.1 103 Early Hints\r\n");
+    let fin = first.find("HTTP/1.1 200 OK\r\n");
+    assert!(
+        matches!((hint, fin), (Some(h), Some(f)) if h < f),
+        "103 ahead of the 200: {first:?}"
+    );
+    assert!(
+        first.contains("link: </style.css>; rel=preload; as=style\r\n"),
+        "{first:?}"
+    );
+    assert!(first.ends_with("final"), "{first:?}");
+    let second = raw_get(engine.local_addr(), &url).await;
+    assert_eq!(served.load(Ordering::SeqCst), 1, "the 200 was stored");
+    assert!(second.starts_with("HTTP/1.1 200 OK\r\n"), "{second:?}");
+    assert!(!second.to_ascii_lowercase().contains("link:"), "{second:?}");
+}
+
+// RFC 9111 4.4, run in many interleavings: in each round a POST to /a races
+// GETs of /a, /b and /c. Whatever the order, /b and /c end up stored (a POST
+// elsewhere never stops their store), and /a is never served as it was
+// before the POST (a fill the POST overtook is not kept). The origin tags
+// /a with the number of POSTs it has seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidation_races_agree_in_every_interleaving() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = listener.local_addr().expect("addr");
+    // Per path: POSTs seen and GETs served.
+    let state: Arc<Mutex<HashMap<String, (u32, u32)>>> = Arc::default();
+    let shared = state.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let state = shared.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let path = req.uri().path().to_owned();
+                        let body = {
+                            let mut map = state.lock().unwrap_or_else(|e| e.into_inner());
+                            let entry = map.entry(path).or_default();
+                            if req.method() == Method::POST {
+                                entry.0 += 1;
+                            } else {
+                                entry.1 += 1;
+                            }
+                            format!("v{}", entry.0)
+                        };
+                        let mut resp =
+                            hyper::Response::new(http_body_util::Full::new(Bytes::from(body)));
+                        resp.headers_mut()
+                            .insert("cache-control", "max-age=600".parse().expect("value"));
+                        async move { Ok::<_, std::convert::Infallible>(resp) }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let engine = start_engine(|_| {}).await;
+    let proxy = engine.local_addr();
+    let gets = |state: &Arc<Mutex<HashMap<String, (u32, u32)>>>, path: &str| {
+        state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .map_or(0, |e| e.1)
+    };
+    for round in 0..30 {
+        let url = |p: &str| format!("http://{origin}/r{round}/{p}");
+        let stored_before = engine.stats().cache.stored;
+        let mut tasks = Vec::new();
+        // Vary the order the requests are started in, round by round.
+        let mut order = vec!["a", "b", "c", "post"];
+        order.rotate_left(round % 4);
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for what in order {
+            let (method, path) = match what {
+                "post" => (Method::POST, url("a")),
+                p => (Method::GET, url(p)),
+            };
+            tasks.push(tokio::spawn(async move {
+                send(proxy, method, &path, &[]).await
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.expect("task").status, 200);
+        }
+        // /b and /c are stored in every interleaving (a response is in the
+        // cache by the time its client has all of it).
+        let stats = engine.stats().cache;
+        assert!(
+            stats.stored >= stored_before + 2,
+            "round {round}: {stats:?}"
+        );
+        for p in ["b", "c"] {
+            let got = send(proxy, Method::GET, &url(p), &[]).await;
+            assert_eq!(got.text(), "v0", "round {round} /{p}");
+            assert_eq!(
+                gets(&state, &format!("/r{round}/{p}")),
+                1,
+                "round {round}: /{p} a hit"
+            );
+        }
+        // /a is what the origin said after the POST, every time.
+        for _ in 0..2 {
+            let got = send(proxy, Method::GET, &url("a"), &[]).await;
+            assert_eq!(got.text(), "v1", "round {round}: /a from before the POST");
+        }
+    }
+}
+
+// RFC 9111 4.4: a successful unsafe method also invalidates the URLs in its
+// response's `Location` and `Content-Location` on the same origin, never
+// another origin's; each invalidation is counted by cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn location_targets_are_invalidated_and_counted() {
+    let f = Fixture::new().await;
+    f.origin.script("/target", Script::ok("t", FRESH));
+    f.origin.script("/described", Script::ok("d", FRESH));
+    f.origin.script(
+        "/form",
+        Script::ok(
+            "done",
+            &[
+                ("location", "/target"),
+                ("content-location", &f.origin.url("/described")),
+            ],
+        ),
+    );
+    f.origin.script(
+        "/elsewhere",
+        Script::ok("done", &[("location", "http://other.test/target")]),
+    );
+    for path in ["/target", "/described", "/target", "/described"] {
+        f.get(path, &[]).await;
+    }
+    assert_eq!(
+        (f.origin.hits("/target"), f.origin.hits("/described")),
+        (1, 1)
+    );
+    assert_eq!(f.send(Method::POST, "/form", &[]).await.status, 200);
+    f.get("/target", &[]).await;
+    f.get("/described", &[]).await;
+    assert_eq!(
+        (f.origin.hits("/target"), f.origin.hits("/described")),
+        (2, 2)
+    );
+    f.send(Method::POST, "/elsewhere", &[]).await;
+    let inv = f.engine.stats().cache.invalidations;
+    assert_eq!((inv.unsafe_method, inv.location), (2, 2), "{inv:?}");
+}

@@ -133,7 +133,42 @@ origin_bytes_saved: number,
 /**
  * Hits and 304s over all cache lookups, 0 to 1.
  */
-hit_ratio: number, memory_objects: number, memory_bytes: number, disk_objects: number, disk_bytes: number, };
+hit_ratio: number, memory_objects: number, memory_bytes: number, disk_objects: number, disk_bytes: number, 
+/**
+ * Memory of the disk tier's in-memory index (bounded at 16 MiB).
+ */
+disk_index_bytes: number, 
+/**
+ * Stored responses invalidated, per cause.
+ */
+invalidations: Invalidations, };
+
+export type Invalidations = { 
+/**
+ * A successful unsafe method (POST, PUT, DELETE...) to the URL.
+ */
+unsafe_method: number, 
+/**
+ * The `Location`/`Content-Location` target of such a response.
+ */
+location: number, 
+/**
+ * Stored through another route (upstream) than the request takes now,
+ * with sharing across routes off: refetched.
+ */
+route_change: number, 
+/**
+ * Replaced on revalidation by a response that may not be stored.
+ */
+no_store: number, 
+/**
+ * Purged by the user.
+ */
+purge: number, 
+/**
+ * Whole-cache clears by the user.
+ */
+clear: number, };
 
 export type EngineEvent = { "kind": "connection_opened", id: number, client: string, } | { "kind": "connection_routed", id: number, protocol: string, target: string, } | { "kind": "connection_closed", id: number, bytes_up: number, bytes_down: number, } | { "kind": "upstream_up", name: string, } | { "kind": "upstream_down", name: string, reason: string, } | { "kind": "shutting_down" };
 
@@ -370,7 +405,11 @@ export type ImportSummary = { added: Array<AddedUpstream>, refused: Array<Refuse
 
 export type ImportResult = { summary: ImportSummary, upstreams: Array<UpstreamEntry>, };
 
-export type Settings = { listen: string, bypass: Array<string>, cache_enabled: boolean, cache_memory_mb: number, cache_disk_mb: number, autostart: boolean, 
+export type Settings = { listen: string, bypass: Array<string>, cache_enabled: boolean, cache_memory_mb: number, cache_disk_mb: number, 
+/**
+ * Serve what was fetched through one route to requests taking another.
+ */
+cache_share_across_routes: boolean, autostart: boolean, 
 /**
  * `http(s)` URLs only.
  */

@@ -64,4 +64,13 @@ fn print(s: &CacheStats) {
         "  served from cache: {} bytes; {} too large to store; {} corrupt entries dropped",
         s.bytes_served, s.too_large, s.corrupt_dropped
     );
+    let i = &s.invalidations;
+    println!(
+        "  invalidations: {} unsafe method, {} Location/Content-Location, {} route change, \
+         {} no-store, {} purge, {} clear",
+        i.unsafe_method, i.location, i.route_change, i.no_store, i.purge, i.clear
+    );
+    if s.disk_index_bytes > 0 {
+        println!("  disk index: {} bytes in memory", s.disk_index_bytes);
+    }
 }

@@ -260,6 +260,12 @@ impl EngineHandle {
         self.shared.cache.set_enabled(enabled);
     }
 
+    /// Whether responses stored through one route may be served to requests
+    /// taking another (see [`crate::CacheConfig::share_across_routes`]).
+    pub fn set_cache_share_across_routes(&self, share: bool) {
+        self.shared.cache.set_share_across_routes(share);
+    }
+
     /// Drops every stored response.
     pub async fn cache_clear(&self) {
         self.shared.cache.clear().await;

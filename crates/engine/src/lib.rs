@@ -31,7 +31,7 @@ pub mod upstream;
 
 pub use attribution::{ClientApp, ClientLookup};
 pub use auth::Credentials;
-pub use cache::{CacheConfig, CacheStats};
+pub use cache::{CacheConfig, CacheStats, Invalidations};
 pub use config::{EngineConfig, Limits, Mode};
 pub use engine::{Engine, EngineHandle};
 pub use error::EngineError;

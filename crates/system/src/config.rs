@@ -171,6 +171,9 @@ pub struct CacheSection {
     pub disk_mb: u64,
     /// Larger responses pass through without being stored.
     pub max_object_mb: u64,
+    /// Serve what was fetched through one route (direct or an upstream) to
+    /// requests that now take another; off by default.
+    pub share_across_routes: bool,
 }
 
 impl Default for CacheSection {
@@ -181,6 +184,7 @@ impl Default for CacheSection {
             memory_mb: c.memory_bytes >> 20,
             disk_mb: c.disk_bytes >> 20,
             max_object_mb: c.max_object_bytes >> 20,
+            share_across_routes: c.share_across_routes,
         }
     }
 }
@@ -195,6 +199,7 @@ impl CacheSection {
             disk_bytes: self.disk_mb << 20,
             max_object_bytes: self.max_object_mb << 20,
             dir: None,
+            share_across_routes: self.share_across_routes,
         }
     }
 }

@@ -29,6 +29,8 @@ export function cacheStats(over: Partial<CacheStats> = {}): CacheStats {
     memory_bytes: 40_000,
     disk_objects: 2,
     disk_bytes: 90_000,
+    disk_index_bytes: 600,
+    invalidations: { unsafe_method: 1, location: 0, route_change: 0, no_store: 0, purge: 0, clear: 0 },
     ...over,
   };
 }
@@ -83,6 +85,7 @@ export function settings(over: Partial<Settings> = {}): Settings {
     cache_enabled: true,
     cache_memory_mb: 64,
     cache_disk_mb: 512,
+    cache_share_across_routes: false,
     autostart: false,
     ipcheck_endpoints: ["https://api.ipify.org", "https://icanhazip.com"],
     history_retention_days: 30,

@@ -28,6 +28,37 @@ const MAGIC: &[u8; 8] = b"VEILHC1\n";
 /// Magic, metadata length (u32), body length (u64), SHA-256.
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 const MAX_META: u32 = 1 << 20;
+/// Memory the in-memory index of the disk tier may use (its keys, paths and
+/// bookkeeping); past it the least recently used entries are evicted, as
+/// past the byte bound on disk.
+const MAX_INDEX_BYTES: u64 = 16 << 20;
+/// Bookkeeping charged per indexed entry besides its strings (two map
+/// slots, the use order, the `Vary` record).
+const SLOT_OVERHEAD: u64 = 192;
+
+/// The file holding the installation's salt of secret-header digests.
+const SALT_FILE: &str = "salt";
+
+/// Numbers temporary files, so two fills of one URL (in this process or in
+/// two) never write the same one.
+static TMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The salt stored in `dir`, created (randomly, once) when there is none or
+/// it is damaged. Blocking.
+pub fn salt(dir: &Path) -> io::Result<key::Salt> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join(SALT_FILE);
+    if let Ok(bytes) = fs::read(&path)
+        && let Ok(salt) = key::Salt::try_from(bytes.as_slice())
+    {
+        return Ok(salt);
+    }
+    let salt = key::random_salt();
+    let tmp = dir.join(format!("{SALT_FILE}.{}.tmp", std::process::id()));
+    fs::write(&tmp, salt)?;
+    fs::rename(&tmp, &path)?;
+    Ok(salt)
+}
 
 #[derive(Serialize, Deserialize)]
 struct Meta {
@@ -42,6 +73,9 @@ struct Meta {
     /// The origin's status (older entries: the policy's).
     #[serde(default)]
     status: Option<u16>,
+    /// The route it came through (older entries: none).
+    #[serde(default)]
+    route: Option<String>,
 }
 
 struct Slot {
@@ -59,9 +93,16 @@ struct Index {
     order: BTreeMap<u64, String>,
     tick: u64,
     bytes: u64,
+    /// Memory the index uses, estimated (see [`Index::cost`]).
+    mem: u64,
 }
 
 impl Index {
+    /// The key twice (map and use order), the primary, the path.
+    fn cost(key: &str, slot: &Slot) -> u64 {
+        (2 * key.len() + slot.primary.len() + slot.file.as_os_str().len()) as u64 + SLOT_OVERHEAD
+    }
+
     fn touch(&mut self, key: &str) {
         self.tick += 1;
         let tick = self.tick;
@@ -75,6 +116,7 @@ impl Index {
     fn add(&mut self, key: String, slot: Slot) -> Option<Slot> {
         let old = self.take(&key);
         self.bytes += slot.size;
+        self.mem += Self::cost(&key, &slot);
         self.order.insert(slot.tick, key.clone());
         self.slots.insert(key, slot);
         old
@@ -84,19 +126,24 @@ impl Index {
         let slot = self.slots.remove(key)?;
         self.order.remove(&slot.tick);
         self.bytes -= slot.size;
+        self.mem -= Self::cost(key, &slot);
         Some(slot)
     }
 
-    /// Takes least recently used slots until the total fits `max`.
+    /// Takes least recently used slots until the total fits `max` and the
+    /// index fits [`MAX_INDEX_BYTES`].
     fn evict(&mut self, max: u64) -> Vec<Slot> {
         let mut gone = Vec::new();
-        while self.bytes > max {
-            let Some((_, key)) = self.order.pop_first() else {
+        while self.bytes > max || self.mem > MAX_INDEX_BYTES {
+            let Some((_, key)) = self.order.first_key_value() else {
                 break;
             };
-            if let Some(slot) = self.slots.remove(&key) {
-                self.bytes -= slot.size;
-                gone.push(slot);
+            let key = key.clone();
+            match self.take(&key) {
+                Some(slot) => gone.push(slot),
+                None => {
+                    self.order.pop_first();
+                }
             }
         }
         gone
@@ -213,6 +260,7 @@ impl DiskTier {
             policy: entry.policy.clone(),
             date: entry.date.to_str().ok().map(str::to_owned),
             status: entry.status.map(|s| s.as_u16()),
+            route: entry.route.clone(),
         };
         let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
         let size = (HEADER_LEN + meta.len() + entry.body.len()) as u64;
@@ -221,7 +269,10 @@ impl DiskTier {
         }
         let name = hex(&Sha256::digest(key.as_bytes()));
         let file = self.dir.join(format!("{name}.entry"));
-        let tmp = self.dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let seq = TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!("{name}.{}.{seq}.tmp", std::process::id()));
         let digest = {
             let mut h = Sha256::new();
             h.update(&meta);
@@ -296,6 +347,11 @@ impl DiskTier {
 
     pub fn bytes(&self) -> u64 {
         self.lock().bytes
+    }
+
+    /// Memory of the in-memory index, estimated.
+    pub fn index_bytes(&self) -> u64 {
+        self.lock().mem
     }
 }
 
@@ -373,5 +429,74 @@ fn read_entry(path: &Path, key: &str) -> io::Result<Entry> {
         body,
         date,
         status,
+        route: meta.route,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_cache_semantics::CachePolicy;
+
+    fn entry(body: &'static [u8]) -> Entry {
+        let req = http::Request::get("http://example.test/same")
+            .body(())
+            .expect("request");
+        let resp = http::Response::builder()
+            .header("cache-control", "max-age=60")
+            .body(())
+            .expect("response");
+        Entry {
+            policy: CachePolicy::new(&req, &resp),
+            vary: Vec::new(),
+            body: Bytes::from_static(body),
+            date: http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+            status: Some(http::StatusCode::OK),
+            route: None,
+        }
+    }
+
+    // Two fills of one URL at once each write their own temporary file: with
+    // a shared name one would truncate or rename away the other's.
+    #[test]
+    fn concurrent_fills_of_one_url_never_share_a_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("veil-disk-tmp-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let disk = std::sync::Arc::new(DiskTier::open(&dir, 1 << 30).expect("open"));
+        let bodies: [&'static [u8]; 4] = [b"aaaa", b"bbbbbbbb", b"cc", b"dddddddddddd"];
+        let threads: Vec<_> = bodies
+            .iter()
+            .map(|body| {
+                let (disk, body) = (disk.clone(), *body);
+                std::thread::spawn(move || {
+                    (0..200)
+                        .map(|_| {
+                            disk.insert("http://example.test/same", &HeaderMap::new(), &entry(body))
+                        })
+                        .filter(Result::is_err)
+                        .count()
+                })
+            })
+            .collect();
+        let failed: usize = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+        assert_eq!(failed, 0, "every store wrote its own file");
+        let got = disk
+            .get("http://example.test/same", &HeaderMap::new())
+            .expect("not corrupt")
+            .expect("stored");
+        assert!(bodies.contains(&&got.body[..]));
+        assert_eq!(disk.objects(), 1);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    // The salt is made once and then read back, the same, by every start.
+    #[test]
+    fn the_salt_is_created_once() {
+        let dir = std::env::temp_dir().join(format!("veil-disk-salt-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let first = salt(&dir).expect("salt");
+        assert_eq!(salt(&dir).expect("salt again"), first);
+        assert_ne!(first, [0u8; 32]);
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

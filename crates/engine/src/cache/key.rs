@@ -8,6 +8,19 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use sha2::{Digest, Sha256};
 
+/// The salt of the secret headers' digests (see [`SECRET`]).
+pub type Salt = [u8; 32];
+
+/// A new random salt; all zeros only when the OS has no randomness to give,
+/// which leaves the digests unsalted rather than the cache unusable.
+pub fn random_salt() -> Salt {
+    let mut salt = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut salt) {
+        tracing::warn!("no randomness for the HTTP cache's salt: {e}");
+    }
+    salt
+}
+
 /// The key of every variant of one URI; also the unit of purging and of
 /// collapsed forwarding.
 pub fn primary(parts: &Parts) -> String {
@@ -124,16 +137,33 @@ pub fn normalise_directives(headers: &mut http::HeaderMap) {
     }
 }
 
+/// `headers` with every value in an allocation of its own. Values parsed by
+/// hyper are slices of the connection's read buffer: a stored entry keeping
+/// them would keep that whole buffer (often twice the head, plus body bytes)
+/// alive, unseen by the memory tier's weighing.
+pub fn compact(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            out.append(name.clone(), copy);
+        }
+    }
+    out
+}
+
 /// Request headers that carry a user's secrets. The policy keeps the request
 /// headers of every stored response (for `Vary`), and the disk tier writes
-/// them out; these are kept only as a SHA-256 of their values, enough to
-/// tell one user's value from another's and to see that one is present.
+/// them out; these are kept only as a SHA-256 of a per-installation salt
+/// and their values, enough to tell one user's value from another's and to
+/// see that one is present, and useless for checking a guessed value
+/// against a cache directory copied elsewhere.
 const SECRET: &[HeaderName] = &[http::header::AUTHORIZATION, http::header::COOKIE];
 
 /// The request as the cache policy should see it: a `HEAD` is answered from
 /// the stored `GET` (RFC 9110, section 9.3.2), content-negotiation headers
 /// are normalised, and secrets are replaced by their digest.
-pub fn policy_view(parts: &Parts) -> Parts {
+pub fn policy_view(parts: &Parts, salt: &Salt) -> Parts {
     let mut req = http::Request::new(());
     *req.method_mut() = if parts.method == Method::HEAD {
         Method::GET
@@ -142,7 +172,7 @@ pub fn policy_view(parts: &Parts) -> Parts {
     };
     *req.uri_mut() = parts.uri.clone();
     *req.version_mut() = parts.version;
-    let mut headers = parts.headers.clone();
+    let mut headers = compact(&parts.headers);
     normalise_directives(&mut headers);
     for name in NORMALISED {
         if headers.contains_key(name) {
@@ -160,6 +190,7 @@ pub fn policy_view(parts: &Parts) -> Parts {
     for name in SECRET {
         if headers.contains_key(name) {
             let mut digest = Sha256::new();
+            digest.update(salt);
             for value in headers.get_all(name) {
                 digest.update(value.as_bytes());
                 digest.update(b"\n");
@@ -237,6 +268,41 @@ mod tests {
                 http::header::ACCEPT_ENCODING,
                 http::header::ACCEPT_LANGUAGE
             ])
+        );
+    }
+}
+
+#[cfg(test)]
+mod salt_tests {
+    use super::*;
+
+    // The digest of a secret depends on the installation's salt: the same
+    // token gives another digest elsewhere, and none is the plain SHA-256.
+    #[test]
+    fn secret_digests_are_salted() {
+        let req = http::Request::get("http://example.test/")
+            .header("authorization", "Bearer token")
+            .body(())
+            .expect("request")
+            .into_parts()
+            .0;
+        let digest = |salt: &Salt| {
+            policy_view(&req, salt)
+                .headers
+                .get("authorization")
+                .expect("digest kept")
+                .clone()
+        };
+        let (a, b) = (random_salt(), random_salt());
+        assert_eq!(digest(&a), digest(&a));
+        assert_ne!(digest(&a), digest(&b));
+        let plain: String = Sha256::digest(b"Bearer token\n")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_ne!(
+            digest(&a).to_str().ok(),
+            Some(format!("sha256:{plain}").as_str())
         );
     }
 }

@@ -1,5 +1,5 @@
-//! The memory tier: a moka cache bounded by bytes (body plus an estimate of
-//! the head), evicting by its TinyLFU policy, and a small map from each URI to
+//! The memory tier: a moka cache bounded by bytes (body, the request and
+//! response heads the entry keeps, its key and a fixed overhead), evicting by its TinyLFU policy, and a small map from each URI to
 //! the header names its stored response varies on.
 
 use std::sync::Arc;
@@ -13,8 +13,11 @@ use super::key;
 /// Fixed cost charged per entry for its head and bookkeeping, so a flood of
 /// empty bodies is still bounded.
 const ENTRY_OVERHEAD: u64 = 512;
-/// Entries at least this heavy make eviction run at once.
-const SETTLE_WEIGHT: u64 = 64 * 1024;
+/// Bytes inserted without eviction having run, at most: moka evicts in
+/// batches, and until it does the replaced and evicted values stay alive.
+/// Without this, many mid-sized entries (say 60 KiB heads) inserted between
+/// two batches took memory tens of MiB past the bound.
+const SETTLE_BYTES: u64 = 1 << 20;
 /// URIs whose `Vary` names are remembered.
 const MAX_VARY_RECORDS: u64 = 65_536;
 
@@ -22,17 +25,25 @@ const MAX_VARY_RECORDS: u64 = 65_536;
 pub struct MemoryTier {
     entries: Cache<String, Arc<Entry>>,
     vary: Cache<String, Arc<Vec<HeaderName>>>,
+    /// Bytes inserted since eviction last ran (see [`SETTLE_BYTES`]).
+    unsettled: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MemoryTier {
     pub fn new(max_bytes: u64) -> Self {
         let entries = Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|_k: &String, e: &Arc<Entry>| u32::try_from(e.weight()).unwrap_or(u32::MAX))
+            .weigher(|k: &String, e: &Arc<Entry>| {
+                u32::try_from(e.weight() + k.len() as u64).unwrap_or(u32::MAX)
+            })
             .support_invalidation_closures()
             .build();
         let vary = Cache::builder().max_capacity(MAX_VARY_RECORDS).build();
-        Self { entries, vary }
+        Self {
+            entries,
+            vary,
+            unsettled: Arc::default(),
+        }
     }
 
     /// The stored variant of `primary` that `headers` select, if any.
@@ -62,12 +73,11 @@ impl MemoryTier {
         } else {
             self.vary.insert(primary.to_owned(), Arc::new(vary)).await;
         }
-        let big = entry.weight() >= SETTLE_WEIGHT;
+        let weight = entry.weight() + key.len() as u64;
         self.entries.insert(key, entry).await;
-        if big {
-            // moka evicts in batches; until then the replaced and evicted
-            // values stay alive. With large bodies that would let memory run
-            // well past the bound, so settle the books now.
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.unsettled.fetch_add(weight, Relaxed) + weight >= SETTLE_BYTES {
+            self.unsettled.store(0, Relaxed);
             self.entries.run_pending_tasks().await;
         }
     }
@@ -101,7 +111,8 @@ impl MemoryTier {
 }
 
 impl Entry {
-    fn weight(&self) -> u64 {
-        self.body.len() as u64 + ENTRY_OVERHEAD
+    /// What the entry costs in memory: body, stored heads, overhead.
+    pub(super) fn weight(&self) -> u64 {
+        self.body.len() as u64 + self.policy.stored_bytes() + ENTRY_OVERHEAD
     }
 }

@@ -34,12 +34,22 @@ use tokio::sync::watch;
 use crate::outbound::Body;
 use disk::DiskTier;
 use memory::MemoryTier;
-pub use stats::CacheStats;
-use stats::{CacheCounters, TierStats};
+use stats::{CacheCounters, Cause, TierStats};
+pub use stats::{CacheStats, Invalidations};
+
+/// Stored request and response heads together at most: a response whose
+/// heads are larger passes through unstored (counted as too large). Heads
+/// are weighed against `memory_bytes` with the body; this keeps one entry's
+/// head from crowding out many bodies.
+const MAX_HEAD_BYTES: u64 = 64 * 1024;
 
 /// How long a request waits for another request's fetch of the same URI
-/// before going to the origin itself.
-const COLLAPSE_WAIT: Duration = Duration::from_secs(10);
+/// to make progress before going to the origin itself: the fetch stalled.
+/// (A client that stops reading does not stall it: the origin's body is
+/// read for the cache by a task of its own, see [`tee`].)
+const COLLAPSE_STALL: Duration = Duration::from_secs(5);
+/// How long a request waits for another's fetch at most, progress or not.
+const COLLAPSE_WAIT: Duration = Duration::from_secs(60);
 
 /// Limits and switches of the HTTP cache.
 #[derive(Debug, Clone)]
@@ -53,6 +63,10 @@ pub struct CacheConfig {
     pub max_object_bytes: u64,
     /// Directory of the disk tier; `None` keeps the cache in memory only.
     pub dir: Option<PathBuf>,
+    /// Serve a response stored through one route (direct, or a set of
+    /// upstreams) to requests that now take another. Off: switching exits
+    /// does not replay what the old exit served.
+    pub share_across_routes: bool,
 }
 
 impl Default for CacheConfig {
@@ -63,6 +77,7 @@ impl Default for CacheConfig {
             disk_bytes: 1 << 30,
             max_object_bytes: 8 << 20,
             dir: None,
+            share_across_routes: false,
         }
     }
 }
@@ -83,6 +98,9 @@ pub struct Entry {
     /// [`policy_status`]); what is served is always this. `None` for entries
     /// written to disk before it was kept: their policy has the real one.
     status: Option<StatusCode>,
+    /// The route the response came through (see [`HttpCache::route_id`]);
+    /// `None` for entries written to disk before it was kept.
+    route: Option<String>,
 }
 
 /// The status the cache-semantics crate is shown. RFC 9111 section 3 lets a
@@ -134,10 +152,11 @@ fn options() -> CacheOptions {
 #[derive(Debug)]
 pub struct HttpCache {
     enabled: AtomicBool,
+    share_across_routes: AtomicBool,
     max_object_bytes: u64,
     memory: MemoryTier,
     disk: Option<Arc<DiskTier>>,
-    inflight: Mutex<HashMap<String, watch::Receiver<()>>>,
+    inflight: Mutex<HashMap<String, watch::Receiver<u64>>>,
     /// Bumped by `clear` and `purge`: a fill that began before stores
     /// nothing, so a response still streaming (its store runs when the body
     /// ends) cannot bring back what an unsafe method or a purge removed.
@@ -145,6 +164,10 @@ pub struct HttpCache {
     /// one stores nothing (see [`Epochs`]).
     epochs: Epochs,
     counters: CacheCounters,
+    /// Salts the digests of `Authorization` and `Cookie` in keys: stored in
+    /// the disk tier's directory (so it outlives a restart, as the entries
+    /// do), else new for each run.
+    salt: key::Salt,
 }
 
 /// Invalidation counters: one for everything (`clear`) and one per URL
@@ -208,6 +231,24 @@ pub enum Lookup {
 pub struct Stale {
     entry: Arc<Entry>,
     fill: Fill,
+    /// The client's own request, to fetch in full when the origin's 304
+    /// cannot be matched to the stored response.
+    original: Parts,
+}
+
+/// The outcome of a revalidation.
+pub enum Revalidated {
+    /// Send this to the client.
+    Done(Response<Body>),
+    /// The origin answered 304 to a request Veil made on its own behalf, and
+    /// the 304 does not match the stored response (another strong
+    /// validator, RFC 9111 4.3.4): nothing can be updated, and the client
+    /// asked for a full response. Send `request` (the client's own) and pass
+    /// the answer through [`Fill::response`].
+    Refetch {
+        request: Box<Parts>,
+        fill: Box<Fill>,
+    },
 }
 
 /// The right to store the origin's response to one request.
@@ -217,14 +258,21 @@ pub struct Fill {
     view: Parts,
     /// The invalidation counters when the fill began.
     epoch: (u64, u64),
+    /// A revalidation's fill: the stored response it would replace is out
+    /// of date whatever the new response is.
+    replacing: bool,
+    /// The route the response comes through, kept with the entry.
+    route: String,
     /// Held by the first of concurrent misses; waiters wake when it drops.
-    _leader: Option<Leader>,
+    leader: Option<Leader>,
 }
 
 struct Leader {
     cache: Arc<HttpCache>,
     primary: String,
-    _done: watch::Sender<()>,
+    /// Body bytes received so far; waiters watch it move. Dropped (which
+    /// wakes them for good) when the fetch ends one way or another.
+    progress: watch::Sender<u64>,
 }
 
 impl Drop for Leader {
@@ -243,6 +291,23 @@ impl HttpCache {
     /// what an earlier run stored. A disk tier that cannot be opened is
     /// logged and left out: the memory tier still works.
     pub async fn open(config: &CacheConfig) -> Arc<Self> {
+        let salt = match &config.dir {
+            Some(dir) => {
+                let dir = dir.clone();
+                match tokio::task::spawn_blocking(move || disk::salt(&dir)).await {
+                    Ok(Ok(salt)) => salt,
+                    Ok(Err(e)) => {
+                        tracing::warn!(dir = ?config.dir, "HTTP cache salt unavailable: {e}");
+                        key::random_salt()
+                    }
+                    Err(e) => {
+                        tracing::warn!("HTTP cache salt unavailable: {e}");
+                        key::random_salt()
+                    }
+                }
+            }
+            None => key::random_salt(),
+        };
         let disk = match &config.dir {
             Some(dir) if config.disk_bytes > 0 => {
                 let (dir, max) = (dir.clone(), config.disk_bytes);
@@ -265,12 +330,14 @@ impl HttpCache {
         };
         Arc::new(Self {
             enabled: AtomicBool::new(config.enabled),
+            share_across_routes: AtomicBool::new(config.share_across_routes),
             max_object_bytes: config.max_object_bytes,
             memory: MemoryTier::new(config.memory_bytes),
             disk,
             inflight: Mutex::new(HashMap::new()),
             epochs: Epochs::default(),
             counters: CacheCounters::default(),
+            salt,
         })
     }
 
@@ -310,33 +377,83 @@ impl HttpCache {
         self.enabled.store(enabled, Ordering::Relaxed);
     }
 
+    pub fn set_share_across_routes(&self, share: bool) {
+        self.share_across_routes.store(share, Ordering::Relaxed);
+    }
+
+    /// A route's identity as entries keep it: a salted digest of its
+    /// description (`direct`, or the upstreams' URLs), so the cache
+    /// directory names no upstream.
+    pub fn route_id(&self, route: &str) -> String {
+        use sha2::Digest;
+        let mut digest = sha2::Sha256::new();
+        digest.update(self.salt);
+        digest.update(route.as_bytes());
+        digest.finalize()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     pub fn is_enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
     }
 
     pub async fn clear(&self) {
+        self.counters.invalidations.add(Cause::Clear);
         self.epochs.bump_all();
         self.memory.clear().await;
         self.on_disk(|d| d.clear()).await;
     }
 
-    /// Drops every stored variant of `uri` (an absolute `http://` URL).
+    /// Drops every stored variant of `uri` (an absolute `http://` URL), at
+    /// the user's request.
     pub async fn purge(&self, uri: &http::Uri) {
-        let primary = uri.to_string();
+        self.invalidate(uri.to_string(), Cause::Purge).await;
+    }
+
+    /// Drops every stored variant of `primary`, counted under `cause`.
+    async fn invalidate(&self, primary: String, cause: Cause) {
+        self.counters.invalidations.add(cause);
         self.epochs.bump(&primary);
         self.memory.remove(&primary).await;
         self.on_disk(move |d| d.remove(&primary)).await;
     }
 
     /// After an unsafe method succeeded, the stored responses for its target
-    /// are out of date (RFC 9111, section 4.4).
-    pub async fn invalidate_after(&self, method: &Method, uri: &http::Uri, status: StatusCode) {
+    /// are out of date, and so are those of the URLs in the response's
+    /// `Location` and `Content-Location` when they are on the same origin
+    /// (RFC 9111, section 4.4: never another origin's, which the response
+    /// has no say over).
+    pub async fn invalidate_after(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        status: StatusCode,
+        headers: &http::HeaderMap,
+    ) {
         let unsafe_method = !matches!(
             *method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
-        if unsafe_method && (status.is_success() || status.is_redirection()) {
-            self.purge(uri).await;
+        if !(unsafe_method && (status.is_success() || status.is_redirection())) {
+            return;
+        }
+        self.invalidate(uri.to_string(), Cause::UnsafeMethod).await;
+        let mut targets: Vec<String> = Vec::new();
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            if let Some(target) = headers
+                .get(&name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| same_origin_target(uri, v))
+                && target != uri.to_string()
+                && !targets.contains(&target)
+            {
+                targets.push(target);
+            }
+        }
+        for target in targets {
+            self.invalidate(target, Cause::Location).await;
         }
     }
 
@@ -348,13 +465,21 @@ impl HttpCache {
                 memory_bytes: self.memory.bytes(),
                 disk_objects: self.disk.as_ref().map_or(0, |d| d.objects()),
                 disk_bytes: self.disk.as_ref().map_or(0, |d| d.bytes()),
+                disk_index_bytes: self.disk.as_ref().map_or(0, |d| d.index_bytes()),
             },
         )
     }
 
     /// Looks `parts` up. Only `GET` and `HEAD` without `Range` take part;
     /// everything else is [`Lookup::Bypass`].
-    pub async fn lookup(self: &Arc<Self>, parts: &Parts) -> Lookup {
+    ///
+    /// `route` is [`HttpCache::route_id`] of the way this request goes out:
+    /// unless sharing across routes is on, a response stored through another
+    /// route is not used (a miss), and the fetch through this one replaces
+    /// it. Kept per URL rather than per route, so switching back and forth
+    /// never serves what one exit sent to requests taking the other, and the
+    /// cache holds one copy.
+    pub async fn lookup(self: &Arc<Self>, parts: &Parts, route: &str) -> Lookup {
         let head = parts.method == Method::HEAD;
         if !self.is_enabled()
             || !(head || parts.method == Method::GET)
@@ -362,11 +487,19 @@ impl HttpCache {
         {
             return Lookup::Bypass;
         }
-        let view = key::policy_view(parts);
+        let view = key::policy_view(parts, &self.salt);
         let primary = key::primary(parts);
         let mut waited = false;
+        let share = self.share_across_routes.load(Ordering::Relaxed);
         loop {
-            if let Some((entry, from_disk)) = self.stored(&primary, &view).await {
+            let stored = self.stored(&primary, &view).await.filter(|(entry, _)| {
+                let same = share || entry.route.as_deref() == Some(route);
+                if !same {
+                    self.counters.invalidations.add(Cause::RouteChange);
+                }
+                same
+            });
+            if let Some((entry, from_disk)) = stored {
                 match entry.policy.before_request(&view, SystemTime::now()) {
                     BeforeRequest::Fresh(mut head_parts) => {
                         head_parts.headers.insert(header::DATE, entry.date.clone());
@@ -410,10 +543,15 @@ impl HttpCache {
                             }
                             Err(_) => None,
                         };
-                        let fill = self.fill(primary, view, leader);
+                        let mut fill = self.fill(primary, view, leader, route);
+                        fill.replacing = true;
                         return Lookup::Revalidate {
                             request: Box::new(request),
-                            stale: Box::new(Stale { entry, fill }),
+                            stale: Box::new(Stale {
+                                entry,
+                                fill,
+                                original: clone_parts(parts),
+                            }),
                         };
                     }
                     BeforeRequest::Stale { .. } => {}
@@ -445,12 +583,12 @@ impl HttpCache {
             }
             if waited {
                 CacheCounters::add(&self.counters.misses, 1);
-                return Lookup::Miss(Box::new(self.fill(primary, view, None)));
+                return Lookup::Miss(Box::new(self.fill(primary, view, None, route)));
             }
             match self.lead_or_wait(&primary) {
                 Ok(leader) => {
                     CacheCounters::add(&self.counters.misses, 1);
-                    return Lookup::Miss(Box::new(self.fill(primary, view, Some(leader))));
+                    return Lookup::Miss(Box::new(self.fill(primary, view, Some(leader), route)));
                 }
                 Err(rx) => wait_for(rx).await,
             }
@@ -460,27 +598,35 @@ impl HttpCache {
 
     /// Marks `primary` as being fetched, or hands out a way to wait for the
     /// request already fetching it.
-    fn lead_or_wait(self: &Arc<Self>, primary: &str) -> Result<Leader, watch::Receiver<()>> {
+    fn lead_or_wait(self: &Arc<Self>, primary: &str) -> Result<Leader, watch::Receiver<u64>> {
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = inflight.get(primary) {
             return Err(rx.clone());
         }
-        let (tx, rx) = watch::channel(());
+        let (tx, rx) = watch::channel(0);
         inflight.insert(primary.to_owned(), rx);
         Ok(Leader {
             cache: self.clone(),
             primary: primary.to_owned(),
-            _done: tx,
+            progress: tx,
         })
     }
 
-    fn fill(self: &Arc<Self>, primary: String, view: Parts, leader: Option<Leader>) -> Fill {
+    fn fill(
+        self: &Arc<Self>,
+        primary: String,
+        view: Parts,
+        leader: Option<Leader>,
+        route: &str,
+    ) -> Fill {
         Fill {
+            route: route.to_owned(),
             cache: self.clone(),
             epoch: self.epochs.of(&primary),
+            replacing: false,
             primary,
             view,
-            _leader: leader,
+            leader,
         }
     }
 
@@ -497,11 +643,16 @@ impl HttpCache {
     /// Turns the origin's answer to a revalidation into the client's
     /// response: the stored body with updated headers on 304 (RFC 9111,
     /// section 4.3.4), or the new response, stored in place of the old.
-    pub async fn revalidated(&self, stale: Box<Stale>, response: Response<Body>) -> Response<Body> {
-        let Stale { entry, fill } = *stale;
+    pub async fn revalidated(&self, stale: Box<Stale>, response: Response<Body>) -> Revalidated {
+        let Stale {
+            entry,
+            fill,
+            original,
+        } = *stale;
         let now = SystemTime::now();
         let (mut resp_parts, body) = response.into_parts();
         key::normalise_directives(&mut resp_parts.headers);
+        resp_parts.headers = key::compact(&resp_parts.headers);
         match entry.policy.after_response(&fill.view, &resp_parts, now) {
             AfterResponse::NotModified(policy, mut head) => {
                 CacheCounters::add(&self.counters.revalidated_not_modified, 1);
@@ -522,16 +673,27 @@ impl HttpCache {
                     body: body_bytes.clone(),
                     date,
                     status: entry.status,
+                    route: entry.route.clone(),
                 });
                 // Memory only: rewriting the whole body on disk for every 304
                 // would cost more than the revalidation saved. After a
                 // restart the older head on disk is revalidated again.
                 fill.store_in_memory(fresh).await;
-                self.serve(head, &body_bytes, false)
+                Revalidated::Done(self.serve(head, &body_bytes, false))
+            }
+            AfterResponse::Modified(..) if resp_parts.status == StatusCode::NOT_MODIFIED => {
+                // RFC 9111 4.3.4: a 304 that selects no stored response
+                // updates nothing; the client, who asked nothing
+                // conditional of its own, gets a full response.
+                CacheCounters::add(&self.counters.revalidated_changed, 1);
+                Revalidated::Refetch {
+                    request: Box::new(original),
+                    fill: Box::new(fill),
+                }
             }
             AfterResponse::Modified(..) => {
                 CacheCounters::add(&self.counters.revalidated_changed, 1);
-                fill.response(Response::from_parts(resp_parts, body))
+                Revalidated::Done(fill.response(Response::from_parts(resp_parts, body)))
             }
         }
     }
@@ -543,6 +705,7 @@ impl Fill {
     pub fn response(self, mut response: Response<Body>) -> Response<Body> {
         let now = SystemTime::now();
         key::normalise_directives(response.headers_mut());
+        *response.headers_mut() = key::compact(response.headers());
         let status = response.status();
         let shown = policy_status(status, response.headers());
         let policy = if shown == status {
@@ -562,8 +725,18 @@ impl Fill {
             && (has_validator || !policy.time_to_live(now).is_zero());
         let vary = key::vary_names(headers);
         let (true, Some(vary)) = (storable, vary) else {
+            if self.replacing && has_no_store(response.headers()) {
+                // The origin's new answer says it may not be stored: the
+                // old one must not be served again either.
+                let (cache, primary) = (self.cache.clone(), self.primary.clone());
+                tokio::spawn(async move { cache.invalidate(primary, Cause::NoStore).await });
+            }
             return response;
         };
+        if policy.stored_bytes() > MAX_HEAD_BYTES {
+            CacheCounters::add(&self.cache.counters.too_large, 1);
+            return response;
+        }
         let limit = self.cache.max_object_bytes;
         let declared = headers
             .get(header::CONTENT_LENGTH)
@@ -582,12 +755,13 @@ impl Fill {
                 body: Bytes::new(),
                 date: date_of(&parts.headers),
                 status: Some(parts.status),
+                route: Some(self.route.clone()),
             });
             tokio::spawn(self.store(entry));
             return Response::from_parts(parts, body);
         }
         let date = date_of(&parts.headers);
-        let body = tee::TeeBody::new(body, limit, self, policy, vary, (date, parts.status));
+        let body = tee::TeeBody::spawn(body, limit, self, policy, vary, (date, parts.status));
         Response::from_parts(parts, body.boxed())
     }
 
@@ -651,9 +825,48 @@ impl Fill {
         // after the entry is in place.
     }
 
+    /// Tells the waiters the fetch is moving: `bytes` of body so far.
+    fn progress(&self, bytes: u64) {
+        if let Some(leader) = &self.leader {
+            leader.progress.send_replace(bytes);
+        }
+    }
+
     fn too_large(&self) {
         CacheCounters::add(&self.cache.counters.too_large, 1);
     }
+}
+
+/// `reference` (a `Location` or `Content-Location` value) resolved against
+/// `base` when it is an absolute URL or an absolute path on `base`'s origin;
+/// `None` for another origin or a form not resolved here (relative paths).
+fn same_origin_target(base: &http::Uri, reference: &str) -> Option<String> {
+    let reference = reference.trim();
+    let target: http::Uri = if reference.starts_with('/') && !reference.starts_with("//") {
+        format!(
+            "{}://{}{}",
+            base.scheme_str()?,
+            base.authority()?.as_str(),
+            reference
+        )
+        .parse()
+        .ok()?
+    } else {
+        reference.parse().ok()?
+    };
+    let same = target.scheme() == base.scheme()
+        && target.authority().map(|a| a.as_str().to_ascii_lowercase())
+            == base.authority().map(|a| a.as_str().to_ascii_lowercase());
+    same.then(|| target.to_string())
+}
+
+fn clone_parts(parts: &Parts) -> Parts {
+    let mut req = http::Request::new(());
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    *req.headers_mut() = parts.headers.clone();
+    req.into_parts().0
 }
 
 /// Whether the stored response was fresh for any time when it arrived.
@@ -693,7 +906,7 @@ fn unmodified_since(req: &Parts, stored: &http::response::Parts) -> bool {
     }
     let date = |v: Option<&HeaderValue>| {
         v.and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v.trim()).ok())
+            .and_then(http_cache_semantics::parse_http_date)
     };
     let Some(since) = date(req.headers.get(header::IF_MODIFIED_SINCE)) else {
         return false;
@@ -711,10 +924,25 @@ fn not_modified(mut head: http::response::Parts) -> Response<Body> {
     Response::from_parts(head, empty())
 }
 
-/// Waits, bounded, until the leading request's fetch ends one way or another.
-async fn wait_for(mut rx: watch::Receiver<()>) {
-    // The sender never sends: `changed` returns when it is dropped.
-    let _ = tokio::time::timeout(COLLAPSE_WAIT, rx.changed()).await;
+/// Waits until the leading request's fetch ends one way or another, or
+/// makes no progress for [`COLLAPSE_STALL`], or [`COLLAPSE_WAIT`] passed.
+async fn wait_for(mut rx: watch::Receiver<u64>) {
+    let watch = async {
+        // `changed` fails once the leader is dropped: the fetch ended.
+        while let Ok(Ok(())) = tokio::time::timeout(COLLAPSE_STALL, rx.changed()).await {}
+    };
+    let _ = tokio::time::timeout(COLLAPSE_WAIT, watch).await;
+}
+
+/// `Cache-Control: no-store` in a response (directives already normalised
+/// to lower case).
+fn has_no_store(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim() == "no-store")
 }
 
 fn only_if_cached(parts: &Parts) -> bool {

@@ -17,6 +17,81 @@ pub struct CacheCounters {
     pub stored: AtomicU64,
     pub too_large: AtomicU64,
     pub corrupt_dropped: AtomicU64,
+    pub invalidations: InvalidationCounters,
+}
+
+/// Stored responses dropped (or refused), by what caused it.
+#[derive(Debug, Default)]
+pub struct InvalidationCounters {
+    pub unsafe_method: AtomicU64,
+    pub location: AtomicU64,
+    pub route_change: AtomicU64,
+    pub no_store: AtomicU64,
+    pub purge: AtomicU64,
+    pub clear: AtomicU64,
+}
+
+/// Why stored responses were invalidated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// A successful POST, PUT, DELETE... to the URL (RFC 9111 4.4).
+    UnsafeMethod,
+    /// The `Location` or `Content-Location` of such a response (4.4).
+    Location,
+    /// The route to the origin changed since the response was stored.
+    RouteChange,
+    /// The origin answered a revalidation with a response that may not be
+    /// stored: the old one is out of date.
+    NoStore,
+    /// `veil cache purge URL`.
+    Purge,
+    /// `veil cache clear`.
+    Clear,
+}
+
+impl InvalidationCounters {
+    pub fn add(&self, cause: Cause) {
+        let counter = match cause {
+            Cause::UnsafeMethod => &self.unsafe_method,
+            Cause::Location => &self.location,
+            Cause::RouteChange => &self.route_change,
+            Cause::NoStore => &self.no_store,
+            Cause::Purge => &self.purge,
+            Cause::Clear => &self.clear,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    fn snapshot(&self) -> Invalidations {
+        Invalidations {
+            unsafe_method: self.unsafe_method.load(Relaxed),
+            location: self.location.load(Relaxed),
+            route_change: self.route_change.load(Relaxed),
+            no_store: self.no_store.load(Relaxed),
+            purge: self.purge.load(Relaxed),
+            clear: self.clear.load(Relaxed),
+        }
+    }
+}
+
+/// Invalidations of stored responses, per cause.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Invalidations {
+    /// A successful unsafe method (POST, PUT, DELETE...) to the URL.
+    pub unsafe_method: u64,
+    /// The `Location`/`Content-Location` target of such a response.
+    pub location: u64,
+    /// Stored through another route (upstream) than the request takes now,
+    /// with sharing across routes off: refetched.
+    pub route_change: u64,
+    /// Replaced on revalidation by a response that may not be stored.
+    pub no_store: u64,
+    /// Purged by the user.
+    pub purge: u64,
+    /// Whole-cache clears by the user.
+    pub clear: u64,
 }
 
 impl CacheCounters {
@@ -54,6 +129,8 @@ impl CacheCounters {
             memory_bytes: tiers.memory_bytes,
             disk_objects: tiers.disk_objects,
             disk_bytes: tiers.disk_bytes,
+            disk_index_bytes: tiers.disk_index_bytes,
+            invalidations: self.invalidations.snapshot(),
         }
     }
 }
@@ -65,6 +142,7 @@ pub struct TierStats {
     pub memory_bytes: u64,
     pub disk_objects: u64,
     pub disk_bytes: u64,
+    pub disk_index_bytes: u64,
 }
 
 /// The HTTP cache's counters, in the engine's stats snapshot.
@@ -100,4 +178,10 @@ pub struct CacheStats {
     pub memory_bytes: u64,
     pub disk_objects: u64,
     pub disk_bytes: u64,
+    /// Memory of the disk tier's in-memory index (bounded at 16 MiB).
+    #[serde(default)]
+    pub disk_index_bytes: u64,
+    /// Stored responses invalidated, per cause.
+    #[serde(default)]
+    pub invalidations: Invalidations,
 }

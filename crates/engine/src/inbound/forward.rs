@@ -18,9 +18,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use super::ConnGuard;
 use super::headers::{strip_hop_by_hop, wants_upgrade};
 use super::http::{empty, refuse, text};
+use super::interim::Interim;
 use super::spawn_tunnel;
 use crate::Target;
-use crate::cache::Lookup;
+use crate::cache::{Lookup, Revalidated};
 use crate::engine::Shared;
 use crate::outbound::connector::ConnectorError;
 use crate::outbound::{Body, BoxError, ConnectError, Direct, HttpConnector};
@@ -96,10 +97,11 @@ pub(super) async fn forward(
     let lookup = if upgrade {
         Lookup::Bypass
     } else {
-        shared.cache.lookup(&parts).await
+        let route = shared.cache.route_id(&route_of(&shared, action));
+        shared.cache.lookup(&parts, &route).await
     };
     let body = body.map_err(|e| Box::new(e) as BoxError).boxed();
-    let (out, fill, stale) = match lookup {
+    let (mut out, mut fill, mut stale) = match lookup {
         Lookup::Serve(resp) => return resp,
         Lookup::Bypass => (Request::from_parts(parts, body), None, None),
         Lookup::Miss(fill) => (Request::from_parts(parts, body), Some(fill), None),
@@ -108,59 +110,93 @@ pub(super) async fn forward(
         }
     };
 
-    let sent = match action {
-        Action::Proxy => {
-            let sent = send_upstream(&shared, &target, out, &host.bytes);
-            crate::dns::for_upstream_traffic(sent).await
-        }
-        _ => send_direct(&shared, &target, out, &host.bytes).await,
-    };
-    let (mut resp, lease) = match sent {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    guard.carried_by(lease.as_ref());
-    let mut counters = vec![host.bytes.clone()];
-    counters.extend(lease.as_ref().map(|l| l.upstream().bytes.clone()));
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(client_upgrade) = client_upgrade
-    {
-        let origin_upgrade = hyper::upgrade::on(&mut resp);
-        spawn_tunnel(&shared, async move {
-            let _lease = lease;
-            let tunnel = async {
-                match tokio::try_join!(client_upgrade, origin_upgrade) {
-                    Ok((client, origin)) => {
-                        let mut client = TokioIo::new(client);
-                        let mut origin = Counted::new(TokioIo::new(origin), Side::Target, counters);
-                        if let Err(e) =
-                            tokio::io::copy_bidirectional(&mut client, &mut origin).await
-                        {
-                            tracing::debug!("upgraded connection ended: {e}");
+    // Twice at most: a revalidation whose 304 matches nothing is fetched
+    // again in full (the second round has no `stale`).
+    let mut client_upgrade = client_upgrade;
+    loop {
+        let sent = match action {
+            Action::Proxy => {
+                let sent = send_upstream(&shared, &target, out, &host.bytes);
+                crate::dns::for_upstream_traffic(sent).await
+            }
+            _ => send_direct(&shared, &target, out, &host.bytes).await,
+        };
+        let (mut resp, lease) = match sent {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        guard.carried_by(lease.as_ref());
+        let mut counters = vec![host.bytes.clone()];
+        counters.extend(lease.as_ref().map(|l| l.upstream().bytes.clone()));
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade.take()
+        {
+            let origin_upgrade = hyper::upgrade::on(&mut resp);
+            spawn_tunnel(&shared, async move {
+                let _lease = lease;
+                let tunnel = async {
+                    match tokio::try_join!(client_upgrade, origin_upgrade) {
+                        Ok((client, origin)) => {
+                            let mut client = TokioIo::new(client);
+                            let mut origin =
+                                Counted::new(TokioIo::new(origin), Side::Target, counters);
+                            if let Err(e) =
+                                tokio::io::copy_bidirectional(&mut client, &mut origin).await
+                            {
+                                tracing::debug!("upgraded connection ended: {e}");
+                            }
                         }
+                        Err(e) => tracing::debug!("protocol upgrade failed: {e}"),
                     }
-                    Err(e) => tracing::debug!("protocol upgrade failed: {e}"),
+                };
+                guard.unless_idle(tunnel).await;
+            });
+            let (mut parts, _) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers, true);
+            return Response::from_parts(parts, empty());
+        }
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers, false);
+        let status = parts.status;
+        let body = CountedBody::down(body, counters).keeping(lease);
+        let resp = Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed());
+        if let Some(stale) = stale.take() {
+            match shared.cache.revalidated(stale, resp).await {
+                Revalidated::Done(resp) => return resp,
+                Revalidated::Refetch { request, fill: f } => {
+                    out = Request::from_parts(*request, empty());
+                    fill = Some(f);
+                    continue;
                 }
-            };
-            guard.unless_idle(tunnel).await;
-        });
-        let (mut parts, _) = resp.into_parts();
-        strip_hop_by_hop(&mut parts.headers, true);
-        return Response::from_parts(parts, empty());
+            }
+        }
+        if let Some(fill) = fill {
+            return fill.response(resp);
+        }
+        shared
+            .cache
+            .invalidate_after(&method, &uri, status, resp.headers())
+            .await;
+        return resp;
     }
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers, false);
-    let status = parts.status;
-    let body = CountedBody::down(body, counters).keeping(lease);
-    let resp = Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed());
-    if let Some(stale) = stale {
-        return shared.cache.revalidated(stale, resp).await;
+}
+
+/// What the cache keeps as the route of a response: `direct`, or the
+/// upstreams the request may take (all of them, in a stable order: which one
+/// of the set carries a request is the pool's choice, not a change of route).
+fn route_of(shared: &Shared, action: Action) -> String {
+    if action != Action::Proxy {
+        return "direct".to_owned();
     }
-    if let Some(fill) = fill {
-        return fill.response(resp);
-    }
-    shared.cache.invalidate_after(&method, &uri, status).await;
-    resp
+    let mut urls: Vec<String> = shared
+        .outbound
+        .pool
+        .upstreams()
+        .iter()
+        .map(|u| u.spec().url.to_string())
+        .collect();
+    urls.sort();
+    format!("proxy {}", urls.join(" "))
 }
 
 /// RFC 9112 §3.2.2: a proxy replaces the `Host` of an absolute-form request
@@ -195,7 +231,10 @@ async fn send_direct(
     req: Request<Body>,
     host: &Arc<ByteCounters>,
 ) -> Sent {
-    let req = req.map(|b| counted(b, vec![host.clone()]));
+    let mut req = req.map(|b| counted(b, vec![host.clone()]));
+    if let Some(interim) = req.extensions().get::<Interim>().cloned() {
+        interim.watch(&mut req);
+    }
     match shared.forwarder.client.request(req).await {
         Ok(resp) => Ok((resp, None)),
         Err(e) => Err(direct_error(target, &e)),
@@ -218,6 +257,7 @@ async fn send_upstream(
     }
     let replayable = req.body().is_end_stream();
     let (parts, body) = req.into_parts();
+    let interim = parts.extensions.get::<Interim>().cloned();
     let mut body = Some(body);
     let mut errors = Vec::new();
     for upstream in candidates {
@@ -227,6 +267,9 @@ async fn send_upstream(
             None => break,
         };
         let mut req = Request::from_parts(clone_parts(&parts), this_body);
+        if let Some(interim) = &interim {
+            interim.watch(&mut req);
+        }
         if let Some(auth) = &upstream.dialer.auth_header {
             req.headers_mut()
                 .insert(header::PROXY_AUTHORIZATION, auth.clone());

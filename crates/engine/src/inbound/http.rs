@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use super::forward::forward;
+use super::interim::InterimIo;
 use super::relay::{copy, relay};
 use super::{ConnGuard, spawn_tunnel};
 use crate::Target;
@@ -26,9 +27,16 @@ use crate::stats::Counted;
 
 pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, io: Counted<TcpStream>) {
     let limits = &shared.config.limits;
+    let (io, interim) = InterimIo::new(io);
     let service = {
         let shared = shared.clone();
-        service_fn(move |req| handle(shared.clone(), guard.clone(), req))
+        service_fn(move |mut req: Request<Incoming>| {
+            // RFC 9110 15.2: never a 1xx to an HTTP/1.0 client.
+            if req.version() == http::Version::HTTP_11 {
+                req.extensions_mut().insert(interim.clone());
+            }
+            handle(shared.clone(), guard.clone(), req)
+        })
     };
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -150,9 +158,11 @@ async fn connect(
             match hyper::upgrade::on(req).await {
                 // Take the client's socket back from hyper, so the relay can
                 // splice it.
-                Ok(upgraded) => match upgraded.downcast::<TokioIo<Counted<TcpStream>>>() {
+                Ok(upgraded) => match upgraded.downcast::<TokioIo<InterimIo<Counted<TcpStream>>>>()
+                {
                     Ok(parts) => {
-                        relay(parts.io.into_inner(), parts.read_buf, opened, host).await;
+                        let io = parts.io.into_inner().into_inner();
+                        relay(io, parts.read_buf, opened, host).await;
                     }
                     Err(upgraded) => {
                         let mut client = TokioIo::new(upgraded);

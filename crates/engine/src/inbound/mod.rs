@@ -9,6 +9,7 @@ mod forward;
 mod headers;
 mod http;
 pub mod pac;
+mod interim;
 mod relay;
 mod socks;
 
