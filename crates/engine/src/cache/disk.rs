@@ -330,7 +330,11 @@ fn read_meta(path: &Path) -> io::Result<(Meta, u64, std::time::SystemTime)> {
     let mut file = fs::File::open(path)?;
     let info = file.metadata()?;
     let (meta_len, body_len, _) = read_header(&mut file)?;
-    if HEADER_LEN as u64 + u64::from(meta_len) + body_len != info.len() {
+    // Checked: the lengths come from the file (a huge one would overflow).
+    let expected = (HEADER_LEN as u64)
+        .checked_add(u64::from(meta_len))
+        .and_then(|n| n.checked_add(body_len));
+    if expected != Some(info.len()) {
         return Err(io::Error::other("length does not match the header"));
     }
     let mut meta = vec![0u8; meta_len as usize];
@@ -344,7 +348,7 @@ fn read_entry(path: &Path, key: &str) -> io::Result<Entry> {
     let (meta_len, body_len, digest) = read_header(&mut file)?;
     let mut rest = Vec::new();
     file.read_to_end(&mut rest)?;
-    if rest.len() as u64 != u64::from(meta_len) + body_len {
+    if u64::from(meta_len).checked_add(body_len) != Some(rest.len() as u64) {
         return Err(io::Error::other("length does not match the header"));
     }
     if Sha256::digest(&rest).as_slice() != digest {
@@ -374,4 +378,29 @@ fn read_entry(path: &Path, key: &str) -> io::Result<Entry> {
         date,
         status,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the cache_entry fuzz target: a body length near `u64::MAX`
+    /// overflowed the length check while the index was built at start.
+    #[test]
+    fn a_file_with_a_huge_body_length_is_dropped_at_start() {
+        let dir = std::env::temp_dir().join(format!("veil-disk-huge-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("x.entry");
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend_from_slice(&(u64::MAX - 10).to_le_bytes());
+        bytes.extend_from_slice(&[0; 32]);
+        bytes.extend_from_slice(b"{}");
+        fs::write(&file, &bytes).expect("write entry");
+        let tier = DiskTier::open(&dir, 1 << 20).expect("open");
+        assert_eq!(tier.objects(), 0);
+        assert!(!file.exists(), "the unreadable file is deleted");
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

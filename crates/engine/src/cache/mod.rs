@@ -746,3 +746,10 @@ fn full(bytes: Bytes) -> Body {
 fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
+
+/// The disk tier, for the fuzz target that feeds it stored files.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::disk::DiskTier;
+}
