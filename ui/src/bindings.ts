@@ -117,7 +117,12 @@ origin_bytes_saved: number,
 /**
  * Hits and 304s over all cache lookups, 0 to 1.
  */
-hit_ratio: number, memory_objects: number, memory_bytes: number, disk_objects: number, disk_bytes: number, };
+hit_ratio: number, memory_objects: number, memory_bytes: number, disk_objects: number, disk_bytes: number, 
+/**
+ * Responses the disk tier could not write (a full or failing disk):
+ * served all the same, and kept in memory only.
+ */
+disk_write_errors: number, };
 
 export type EngineEvent = { "kind": "connection_opened", id: number, client: string, } | { "kind": "connection_routed", id: number, protocol: string, target: string, } | { "kind": "connection_closed", id: number, bytes_up: number, bytes_down: number, } | { "kind": "upstream_up", name: string, } | { "kind": "upstream_down", name: string, reason: string, } | { "kind": "shutting_down" };
 

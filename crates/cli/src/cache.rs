@@ -64,4 +64,10 @@ fn print(s: &CacheStats) {
         "  served from cache: {} bytes; {} too large to store; {} corrupt entries dropped",
         s.bytes_served, s.too_large, s.corrupt_dropped
     );
+    if s.disk_write_errors > 0 {
+        println!(
+            "  disk: {} responses could not be written (disk full or failing); kept in memory only",
+            s.disk_write_errors
+        );
+    }
 }

@@ -27,6 +27,7 @@ export function cacheStats(over: Partial<CacheStats> = {}): CacheStats {
     memory_bytes: 40_000,
     disk_objects: 2,
     disk_bytes: 90_000,
+    disk_write_errors: 0,
     ...over,
   };
 }

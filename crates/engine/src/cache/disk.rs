@@ -228,7 +228,7 @@ impl DiskTier {
             h.update(&entry.body);
             h.finalize()
         };
-        {
+        let write = || -> io::Result<()> {
             let mut out = io::BufWriter::new(fs::File::create(&tmp)?);
             out.write_all(MAGIC)?;
             out.write_all(&(meta.len() as u32).to_le_bytes())?;
@@ -240,9 +240,14 @@ impl DiskTier {
             // next start, or its digest check when read, and is dropped;
             // that is all a cache needs, and syncing every stored response
             // would cost far more.
-            out.flush()?;
+            out.flush()
+        };
+        if let Err(e) = write().and_then(|()| fs::rename(&tmp, &file)) {
+            // A full disk leaves a partial copy: it would hold the space
+            // every later write needs until the next start.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
-        fs::rename(&tmp, &file)?;
         let mut index = self.lock();
         index.tick += 1;
         let tick = index.tick;
@@ -401,6 +406,43 @@ mod tests {
         let tier = DiskTier::open(&dir, 1 << 20).expect("open");
         assert_eq!(tier.objects(), 0);
         assert!(!file.exists(), "the unreadable file is deleted");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A write that fails (here the rename, as on a full disk the write
+    /// itself) leaves no partial copy behind holding the space.
+    #[test]
+    fn a_failed_write_leaves_no_partial_file() {
+        let dir = std::env::temp_dir().join(format!("veil-disk-fail-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let tier = DiskTier::open(&dir, 1 << 20).expect("open");
+        let primary = "http://example.com/";
+        // The entry's file name taken by a non-empty directory: the rename fails.
+        let blocker = dir.join(format!(
+            "{}.entry",
+            hex(&Sha256::digest(primary.as_bytes()))
+        ));
+        fs::create_dir_all(blocker.join("x")).expect("blocker");
+        let req = http::Request::get(primary).body(()).expect("request");
+        let res = http::Response::builder()
+            .header("cache-control", "max-age=60")
+            .body(())
+            .expect("response");
+        let entry = Entry {
+            policy: CachePolicy::new(&req, &res),
+            vary: Vec::new(),
+            body: Bytes::from_static(b"body"),
+            date: http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+            status: None,
+        };
+        assert!(tier.insert(primary, &HeaderMap::new(), &entry).is_err());
+        let left: Vec<_> = fs::read_dir(&dir)
+            .expect("read dir")
+            .filter_map(|f| f.ok())
+            .filter(|f| f.path().extension().is_some_and(|e| e == "tmp"))
+            .collect();
+        assert!(left.is_empty(), "partial files left: {left:?}");
+        assert_eq!(tier.objects(), 0);
         let _ = fs::remove_dir_all(&dir);
     }
 }

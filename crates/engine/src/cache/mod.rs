@@ -637,6 +637,7 @@ impl Fill {
             .on_disk(move |d| d.insert(&primary, &headers, &copy))
             .await;
         if let Some(Err(e)) = written {
+            CacheCounters::add(&cache.counters.disk_write_errors, 1);
             tracing::warn!("cannot write to the HTTP cache on disk: {e}");
         }
         let vary = entry.vary.clone();

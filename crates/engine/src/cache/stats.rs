@@ -17,6 +17,7 @@ pub struct CacheCounters {
     pub stored: AtomicU64,
     pub too_large: AtomicU64,
     pub corrupt_dropped: AtomicU64,
+    pub disk_write_errors: AtomicU64,
 }
 
 impl CacheCounters {
@@ -54,6 +55,7 @@ impl CacheCounters {
             memory_bytes: tiers.memory_bytes,
             disk_objects: tiers.disk_objects,
             disk_bytes: tiers.disk_bytes,
+            disk_write_errors: self.disk_write_errors.load(Relaxed),
         }
     }
 }
@@ -100,4 +102,7 @@ pub struct CacheStats {
     pub memory_bytes: u64,
     pub disk_objects: u64,
     pub disk_bytes: u64,
+    /// Responses the disk tier could not write (a full or failing disk):
+    /// served all the same, and kept in memory only.
+    pub disk_write_errors: u64,
 }
