@@ -157,6 +157,10 @@ pub enum ControlError {
 }
 
 const MAX_LINE: u64 = 64 * 1024;
+/// Longest reply a client reads. Far above a request's limit: a status
+/// lists every open connection, about 200 bytes each, so a few thousand
+/// tunnels pass 64 KiB (the soak found `veil status` failing there).
+const MAX_REPLY: u64 = 64 * 1024 * 1024;
 
 /// A bound control endpoint, answering with [`ControlServer::serve`]. On
 /// Unix its socket file is removed when it is dropped.
@@ -261,7 +265,7 @@ pub async fn request_within(
         };
         write.write_all(&line).await.map_err(io_err)?;
         let mut reply = String::new();
-        BufReader::new(read.take(MAX_LINE))
+        BufReader::new(read.take(MAX_REPLY))
             .read_line(&mut reply)
             .await
             .map_err(io_err)?;
