@@ -65,6 +65,10 @@ impl FromStr for HostPattern {
             return Err(bad());
         }
         let lower = lower.trim_end_matches('.').to_owned();
+        // `10.0.0.1.` is the address, as it is for targets.
+        if let Ok(ip) = lower.parse::<IpAddr>() {
+            return Ok(HostPattern::Net(canonical_net(IpNet::from(ip))));
+        }
         Ok(HostPattern::Exact(lower))
     }
 }
@@ -266,6 +270,8 @@ mod tests {
         );
         let shown: HostPattern = "::ffff:10.0.0.1".parse().expect("pattern");
         assert_eq!(shown.to_string(), "10.0.0.1/32");
+        let rooted: HostPattern = "10.0.0.1.".parse().expect("pattern");
+        assert_eq!(rooted, shown, "an address with a root dot is the address");
     }
 
     #[test]
