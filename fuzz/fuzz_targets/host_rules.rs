@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
-use veil_engine::{Action, HostPattern, Mode, Routing, Target};
+use veil_engine::{Action, HostPattern, Mode, Routing, Target, canonical_ip};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -85,12 +85,25 @@ fn check_pattern(text: &str, pattern: &HostPattern) {
     assert_eq!(*pattern, again, "{text:?} printed as {shown:?}");
     // The host the pattern names, as a client would ask for it.
     let target = match pattern {
-        HostPattern::Exact(h) | HostPattern::Suffix(h) => Target::new(h, 443)
+        HostPattern::Exact(h) => Target::new(h, 443)
             .unwrap_or_else(|e| panic!("pattern {text:?} names {h:?}, not a valid target: {e}")),
-        // The net's last address: its first is often the unspecified
-        // address, which a target spells as loopback.
-        HostPattern::Net(net) => Target::from_addr(SocketAddr::new(net.broadcast(), 443))
-            .expect("an address with a port is a target"),
+        // A name under the suffix: the suffix alone may spell an address
+        // (`*.10.0.0.1`), which is an IP target, not a name.
+        HostPattern::Suffix(h) => Target::new(&format!("a.{h}"), 443)
+            .or_else(|_| Target::new(h, 443))
+            .unwrap_or_else(|e| panic!("pattern {text:?} names {h:?}, not a valid target: {e}")),
+        // An address of the net that targets spell the same way: not the
+        // unspecified address (a target spells it as loopback) nor an
+        // IPv4-mapped one (a target spells it as IPv4), when there is one.
+        HostPattern::Net(net) => {
+            let Some(ip) = [net.broadcast(), net.network()]
+                .into_iter()
+                .find(|ip| net.contains(&canonical_ip(*ip)))
+            else {
+                return;
+            };
+            Target::from_addr(SocketAddr::new(ip, 443)).expect("an address with a port is a target")
+        }
     };
     assert!(
         pattern.matches(&target),
