@@ -141,7 +141,12 @@ disk_index_bytes: number,
 /**
  * Stored responses invalidated, per cause.
  */
-invalidations: Invalidations, };
+invalidations: Invalidations, 
+/**
+ * Responses the disk tier could not write (a full or failing disk):
+ * served all the same, and kept in memory only.
+ */
+disk_write_errors: number, };
 
 export type Invalidations = { 
 /**

@@ -73,4 +73,10 @@ fn print(s: &CacheStats) {
     if s.disk_index_bytes > 0 {
         println!("  disk index: {} bytes in memory", s.disk_index_bytes);
     }
+    if s.disk_write_errors > 0 {
+        println!(
+            "  disk: {} responses could not be written (disk full or failing); kept in memory only",
+            s.disk_write_errors
+        );
+    }
 }

@@ -160,9 +160,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 async fn sample_rates(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut trim = crate::trim::Trimmer::default();
     loop {
         tokio::select! {
-            _ = tick.tick() => shared.stats.sample_rate(),
+            _ = tick.tick() => {
+                shared.stats.sample_rate();
+                trim.observe(shared.stats.open_connections());
+            }
             _ = shared.shutdown.cancelled() => break,
         }
     }

@@ -27,6 +27,7 @@ pub mod outbound;
 mod routing;
 pub mod stats;
 mod target;
+mod trim;
 pub mod upstream;
 
 pub use attribution::{ClientApp, ClientLookup};

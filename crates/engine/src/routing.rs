@@ -43,14 +43,14 @@ impl FromStr for HostPattern {
             return Err("empty host pattern".into());
         }
         if let Ok(net) = s.parse::<IpNet>() {
-            return Ok(HostPattern::Net(net));
+            return Ok(HostPattern::Net(canonical_net(net)));
         }
         if let Ok(ip) = s
             .trim_start_matches('[')
             .trim_end_matches(']')
             .parse::<IpAddr>()
         {
-            return Ok(HostPattern::Net(IpNet::from(ip)));
+            return Ok(HostPattern::Net(canonical_net(IpNet::from(ip))));
         }
         // Names are checked as host names: these lists also reach shell
         // variables (`veil env`), desktop settings and PAC files, where `;`,
@@ -67,12 +67,50 @@ impl FromStr for HostPattern {
             return Err(bad());
         }
         let lower = lower.trim_end_matches('.').to_owned();
+        // `10.0.0.1.` is the address, as it is for targets.
+        if let Ok(ip) = lower.parse::<IpAddr>() {
+            return Ok(HostPattern::Net(canonical_net(IpNet::from(ip))));
+        }
         Ok(HostPattern::Exact(lower))
     }
 }
 
+/// A net in the spelling targets are compared in ([`crate::canonical_ip`]):
+/// an IPv4-mapped IPv6 net is its IPv4 net, and a single unspecified address
+/// is loopback. Without this, a rule for `::ffff:10.0.0.1` or `0.0.0.0`
+/// would never match, since no target is spelled that way.
+fn canonical_net(net: IpNet) -> IpNet {
+    let net = match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .addr()
+            .to_ipv4_mapped()
+            .and_then(|v4| ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+            .map_or(net, IpNet::V4),
+        other => other,
+    };
+    if net.prefix_len() == net.max_prefix_len() {
+        IpNet::from(crate::canonical_ip(net.addr()))
+    } else {
+        net
+    }
+}
+
+/// The pattern as it is written in the config: parsing it gives it back.
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Exact(h) => f.write_str(h),
+            HostPattern::Suffix(s) => write!(f, "*.{s}"),
+            HostPattern::Net(n) => write!(f, "{n}"),
+        }
+    }
+}
+
 impl HostPattern {
-    fn matches(&self, target: &Target) -> bool {
+    /// Whether `target` falls under this pattern (public for the fuzz
+    /// target's invariants; routing uses [`Routing::decide`]).
+    #[doc(hidden)]
+    pub fn matches(&self, target: &Target) -> bool {
         match (self, target) {
             (HostPattern::Net(net), Target::Ip(addr)) => net.contains(&addr.ip()),
             (HostPattern::Exact(h), Target::Domain(name, _)) => h == name,
@@ -199,6 +237,43 @@ mod tests {
             "private ranges bypass in every spelling"
         );
         assert_eq!(bypass.decide(Mode::Proxy, &t("0.0.0.0:80")), Action::Direct);
+    }
+
+    /// Found by the host_rules fuzz target: rules written as an
+    /// IPv4-mapped IPv6 address or as the unspecified address matched no
+    /// target, since targets are canonicalised before they are matched.
+    #[test]
+    fn mapped_and_unspecified_patterns_match_their_targets() {
+        let routing = Routing::new(
+            &[],
+            &[
+                ("::ffff:10.0.0.1".into(), Action::Block),
+                ("::ffff:192.168.0.0/112".into(), Action::Block),
+                ("0.0.0.0".into(), Action::Block),
+            ],
+        )
+        .expect("routing");
+        for blocked in [
+            "10.0.0.1:80",
+            "[::ffff:10.0.0.1]:80",
+            "192.168.7.9:80",
+            "[::ffff:192.168.7.9]:80",
+            "0.0.0.0:80",
+        ] {
+            assert_eq!(
+                routing.decide(Mode::Proxy, &t(blocked)),
+                Action::Block,
+                "{blocked}"
+            );
+        }
+        assert_eq!(
+            routing.decide(Mode::Proxy, &t("10.0.0.2:80")),
+            Action::Proxy
+        );
+        let shown: HostPattern = "::ffff:10.0.0.1".parse().expect("pattern");
+        assert_eq!(shown.to_string(), "10.0.0.1/32");
+        let rooted: HostPattern = "10.0.0.1.".parse().expect("pattern");
+        assert_eq!(rooted, shown, "an address with a root dot is the address");
     }
 
     #[test]

@@ -35,7 +35,9 @@ impl Target {
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
-        if let Ok(ip) = bare.parse::<IpAddr>() {
+        // `10.0.0.1.` (a root dot) is the address too: as a name it would
+        // pass every IP rule, CIDR bypass entry and the loop guard.
+        if let Ok(ip) = bare.strip_suffix('.').unwrap_or(bare).parse::<IpAddr>() {
             return Ok(Target::Ip(SocketAddr::new(canonical_ip(ip), port)));
         }
         if !is_valid_hostname(bare) {
@@ -161,6 +163,21 @@ pub(crate) fn is_valid_hostname(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the host_rules fuzz target: an address with a root dot
+    /// was a name, which no IP rule or CIDR (nor the loop guard) matches.
+    #[test]
+    fn an_address_with_a_root_dot_is_the_address() {
+        assert_eq!(
+            Target::parse_authority("10.1.2.3.:80"),
+            Ok(Target::Ip("10.1.2.3:80".parse().expect("addr")))
+        );
+        assert_eq!(
+            Target::parse_authority("127.0.0.1.:7890"),
+            Ok(Target::Ip("127.0.0.1:7890".parse().expect("addr")))
+        );
+        assert!(Target::parse_authority("127.0.0.1..:7890").is_err());
+    }
 
     #[test]
     fn parses_names_and_addresses() {

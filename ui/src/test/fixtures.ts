@@ -31,6 +31,7 @@ export function cacheStats(over: Partial<CacheStats> = {}): CacheStats {
     disk_bytes: 90_000,
     disk_index_bytes: 600,
     invalidations: { unsafe_method: 1, location: 0, route_change: 0, no_store: 0, purge: 0, clear: 0 },
+    disk_write_errors: 0,
     ...over,
   };
 }

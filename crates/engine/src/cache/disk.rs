@@ -279,7 +279,7 @@ impl DiskTier {
             h.update(&entry.body);
             h.finalize()
         };
-        {
+        let write = || -> io::Result<()> {
             let mut out = io::BufWriter::new(fs::File::create(&tmp)?);
             out.write_all(MAGIC)?;
             out.write_all(&(meta.len() as u32).to_le_bytes())?;
@@ -291,9 +291,14 @@ impl DiskTier {
             // next start, or its digest check when read, and is dropped;
             // that is all a cache needs, and syncing every stored response
             // would cost far more.
-            out.flush()?;
+            out.flush()
+        };
+        if let Err(e) = write().and_then(|()| fs::rename(&tmp, &file)) {
+            // A full disk leaves a partial copy: it would hold the space
+            // every later write needs until the next start.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
-        fs::rename(&tmp, &file)?;
         let mut index = self.lock();
         index.tick += 1;
         let tick = index.tick;
@@ -386,7 +391,11 @@ fn read_meta(path: &Path) -> io::Result<(Meta, u64, std::time::SystemTime)> {
     let mut file = fs::File::open(path)?;
     let info = file.metadata()?;
     let (meta_len, body_len, _) = read_header(&mut file)?;
-    if HEADER_LEN as u64 + u64::from(meta_len) + body_len != info.len() {
+    // Checked: the lengths come from the file (a huge one would overflow).
+    let expected = (HEADER_LEN as u64)
+        .checked_add(u64::from(meta_len))
+        .and_then(|n| n.checked_add(body_len));
+    if expected != Some(info.len()) {
         return Err(io::Error::other("length does not match the header"));
     }
     let mut meta = vec![0u8; meta_len as usize];
@@ -400,7 +409,7 @@ fn read_entry(path: &Path, key: &str) -> io::Result<Entry> {
     let (meta_len, body_len, digest) = read_header(&mut file)?;
     let mut rest = Vec::new();
     file.read_to_end(&mut rest)?;
-    if rest.len() as u64 != u64::from(meta_len) + body_len {
+    if u64::from(meta_len).checked_add(body_len) != Some(rest.len() as u64) {
         return Err(io::Error::other("length does not match the header"));
     }
     if Sha256::digest(&rest).as_slice() != digest {
@@ -497,6 +506,64 @@ mod tests {
         let first = salt(&dir).expect("salt");
         assert_eq!(salt(&dir).expect("salt again"), first);
         assert_ne!(first, [0u8; 32]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Found by the cache_entry fuzz target: a body length near `u64::MAX`
+    /// overflowed the length check while the index was built at start.
+    #[test]
+    fn a_file_with_a_huge_body_length_is_dropped_at_start() {
+        let dir = std::env::temp_dir().join(format!("veil-disk-huge-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("x.entry");
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend_from_slice(&(u64::MAX - 10).to_le_bytes());
+        bytes.extend_from_slice(&[0; 32]);
+        bytes.extend_from_slice(b"{}");
+        fs::write(&file, &bytes).expect("write entry");
+        let tier = DiskTier::open(&dir, 1 << 20).expect("open");
+        assert_eq!(tier.objects(), 0);
+        assert!(!file.exists(), "the unreadable file is deleted");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A write that fails (here the rename, as on a full disk the write
+    /// itself) leaves no partial copy behind holding the space.
+    #[test]
+    fn a_failed_write_leaves_no_partial_file() {
+        let dir = std::env::temp_dir().join(format!("veil-disk-fail-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let tier = DiskTier::open(&dir, 1 << 20).expect("open");
+        let primary = "http://example.com/";
+        // The entry's file name taken by a non-empty directory: the rename fails.
+        let blocker = dir.join(format!(
+            "{}.entry",
+            hex(&Sha256::digest(primary.as_bytes()))
+        ));
+        fs::create_dir_all(blocker.join("x")).expect("blocker");
+        let req = http::Request::get(primary).body(()).expect("request");
+        let res = http::Response::builder()
+            .header("cache-control", "max-age=60")
+            .body(())
+            .expect("response");
+        let entry = Entry {
+            policy: CachePolicy::new(&req, &res),
+            vary: Vec::new(),
+            body: Bytes::from_static(b"body"),
+            date: http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+            status: None,
+            route: None,
+        };
+        assert!(tier.insert(primary, &HeaderMap::new(), &entry).is_err());
+        let left: Vec<_> = fs::read_dir(&dir)
+            .expect("read dir")
+            .filter_map(|f| f.ok())
+            .filter(|f| f.path().extension().is_some_and(|e| e == "tmp"))
+            .collect();
+        assert!(left.is_empty(), "partial files left: {left:?}");
+        assert_eq!(tier.objects(), 0);
         let _ = fs::remove_dir_all(&dir);
     }
 }

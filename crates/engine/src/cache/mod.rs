@@ -811,6 +811,7 @@ impl Fill {
             .on_disk(move |d| d.insert(&primary, &headers, &copy))
             .await;
         if let Some(Err(e)) = written {
+            CacheCounters::add(&cache.counters.disk_write_errors, 1);
             tracing::warn!("cannot write to the HTTP cache on disk: {e}");
         }
         let vary = entry.vary.clone();
@@ -973,4 +974,11 @@ fn full(bytes: Bytes) -> Body {
 
 fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// The disk tier, for the fuzz target that feeds it stored files.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::disk::DiskTier;
 }

@@ -17,6 +17,7 @@ pub struct CacheCounters {
     pub stored: AtomicU64,
     pub too_large: AtomicU64,
     pub corrupt_dropped: AtomicU64,
+    pub disk_write_errors: AtomicU64,
     pub invalidations: InvalidationCounters,
 }
 
@@ -131,6 +132,7 @@ impl CacheCounters {
             disk_bytes: tiers.disk_bytes,
             disk_index_bytes: tiers.disk_index_bytes,
             invalidations: self.invalidations.snapshot(),
+            disk_write_errors: self.disk_write_errors.load(Relaxed),
         }
     }
 }
@@ -184,4 +186,8 @@ pub struct CacheStats {
     /// Stored responses invalidated, per cause.
     #[serde(default)]
     pub invalidations: Invalidations,
+    /// Responses the disk tier could not write (a full or failing disk):
+    /// served all the same, and kept in memory only.
+    #[serde(default)]
+    pub disk_write_errors: u64,
 }

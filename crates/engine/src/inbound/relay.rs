@@ -51,6 +51,11 @@ pub(super) async fn relay(
         tracing::debug!("tunnel ended before it began: {e}");
         return;
     }
+    // Sent: free them now, not when the tunnel ends. `pending_up` is a view
+    // of hyper's read buffer and keeps all of it (8 KiB or more) alive for
+    // as long as it lives, in every idle tunnel.
+    drop(pending_up);
+    drop(pending_down);
     match target {
         #[cfg(target_os = "linux")]
         OutStream::Tcp(mut target) => {

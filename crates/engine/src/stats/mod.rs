@@ -241,6 +241,11 @@ impl Stats {
         entry
     }
 
+    /// Client connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.connections_open.load(Relaxed)
+    }
+
     pub fn close_connection(&self, id: u64) {
         if let Some((_, entry)) = self.conns.remove(&id) {
             self.connections_open.fetch_sub(1, Relaxed);

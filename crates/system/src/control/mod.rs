@@ -173,6 +173,10 @@ pub enum ControlError {
 }
 
 const MAX_LINE: u64 = 64 * 1024;
+/// Longest reply a client reads. Far above a request's limit: a status
+/// lists every open connection, about 200 bytes each, so a few thousand
+/// tunnels pass 64 KiB (the soak found `veil status` failing there).
+const MAX_REPLY: u64 = 64 * 1024 * 1024;
 
 /// A bound control endpoint, answering with [`ControlServer::serve`]. On
 /// Unix its socket file is removed when it is dropped.
@@ -231,6 +235,28 @@ where
     }
 }
 
+/// Answers `input` as if a client had sent it and closed, and returns what
+/// the server wrote back: the line handler without a socket, for the fuzz
+/// target (fuzz/fuzz_targets/control_line.rs).
+#[doc(hidden)]
+pub async fn answer_bytes(input: &[u8], controller: Arc<dyn Controller>) -> Vec<u8> {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let (mut read, mut write) = tokio::io::split(client);
+    let client = async {
+        // Written and read at once: the server blocks on a full pipe.
+        let send = async {
+            let _ = write.write_all(input).await;
+            let _ = write.shutdown().await;
+        };
+        let mut out = Vec::new();
+        let receive = read.read_to_end(&mut out);
+        let (_, _) = tokio::join!(send, receive);
+        out
+    };
+    let (_, out) = tokio::join!(answer(server, controller), client);
+    out
+}
+
 /// Sends one request to the engine behind `path` and waits for its reply.
 pub async fn request(path: &Path, request: &Request) -> Result<Reply, ControlError> {
     request_within(path, request, Duration::from_secs(10)).await
@@ -255,7 +281,7 @@ pub async fn request_within(
         };
         write.write_all(&line).await.map_err(io_err)?;
         let mut reply = String::new();
-        BufReader::new(read.take(MAX_LINE))
+        BufReader::new(read.take(MAX_REPLY))
             .read_line(&mut reply)
             .await
             .map_err(io_err)?;

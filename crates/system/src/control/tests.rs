@@ -63,6 +63,30 @@ async fn bad_lines_get_an_error_and_the_server_goes_on() {
     assert_eq!(reply, Reply::error("echo Status"));
 }
 
+/// Answers with a reply far longer than a request may be.
+struct Big;
+
+impl Controller for Big {
+    fn handle(&self, _: Request) -> ReplyFuture<'_> {
+        Box::pin(async move { Reply::error("x".repeat(1 << 20)) })
+    }
+}
+
+/// Found by the soak: with a few thousand tunnels open, the status reply
+/// passed 64 KiB and `veil status` cut it off and failed to parse it.
+#[tokio::test]
+async fn a_reply_longer_than_a_request_limit_arrives_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = endpoint(&dir);
+    let server = ControlServer::bind(&path).await.expect("bind");
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(Arc::new(Big), async {
+        let _ = stopped.await;
+    }));
+    let reply = request(&path, &Request::Status).await.expect("reply");
+    assert_eq!(reply, Reply::error("x".repeat(1 << 20)));
+}
+
 #[tokio::test]
 async fn nothing_running_says_how_to_start_one() {
     let dir = tempfile::tempdir().expect("tempdir");
