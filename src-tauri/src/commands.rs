@@ -106,7 +106,7 @@ pub async fn dismiss_alerts<R: Runtime>(
     app: AppHandle<R>,
     state: AppStateRef<'_>,
 ) -> AppResult<AppStatus> {
-    state.service()?.clear_alerts();
+    state.clear_alerts().await?;
     crate::notify_changed(&app);
     state.status()
 }
@@ -117,7 +117,7 @@ pub async fn set_system_proxy<R: Runtime>(
     state: AppStateRef<'_>,
     on: bool,
 ) -> AppResult<SysProxyState> {
-    let status = state.service()?.set_system_proxy(on).await?;
+    let status = state.set_system_proxy(on).await?;
     crate::notify_changed(&app);
     Ok(state.system_proxy_state(Some(&status)))
 }
@@ -176,6 +176,8 @@ pub async fn save_upstream<R: Runtime>(
     state: AppStateRef<'_>,
     upstream: UpstreamInput,
 ) -> AppResult<Vec<UpstreamEntry>> {
+    // Refused up front when attached to `veil run`, before the file changes.
+    state.service()?;
     let name = upstream.name.trim().to_owned();
     if name.is_empty() {
         return Err(AppError::invalid("Give the upstream a name."));
@@ -339,6 +341,7 @@ pub async fn remove_upstream<R: Runtime>(
     state: AppStateRef<'_>,
     name: String,
 ) -> AppResult<Vec<UpstreamEntry>> {
+    state.service()?;
     let before_text = std::fs::read(&state.config_path).ok();
     let mut file = ConfigFile::open(&state.config_path)?;
     if !file.remove_upstream(&name)? {
@@ -396,9 +399,7 @@ fn test_result(name: String, result: Result<std::time::Duration, String>) -> Ups
 
 #[tauri::command]
 pub async fn cache_clear(state: AppStateRef<'_>) -> AppResult<CacheStats> {
-    let engine = state.service()?.engine();
-    engine.cache_clear().await;
-    Ok(engine.stats().cache)
+    state.cache_clear().await
 }
 
 #[tauri::command]
@@ -555,7 +556,7 @@ pub async fn check_ip<R: Runtime>(
     app: AppHandle<R>,
     state: AppStateRef<'_>,
 ) -> AppResult<IpReport> {
-    let report = state.service()?.check_ip().await;
+    let report = state.check_ip().await?;
     crate::ip_checked(&app, &report);
     Ok(report)
 }

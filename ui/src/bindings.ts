@@ -243,6 +243,20 @@ supported: boolean, backends: Array<string>,
  */
 detail: string | null, };
 
+export type AttachedTo = { 
+/**
+ * The process that runs the engine (`veil run`).
+ */
+pid: number, 
+/**
+ * A sentence for the window: whose engine this is and what works.
+ */
+note: string, 
+/**
+ * Set when that engine stopped answering.
+ */
+error: string | null, };
+
 export type AppStatus = { version: string, config_path: string, selection: Selection, system_proxy: SysProxyState, 
 /**
  * The last masked-IP check, if one finished.
@@ -251,7 +265,12 @@ ip: IpReport | null,
 /**
  * What failed on its own and changed what Veil does (newest last).
  */
-alerts: Array<Alert>, stats: StatsSnapshot, };
+alerts: Array<Alert>, stats: StatsSnapshot, 
+/**
+ * Set when the engine is `veil run`'s, not this app's: what works
+ * from the window then.
+ */
+attached: AttachedTo | null, };
 
 export type UpstreamEntry = { name: string, url: string, username: string | null, has_password: boolean, weight: number, };
 

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use veil_engine::{Engine, EngineConfig, EngineError, EngineHandle};
+use veil_engine::{Engine, EngineConfig, EngineError, EngineHandle, Mode, UpstreamSpec};
 
 use crate::Config;
 use crate::alerts::{Alert, Alerts};
@@ -37,6 +37,11 @@ pub struct Service {
     recorder: Mutex<Option<RecorderHandle>>,
     /// What failed on its own and changed what Veil does.
     alerts: Alerts,
+    /// Every upstream this Veil may use, for [`Request::Select`] (the
+    /// engine holds only the chosen ones).
+    upstreams: RwLock<Vec<UpstreamSpec>>,
+    /// The one upstream chosen over the control channel, if any.
+    pinned: RwLock<Option<String>>,
 }
 
 impl Service {
@@ -49,6 +54,7 @@ impl Service {
         engine: EngineConfig,
     ) -> Result<Self, EngineError> {
         let bypass = engine.bypass.clone();
+        let upstreams = engine.upstreams.clone();
         raise_fd_limit(engine.limits.max_connections);
         let engine: EngineSlot = Arc::new(RwLock::new(Arc::new(Engine::start(engine).await?)));
         let history = match History::open(&data_dir, config.history.retention_days) {
@@ -73,7 +79,48 @@ impl Service {
             history,
             recorder: Mutex::new(recorder),
             alerts: Alerts::default(),
+            upstreams: RwLock::new(upstreams),
+            pinned: RwLock::new(None),
         })
+    }
+
+    /// Every upstream this Veil may choose from (after the list changed).
+    pub fn set_upstream_list(&self, upstreams: Vec<UpstreamSpec>) {
+        *self
+            .upstreams
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = upstreams;
+    }
+
+    /// Routes new connections directly, through every upstream, or through
+    /// the one named; refused (nothing changes) when that one is unknown or
+    /// there is no upstream to go through.
+    pub fn select(&self, mode: Mode, upstream: Option<&str>) -> Result<(), String> {
+        let engine = self.engine();
+        if mode == Mode::Direct {
+            engine.set_mode(Mode::Direct).map_err(|e| e.to_string())?;
+        } else {
+            let all = self
+                .upstreams
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let chosen: Vec<_> = match upstream {
+                Some(name) => all.into_iter().filter(|u| u.name == name).collect(),
+                None => all,
+            };
+            if chosen.is_empty() {
+                return Err(match upstream {
+                    Some(name) => format!("no upstream is named {name:?}"),
+                    None => "no upstream is configured".to_owned(),
+                });
+            }
+            engine.set_upstreams(chosen).map_err(|e| e.to_string())?;
+            engine.set_mode(Mode::Proxy).map_err(|e| e.to_string())?;
+        }
+        *self.pinned.write().unwrap_or_else(PoisonError::into_inner) =
+            upstream.filter(|_| mode == Mode::Proxy).map(str::to_owned);
+        Ok(())
     }
 
     /// The engine serving now (a restart swaps it; holders of the old one
@@ -162,6 +209,11 @@ impl Service {
         let mut status = StatusReport::new(self.engine().stats());
         status.system_proxy = self.system_proxy_on();
         status.alerts = self.alerts();
+        status.pinned_upstream = self
+            .pinned
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         status
     }
 
@@ -375,6 +427,22 @@ impl Controller for Service {
                     ip: Box::new(self.check_ip().await),
                 },
                 Request::Coverage => crate::coverage::reply(self.engine().local_addr()).await,
+                Request::Select { mode, upstream } => {
+                    match self.select(mode, upstream.as_deref()) {
+                        Ok(()) => Reply::Status {
+                            ok: true,
+                            status: Box::new(self.status()),
+                        },
+                        Err(e) => Reply::error(format!("route not changed: {e}")),
+                    }
+                }
+                Request::ClearAlerts => {
+                    self.clear_alerts();
+                    Reply::Status {
+                        ok: true,
+                        status: Box::new(self.status()),
+                    }
+                }
             }
         })
     }

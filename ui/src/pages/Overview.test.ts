@@ -26,6 +26,33 @@ function switchEl(): HTMLElement {
 }
 
 describe("Overview", () => {
+  it("says when it drives the engine of `veil run` instead of its own", async () => {
+    const note =
+      "Attached to the Veil engine started by `veil run` (pid 4242). The system proxy, the route, the IP check and the cache work from here.";
+    mockIPC(
+      handler(
+        {
+          get_status: status({ attached: { pid: 4242, note, error: null } }),
+          get_settings: settings(),
+          list_upstreams: [],
+          check_ip: ip,
+        },
+        [],
+      ),
+    );
+    render(App);
+    const banner = await screen.findByTestId("attached");
+    expect(banner.textContent).toContain("started by `veil run` (pid 4242)");
+    expect(screen.queryByTestId("attached-error")).toBeNull();
+  });
+
+  it("shows no attached banner for its own engine", async () => {
+    mockIPC(handler({ get_status: status(), get_settings: settings(), list_upstreams: [], check_ip: ip }, []));
+    render(App);
+    await screen.findByRole("switch", { name: "System proxy" });
+    expect(screen.queryByTestId("attached")).toBeNull();
+  });
+
   it("says what Veil changed on its own, and forgets it once dismissed", async () => {
     const calls: Calls = [];
     const alert = {

@@ -70,6 +70,7 @@ export function status(over: Partial<AppStatus> = {}): AppStatus {
     ip: null,
     alerts: [],
     stats: stats(),
+    attached: null,
     ...over,
   };
 }

@@ -56,6 +56,15 @@ pub enum Request {
     Ip,
     /// Scan which apps go through this engine, bypass it or use UDP.
     Coverage,
+    /// Route new connections: `direct`, or `proxy` through every upstream
+    /// the engine started with, or only `upstream` (a name) when given.
+    Select {
+        mode: veil_engine::Mode,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upstream: Option<String>,
+    },
+    /// Forget the alerts (the user has seen them).
+    ClearAlerts,
 }
 
 /// The engine's answer.
@@ -112,6 +121,9 @@ pub struct StatusReport {
     /// What failed on its own and changed what Veil does (newest last).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<crate::alerts::Alert>,
+    /// The one upstream chosen with [`Request::Select`], if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_upstream: Option<String>,
     #[serde(flatten)]
     pub engine: StatsSnapshot,
 }
@@ -123,6 +135,7 @@ impl StatusReport {
             pid: std::process::id(),
             system_proxy: false,
             alerts: Vec::new(),
+            pinned_upstream: None,
             engine,
         }
     }

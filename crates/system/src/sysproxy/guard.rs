@@ -142,10 +142,21 @@ fn refuse_veils_own(
     proxy: &VeilProxy,
 ) -> Result<(), SysProxyError> {
     let veil = proxy.client_addr().to_string();
+    // Any spelling of Veil's address counts (`localhost:PORT`, `[::1]`
+    // for a wildcard listener, a scheme in front), not just the one Veil
+    // writes itself.
+    let reaches_veil = |server: &String| {
+        let bare = server.split_once("://").map_or(server.as_str(), |(_, r)| r);
+        let bare = bare.trim_end_matches('/');
+        bare.rsplit_once(':').is_some_and(|(host, port)| {
+            port.parse()
+                .is_ok_and(|port| veil_engine::host_reaches_listener(proxy.listen, host, port))
+        })
+    };
     if let ProxyState::Manual {
         http, https, socks, ..
     } = backend.describe(settings)
-        && [http, https, socks].iter().flatten().any(|s| *s == veil)
+        && [http, https, socks].iter().flatten().any(reaches_veil)
     {
         return Err(SysProxyError::AlreadyVeil {
             backend: backend.name(),
