@@ -82,8 +82,10 @@ pub struct Settings {
     pub cache_memory_mb: u64,
     pub cache_disk_mb: u64,
     pub autostart: bool,
-    /// `http(s)` URLs only.
+    /// `http(s)` URLs only, asked through Veil.
     pub ipcheck_endpoints: Vec<String>,
+    /// "Check my real IP directly" (other endpoints, after a random pause).
+    pub ipcheck_direct: bool,
     pub history_retention_days: u32,
     pub theme: Theme,
 }
@@ -416,6 +418,7 @@ pub async fn get_settings<R: Runtime>(
         cache_disk_mb: config.cache.disk_mb,
         autostart: app.autolaunch().is_enabled().unwrap_or(false),
         ipcheck_endpoints: config.ipcheck.endpoints,
+        ipcheck_direct: config.ipcheck.direct,
         history_retention_days: config.history.retention_days,
         theme: config.app.theme,
     })
@@ -484,6 +487,7 @@ pub async fn save_settings<R: Runtime>(
             .map(|e| e.trim())
             .collect::<toml_edit::Array>(),
     )?;
+    file.set("ipcheck", "direct", settings.ipcheck_direct)?;
     file.set(
         "history",
         "retention_days",

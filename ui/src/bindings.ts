@@ -163,7 +163,12 @@ via_proxy: IpProbe, verdict: IpVerdict,
 /**
  * One sentence: why masked, NOT masked or unknown.
  */
-reason: string, checked_unix_ms: number, };
+reason: string, checked_unix_ms: number, 
+/**
+ * The real IP was not checked (the direct check is off): the verdict
+ * rests on the exit IP alone.
+ */
+direct_off: boolean, };
 
 export type HistoryRange = "hour" | "day" | "week";
 
@@ -280,9 +285,13 @@ export type UpstreamTest = { name: string, latency_ms: number | null, error: str
 
 export type Settings = { listen: string, bypass: Array<string>, cache_enabled: boolean, cache_memory_mb: number, cache_disk_mb: number, autostart: boolean, 
 /**
- * `http(s)` URLs only.
+ * `http(s)` URLs only, asked through Veil.
  */
-ipcheck_endpoints: Array<string>, history_retention_days: number, theme: Theme, };
+ipcheck_endpoints: Array<string>, 
+/**
+ * "Check my real IP directly" (other endpoints, after a random pause).
+ */
+ipcheck_direct: boolean, history_retention_days: number, theme: Theme, };
 
 export type SettingsSaved = { settings: Settings, 
 /**

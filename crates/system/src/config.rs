@@ -229,26 +229,41 @@ impl Theme {
 
 /// The masked-IP check: echo endpoints that answer with the caller's public
 /// IP, as plain text or as an `ip=` line (`cdn-cgi/trace` style). Tried in
-/// order; the first answer wins.
+/// order; the first answer wins. The check through Veil and the direct one
+/// ask different endpoints, a random pause apart, so no single endpoint
+/// sees the exit address and the real one together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IpCheckSection {
-    /// `http://` or `https://` URLs only (checked while parsing, so an error
-    /// names the line).
+    /// Asked through Veil. `http://` or `https://` URLs only (checked while
+    /// parsing, so an error names the line).
     #[serde(deserialize_with = "http_urls")]
     pub endpoints: Vec<String>,
+    /// Asked directly; one whose host and port is also in `endpoints` is
+    /// skipped.
+    #[serde(deserialize_with = "http_urls")]
+    pub direct_endpoints: Vec<String>,
+    /// Whether the real IP is checked directly at all ("Check my real IP
+    /// directly" in Settings). Off, the verdict rests on the exit IP alone.
+    pub direct: bool,
     /// How long one endpoint may take before the next is tried.
     pub timeout_ms: u64,
+    /// The random pause between the check through Veil and the direct one
+    /// is drawn from `delay_min_ms..=delay_max_ms`.
+    pub delay_min_ms: u64,
+    pub delay_max_ms: u64,
 }
 
 impl Default for IpCheckSection {
     fn default() -> Self {
+        let urls = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
         Self {
-            endpoints: crate::ipcheck::DEFAULT_ENDPOINTS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            endpoints: urls(crate::ipcheck::DEFAULT_ENDPOINTS),
+            direct_endpoints: urls(crate::ipcheck::DEFAULT_DIRECT_ENDPOINTS),
+            direct: true,
             timeout_ms: 4000,
+            delay_min_ms: 2000,
+            delay_max_ms: 10_000,
         }
     }
 }

@@ -14,6 +14,7 @@ const ip: IpReport = {
   verdict: "masked",
   reason: "Sites see 198.51.100.7 through Veil, not your own 203.0.113.5.",
   checked_unix_ms: 1_700_000_000_000,
+  direct_off: false,
 };
 
 afterEach(() => {
@@ -44,6 +45,19 @@ describe("Overview", () => {
     const banner = await screen.findByTestId("attached");
     expect(banner.textContent).toContain("started by `veil run` (pid 4242)");
     expect(screen.queryByTestId("attached-error")).toBeNull();
+  });
+
+  it("says when the real IP was not checked directly", async () => {
+    const exitOnly: IpReport = {
+      ...ip,
+      direct: { ip: null, endpoint: null, elapsed_ms: 0, failures: [] },
+      direct_off: true,
+      reason: "through Veil the world sees 198.51.100.7, by way of the upstream; based on the exit IP alone",
+    };
+    mockIPC(handler({ get_status: status({ ip: exitOnly }), get_settings: settings(), list_upstreams: [], check_ip: exitOnly }, []));
+    render(App);
+    expect(await screen.findByTestId("ip-direct")).toHaveTextContent("not checked (the direct check is off)");
+    expect(screen.getByTestId("ip-reason")).toHaveTextContent("exit IP alone");
   });
 
   it("shows no attached banner for its own engine", async () => {

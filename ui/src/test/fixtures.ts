@@ -84,6 +84,7 @@ export function settings(over: Partial<Settings> = {}): Settings {
     cache_disk_mb: 512,
     autostart: false,
     ipcheck_endpoints: ["https://api.ipify.org", "https://icanhazip.com"],
+    ipcheck_direct: true,
     history_retention_days: 30,
     theme: "system",
     ...over,
