@@ -443,11 +443,6 @@ pub async fn save_settings<R: Runtime>(
             ))
         })?;
     }
-    if settings.history_retention_days == 0 {
-        return Err(AppError::invalid(
-            "Keep the traffic history for at least one day.",
-        ));
-    }
     let before = state.config()?;
     let before_text = std::fs::read(&state.config_path).ok();
     // Puts the file back as it was when the new settings cannot run.
@@ -541,8 +536,10 @@ pub async fn save_settings<R: Runtime>(
             service.set_bypass(after.proxy.bypass.clone()).await;
         }
     }
-    if let Some(history) = service.history() {
-        history.set_retention_days(after.history.retention_days);
+    if let Some(history) = service.history()
+        && let Err(e) = history.set_retention_days(after.history.retention_days)
+    {
+        tracing::warn!("traffic history not pruned: {e}");
     }
     service.set_ipcheck(&after);
     crate::notify_changed(&app);
@@ -566,7 +563,15 @@ pub async fn check_ip<R: Runtime>(
 }
 
 fn history(state: &AppState) -> AppResult<Arc<History>> {
-    state.service()?.history().cloned().ok_or_else(|| {
+    let history = state.service()?.history().cloned();
+    if history.as_ref().is_some_and(|h| h.is_off()) {
+        return Err(AppError::new(
+            ErrorKind::Invalid,
+            "The traffic history is off: nothing is recorded (Settings: keep traffic history \
+             0 days). Set a number of days to turn it on.",
+        ));
+    }
+    history.ok_or_else(|| {
         AppError::new(
             ErrorKind::Io,
             "The traffic history is off: its database could not be opened (see the log).",

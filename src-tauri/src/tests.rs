@@ -458,3 +458,22 @@ fn beside_veil_run_the_app_attaches_instead_of_starting_an_engine() {
     }
     assert_eq!(t.config(), before, "config.toml untouched");
 }
+
+/// Keep traffic history 0 days: history off. Saved, and the Traffic page's
+/// command says it is off instead of showing an empty chart.
+#[test]
+fn history_can_be_turned_off() {
+    let t = start();
+    let mut settings = t.ok("get_settings", json!({}));
+    settings["history_retention_days"] = json!(0);
+    t.ok("save_settings", json!({"settings": settings}));
+    assert!(t.config().contains("retention_days = 0"), "{}", t.config());
+    let e = t.err("get_history", json!({"range": "hour"}));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("history is off"),
+        "{e}"
+    );
+}

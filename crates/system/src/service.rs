@@ -57,7 +57,10 @@ impl Service {
         let upstreams = engine.upstreams.clone();
         raise_fd_limit(engine.limits.max_connections);
         let engine: EngineSlot = Arc::new(RwLock::new(Arc::new(Engine::start(engine).await?)));
-        let history = match History::open(&data_dir, config.history.retention_days) {
+        let history = match History::open(&data_dir, config.history.retention_days).and_then(|h| {
+            h.set_max_bytes(config.history.max_mb.saturating_mul(1024 * 1024))?;
+            Ok(h)
+        }) {
             Ok(history) => Some(Arc::new(history)),
             Err(e) => {
                 tracing::warn!("running without traffic history: {e}");
