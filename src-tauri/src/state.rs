@@ -372,13 +372,24 @@ impl AppState {
         {
             selection = Selection::Pool;
         }
-        if selection == Selection::Pool && servers.is_empty() {
+        let last_removed = selection == Selection::Pool && servers.is_empty();
+        if last_removed {
             selection = Selection::Direct;
         }
         if selection == current {
             self.apply_selection(&selection).await
         } else {
-            self.select(selection).await
+            self.select(selection).await?;
+            // Never direct without saying so: the window, the tray and
+            // `veil status` show it until dismissed.
+            if last_removed && let Ok(service) = self.service() {
+                service.raise_alert(
+                    "Veil now connects directly",
+                    "the last upstream was removed, so there is nothing to go through: traffic \
+                     leaves from this machine's own address. Add an upstream to be masked again.",
+                );
+            }
+            Ok(())
         }
     }
 

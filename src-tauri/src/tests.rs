@@ -218,6 +218,10 @@ fn upstreams_are_added_chosen_edited_and_removed_live() {
         status["stats"]["mode"], "direct",
         "nothing left to proxy through"
     );
+    assert_eq!(
+        status["alerts"][0]["what"], "Veil now connects directly",
+        "never direct without saying so: {status}"
+    );
 }
 
 #[test]
