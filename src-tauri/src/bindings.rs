@@ -62,6 +62,7 @@ pub fn render() -> String {
         crate::AppError,
         crate::Selection,
         crate::SysProxyState,
+        crate::AttachedTo,
         crate::AppStatus,
         crate::UpstreamEntry,
         crate::UpstreamInput,

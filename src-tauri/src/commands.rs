@@ -86,8 +86,10 @@ pub struct Settings {
     /// Serve what was fetched through one route to requests taking another.
     pub cache_share_across_routes: bool,
     pub autostart: bool,
-    /// `http(s)` URLs only.
+    /// `http(s)` URLs only, asked through Veil.
     pub ipcheck_endpoints: Vec<String>,
+    /// "Check my real IP directly" (other endpoints, after a random pause).
+    pub ipcheck_direct: bool,
     pub history_retention_days: u32,
     pub theme: Theme,
     /// How apps reach Veil when the system proxy is on: a fixed proxy, or
@@ -113,7 +115,7 @@ pub async fn dismiss_alerts<R: Runtime>(
     app: AppHandle<R>,
     state: AppStateRef<'_>,
 ) -> AppResult<AppStatus> {
-    state.service()?.clear_alerts();
+    state.clear_alerts().await?;
     crate::notify_changed(&app);
     state.status()
 }
@@ -124,7 +126,7 @@ pub async fn set_system_proxy<R: Runtime>(
     state: AppStateRef<'_>,
     on: bool,
 ) -> AppResult<SysProxyState> {
-    let status = state.service()?.set_system_proxy(on).await?;
+    let status = state.set_system_proxy(on).await?;
     crate::notify_changed(&app);
     Ok(state.system_proxy_state(Some(&status)))
 }
@@ -206,6 +208,8 @@ pub async fn save_upstream<R: Runtime>(
     state: AppStateRef<'_>,
     upstream: UpstreamInput,
 ) -> AppResult<Vec<UpstreamEntry>> {
+    // Refused up front when attached to `veil run`, before the file changes.
+    state.service()?;
     let name = upstream.name.trim().to_owned();
     if name.is_empty() {
         return Err(AppError::invalid("Give the upstream a name."));
@@ -369,6 +373,7 @@ pub async fn remove_upstream<R: Runtime>(
     state: AppStateRef<'_>,
     name: String,
 ) -> AppResult<Vec<UpstreamEntry>> {
+    state.service()?;
     let before_text = std::fs::read(&state.config_path).ok();
     let mut file = ConfigFile::open(&state.config_path)?;
     if !file.remove_upstream(&name)? {
@@ -475,9 +480,7 @@ fn test_result(name: String, result: Result<std::time::Duration, String>) -> Ups
 
 #[tauri::command]
 pub async fn cache_clear(state: AppStateRef<'_>) -> AppResult<CacheStats> {
-    let engine = state.service()?.engine();
-    engine.cache_clear().await;
-    Ok(engine.stats().cache)
+    state.cache_clear().await
 }
 
 #[tauri::command]
@@ -495,6 +498,7 @@ pub async fn get_settings<R: Runtime>(
         cache_share_across_routes: config.cache.share_across_routes,
         autostart: app.autolaunch().is_enabled().unwrap_or(false),
         ipcheck_endpoints: config.ipcheck.endpoints,
+        ipcheck_direct: config.ipcheck.direct,
         history_retention_days: config.history.retention_days,
         theme: config.app.theme,
         apps_reach: config.proxy.apps_reach,
@@ -519,11 +523,6 @@ pub async fn save_settings<R: Runtime>(
                 "IP-check endpoint {e}: only http:// and https:// URLs are fetched."
             ))
         })?;
-    }
-    if settings.history_retention_days == 0 {
-        return Err(AppError::invalid(
-            "Keep the traffic history for at least one day.",
-        ));
     }
     let before = state.config()?;
     let before_text = std::fs::read(&state.config_path).ok();
@@ -574,6 +573,7 @@ pub async fn save_settings<R: Runtime>(
             .map(|e| e.trim())
             .collect::<toml_edit::Array>(),
     )?;
+    file.set("ipcheck", "direct", settings.ipcheck_direct)?;
     file.set(
         "history",
         "retention_days",
@@ -636,8 +636,10 @@ pub async fn save_settings<R: Runtime>(
         }
     }
     service.set_apps_reach(after.proxy.apps_reach).await;
-    if let Some(history) = service.history() {
-        history.set_retention_days(after.history.retention_days);
+    if let Some(history) = service.history()
+        && let Err(e) = history.set_retention_days(after.history.retention_days)
+    {
+        tracing::warn!("traffic history not pruned: {e}");
     }
     service.set_ipcheck(&after);
     crate::notify_changed(&app);
@@ -655,13 +657,21 @@ pub async fn check_ip<R: Runtime>(
     app: AppHandle<R>,
     state: AppStateRef<'_>,
 ) -> AppResult<IpReport> {
-    let report = state.service()?.check_ip().await;
+    let report = state.check_ip().await?;
     crate::ip_checked(&app, &report);
     Ok(report)
 }
 
 fn history(state: &AppState) -> AppResult<Arc<History>> {
-    state.service()?.history().cloned().ok_or_else(|| {
+    let history = state.service()?.history().cloned();
+    if history.as_ref().is_some_and(|h| h.is_off()) {
+        return Err(AppError::new(
+            ErrorKind::Invalid,
+            "The traffic history is off: nothing is recorded (Settings: keep traffic history \
+             0 days). Set a number of days to turn it on.",
+        ));
+    }
+    history.ok_or_else(|| {
         AppError::new(
             ErrorKind::Io,
             "The traffic history is off: its database could not be opened (see the log).",

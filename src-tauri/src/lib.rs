@@ -3,6 +3,7 @@
 //! the control socket, so `veil status` works against it. Quitting (the
 //! window, the tray, a signal) puts the user's system proxy settings back.
 
+mod attached;
 pub mod bindings;
 mod commands;
 mod error;
@@ -18,8 +19,8 @@ use tauri::{Emitter, Manager, RunEvent, Runtime};
 use veil_system::Paths;
 use veil_system::control::ControlServer;
 use veil_system::ipcheck::IpReport;
-use veil_system::sysproxy::{self, Recovery};
 
+pub use attached::AttachedTo;
 pub use commands::{
     ImportResult, Settings, SettingsSaved, UpstreamEntry, UpstreamInput, UpstreamTest,
 };
@@ -76,8 +77,7 @@ pub(crate) fn recheck_ip<R: Runtime>(app: &tauri::AppHandle<R>) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let state = app.state::<Arc<AppState>>().inner().clone();
-        if let Ok(service) = state.service() {
-            let report = service.check_ip().await;
+        if let Ok(report) = state.check_ip().await {
             ip_checked(&app, &report);
         }
     });
@@ -101,9 +101,9 @@ pub fn repair_at_login(home: Option<std::path::PathBuf>) -> i32 {
     };
     let result = paths
         .map_err(|e| e.to_string())
-        .and_then(|p| sysproxy::recover(&p.data_dir).map_err(|e| e.to_string()));
+        .and_then(|p| veil_system::sysproxy::recover(&p.data_dir).map_err(|e| e.to_string()));
     match result {
-        Ok(Recovery::Restored { pid, .. }) => {
+        Ok(veil_system::sysproxy::Recovery::Restored { pid, .. }) => {
             eprintln!("veil-app: restored the proxy settings a Veil (pid {pid}) left behind");
             0
         }
@@ -179,24 +179,21 @@ struct ControlStop(Arc<tokio::sync::Notify>);
 /// as possible; `setup` then attaches it to the app.
 struct Started {
     state: Arc<AppState>,
-    control: Result<ControlServer, veil_system::control::ControlError>,
+    /// `None` when this app runs no engine of its own (attached to
+    /// `veil run`'s, or none started): nothing to answer for.
+    control: Option<Result<ControlServer, veil_system::control::ControlError>>,
     control_path: std::path::PathBuf,
 }
 
 fn start_proxy(paths: Paths, launched: Instant) -> Started {
-    // A Veil that crashed with the system proxy on left the user's settings
-    // saved: put them back before anything else.
-    match sysproxy::recover(&paths.data_dir) {
-        Ok(Recovery::Restored { pid, .. }) => tracing::warn!(
-            "a Veil that stopped unexpectedly (pid {pid}) had left the system proxy pointing \
-             at it; the previous settings are restored"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::error!("restoring the system proxy after a crash failed: {e}"),
-    }
     let control_path = paths.control_socket();
-    let control = tauri::async_runtime::block_on(ControlServer::bind(&control_path));
+    // The instance lock first (in `AppState::start`): the control socket is
+    // bound only by the Veil that holds it, after crash recovery.
     let state = Arc::new(tauri::async_runtime::block_on(AppState::start(paths)));
+    let control = state
+        .service()
+        .is_ok()
+        .then(|| tauri::async_runtime::block_on(ControlServer::bind(&control_path)));
     if let Ok(service) = state.service() {
         tracing::info!(
             "proxy ready on {} {} ms after launch",
@@ -219,14 +216,17 @@ fn setup(app: &mut tauri::App, started: Started) {
     } = started;
     let stop = Arc::new(tokio::sync::Notify::new());
     match (control, state.service()) {
-        (Ok(control), Ok(service)) => {
+        (Some(Ok(control)), Ok(service)) => {
             let stop = stop.clone();
             tauri::async_runtime::spawn(
                 control.serve(service.clone(), async move { stop.notified().await }),
             );
         }
-        (Err(e), _) => tracing::error!("no control socket at {}: {e}", control_path.display()),
-        (_, Err(e)) => tracing::error!("{e}"),
+        (Some(Err(e)), _) => {
+            tracing::error!("no control socket at {}: {e}", control_path.display())
+        }
+        (_, Err(e)) => tracing::warn!("{e}"),
+        (None, Ok(_)) => {}
     }
     app.manage(ControlStop(stop));
     app.manage(state.clone());
@@ -314,10 +314,24 @@ pub(crate) fn show_window<R: Runtime>(app: &tauri::AppHandle<R>) {
 async fn tick_stats<R: Runtime>(app: tauri::AppHandle<R>, state: Arc<AppState>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Attached to `veil run`, its switches may change from the CLI: the
+    // window and the tray follow when they do.
+    let mut seen = None;
     loop {
         tick.tick().await;
-        if let Ok(service) = state.service() {
-            let _ = app.emit(event::STATS, service.engine().stats());
+        if let Some(stats) = state.fresh_stats().await {
+            let _ = app.emit(event::STATS, stats);
+        }
+        if let Some(attached) = state.attached() {
+            let now = (
+                state.system_proxy_on(),
+                attached.describe().error,
+                state.alerts(),
+            );
+            if seen.as_ref() != Some(&now) {
+                seen = Some(now);
+                notify_changed(&app);
+            }
         }
     }
 }

@@ -1,17 +1,23 @@
 //! What the app holds while it runs: the [`Service`] (engine + system-proxy
 //! guard), where the config lives, and which upstream is chosen. Commands
-//! and the tray both go through [`AppState`], so they never disagree.
+//! and the tray both go through [`AppState`], so they never disagree. When
+//! `veil run` already serves this user, the app holds no engine of its own
+//! but an [`Attached`] one, driven over the control socket.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
+use veil_engine::CacheStats;
 use veil_engine::{EngineConfig, Mode, StatsSnapshot, Strategy};
+use veil_system::alerts::Alert;
 use veil_system::config::Theme;
+use veil_system::instance::{InstanceError, InstanceLock};
 use veil_system::ipcheck::IpReport;
-use veil_system::sysproxy::{self, SystemProxyStatus};
+use veil_system::sysproxy::{self, Recovery, SystemProxyStatus};
 use veil_system::{Config, ConfigFile, Paths, Service};
 
+use crate::attached::{Attached, AttachedTo};
 use crate::error::{AppError, AppResult, ErrorKind};
 
 /// Which upstream new connections use.
@@ -63,14 +69,28 @@ pub struct AppStatus {
     /// What failed on its own and changed what Veil does (newest last).
     pub alerts: Vec<veil_system::alerts::Alert>,
     pub stats: StatsSnapshot,
+    /// Set when the engine is `veil run`'s, not this app's: what works
+    /// from the window then.
+    pub attached: Option<AttachedTo>,
+}
+
+/// Who runs the engine the window shows.
+enum Running {
+    /// This process: the app's own [`Service`].
+    Own(Arc<Service>),
+    /// Another process that holds the instance lock (`veil run`).
+    Attached(Box<Attached>),
+    /// Nothing: the engine could not start (the port is taken, the config
+    /// is broken); every command then says why instead of failing silently.
+    Failed(String),
 }
 
 pub struct AppState {
     pub paths: Paths,
     pub config_path: PathBuf,
-    /// `Err` when the engine could not start (the port is taken, the config
-    /// is broken): every command then says why instead of failing silently.
-    service: Result<Arc<Service>, String>,
+    running: Running,
+    /// One Veil per user: held while this app runs its own engine.
+    _instance: Option<InstanceLock>,
     selection: Mutex<Selection>,
     /// Found once at start: which desktop backends can take the setting.
     backends: Result<Vec<String>, String>,
@@ -78,8 +98,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Loads the config and starts the engine. Never fails: a start error is
-    /// kept and shown.
+    /// Takes the instance lock, loads the config and starts the engine;
+    /// when another Veil holds the lock, attaches to it instead. Never
+    /// fails: a start error is kept and shown.
     pub async fn start(paths: Paths) -> Self {
         let config_path = paths.config_file.clone();
         let backends = sysproxy::detect_backends()
@@ -90,23 +111,48 @@ impl AppState {
             .as_ref()
             .map(Selection::from_config)
             .unwrap_or(Selection::Direct);
-        let service = match loaded {
-            Ok(config) => start_service(&paths, config).await.map_err(|e| e.message),
-            Err(e) => Err(e),
+        let (running, instance) = match InstanceLock::acquire(&paths) {
+            Ok(lock) => {
+                recover_from_crash(&paths);
+                let running = match loaded {
+                    Ok(config) => match start_service(&paths, config).await {
+                        Ok(service) => Running::Own(service),
+                        Err(e) => Running::Failed(e.message),
+                    },
+                    Err(e) => Running::Failed(e),
+                };
+                (running, Some(lock))
+            }
+            Err(InstanceError::Held { pid, .. }) => {
+                match Attached::connect(paths.control_socket(), pid).await {
+                    Ok(attached) => {
+                        tracing::info!(
+                            "attached to the Veil engine of pid {} (one Veil per user)",
+                            attached.pid()
+                        );
+                        (Running::Attached(Box::new(attached)), None)
+                    }
+                    Err(e) => (Running::Failed(e), None),
+                }
+            }
+            Err(e) => (Running::Failed(e.to_string()), None),
         };
-        if let Err(e) = &service {
+        if let Running::Failed(e) = &running {
             tracing::error!("the proxy engine did not start: {e}");
         }
+        let attached = matches!(running, Running::Attached(_));
         let state = Self {
             paths,
             config_path,
-            service,
+            running,
+            _instance: instance,
             selection: Mutex::new(selection.clone()),
             backends,
             last_ip: Mutex::new(None),
         };
         // A pinned upstream that no longer exists falls back to the pool.
-        if let Selection::One { .. } = selection
+        if !attached
+            && let Selection::One { .. } = selection
             && let Err(e) = state.apply_selection(&selection).await
         {
             tracing::warn!("the chosen upstream is not available ({e}); using all upstreams");
@@ -115,16 +161,120 @@ impl AppState {
         state
     }
 
+    /// This app's own engine; an error that says why when there is none
+    /// (it did not start, or the window is attached to `veil run`'s).
     pub fn service(&self) -> AppResult<&Arc<Service>> {
-        self.service.as_ref().map_err(|e| {
-            AppError::new(
+        match &self.running {
+            Running::Own(service) => Ok(service),
+            Running::Attached(attached) => Err(AppError::new(
+                ErrorKind::Engine,
+                format!(
+                    "Not available while attached to the Veil engine started by `veil run` \
+                     (pid {}): this needs the engine in this app. Stop that Veil and start \
+                     this one again to change it here.",
+                    attached.pid()
+                ),
+            )),
+            Running::Failed(e) => Err(AppError::new(
                 ErrorKind::Engine,
                 format!(
                     "The proxy is not running: {e}. Fix this (Settings, or {}) and restart Veil.",
                     self.config_path.display()
                 ),
-            )
-        })
+            )),
+        }
+    }
+
+    /// The engine of `veil run` this window drives, when attached.
+    pub fn attached(&self) -> Option<&Attached> {
+        match &self.running {
+            Running::Attached(attached) => Some(attached),
+            _ => None,
+        }
+    }
+
+    /// Whether an engine (this app's or an attached one) is there.
+    pub fn engine_running(&self) -> bool {
+        !matches!(self.running, Running::Failed(_))
+    }
+
+    /// The system proxy points at the engine (this app's or the attached).
+    pub fn system_proxy_on(&self) -> bool {
+        match &self.running {
+            Running::Own(service) => service.system_proxy_on(),
+            Running::Attached(attached) => attached.last().is_some_and(|s| s.system_proxy),
+            Running::Failed(_) => false,
+        }
+    }
+
+    /// A change of the OS setting by someone else while Veil had it on.
+    pub fn system_proxy_drift(&self) -> Option<veil_system::service::SystemProxyDrift> {
+        match &self.running {
+            Running::Own(service) => service.system_proxy_drift(),
+            Running::Attached(attached) => attached.last().and_then(|s| s.system_proxy_drift),
+            Running::Failed(_) => None,
+        }
+    }
+
+    pub async fn set_system_proxy(&self, on: bool) -> AppResult<SystemProxyStatus> {
+        match &self.running {
+            Running::Attached(attached) => attached.set_system_proxy(on).await,
+            _ => Ok(self.service()?.set_system_proxy(on).await?),
+        }
+    }
+
+    pub fn alerts(&self) -> Vec<Alert> {
+        match &self.running {
+            Running::Own(service) => service.alerts(),
+            Running::Attached(attached) => attached.last().map(|s| s.alerts).unwrap_or_default(),
+            Running::Failed(_) => Vec::new(),
+        }
+    }
+
+    pub async fn clear_alerts(&self) -> AppResult<()> {
+        match &self.running {
+            Running::Attached(attached) => attached.clear_alerts().await,
+            _ => {
+                self.service()?.clear_alerts();
+                Ok(())
+            }
+        }
+    }
+
+    /// The counters now (the attached engine's as last received).
+    pub fn stats(&self) -> Option<StatsSnapshot> {
+        match &self.running {
+            Running::Own(service) => Some(service.engine().stats()),
+            Running::Attached(attached) => attached.last().map(|s| s.engine),
+            Running::Failed(_) => None,
+        }
+    }
+
+    /// The counters for the window's tick: an attached engine is asked
+    /// again, and `None` when it no longer answers.
+    pub async fn fresh_stats(&self) -> Option<StatsSnapshot> {
+        match &self.running {
+            Running::Attached(attached) => attached.refresh().await.ok().map(|s| s.engine),
+            _ => self.stats(),
+        }
+    }
+
+    pub async fn check_ip(&self) -> AppResult<IpReport> {
+        match &self.running {
+            Running::Attached(attached) => attached.check_ip().await,
+            _ => Ok(self.service()?.check_ip().await),
+        }
+    }
+
+    pub async fn cache_clear(&self) -> AppResult<CacheStats> {
+        match &self.running {
+            Running::Attached(attached) => attached.cache_clear().await,
+            _ => {
+                let engine = self.service()?.engine();
+                engine.cache_clear().await;
+                Ok(engine.stats().cache)
+            }
+        }
     }
 
     pub fn config(&self) -> AppResult<Config> {
@@ -142,6 +292,15 @@ impl AppState {
     }
 
     pub fn selection(&self) -> Selection {
+        if let Some(attached) = self.attached() {
+            return match attached.last() {
+                Some(s) if s.engine.mode == Mode::Proxy => match s.pinned_upstream {
+                    Some(name) => Selection::One { name },
+                    None => Selection::Pool,
+                },
+                _ => Selection::Direct,
+            };
+        }
         self.selection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -150,7 +309,18 @@ impl AppState {
 
     /// Points new connections at `selection` and remembers it in the
     /// config, so the next start uses it too.
+    /// Attached, the route changes in `veil run`'s engine only: its
+    /// config is its own (command-line flags included), so nothing is saved.
     pub async fn select(&self, selection: Selection) -> AppResult<()> {
+        if let Some(attached) = self.attached() {
+            let (mode, upstream) = match selection {
+                Selection::Direct => (Mode::Direct, None),
+                Selection::Pool => (Mode::Proxy, None),
+                Selection::One { name } => (Mode::Proxy, Some(name)),
+            };
+            attached.select(mode, upstream).await?;
+            return Ok(());
+        }
         self.apply_selection(&selection).await?;
         let mut file = ConfigFile::open(&self.config_path)?;
         match &selection {
@@ -169,11 +339,13 @@ impl AppState {
     }
 
     async fn apply_selection(&self, selection: &Selection) -> AppResult<()> {
-        let engine = self.service()?.engine();
+        let service = self.service()?;
+        let engine = service.engine();
         match selection {
             Selection::Direct => engine.set_mode(Mode::Direct)?,
             Selection::Pool => {
                 let upstreams = self.engine_config().await?.upstreams;
+                service.set_upstream_list(upstreams.clone());
                 engine.set_upstreams(upstreams)?;
                 engine.set_mode(Mode::Proxy)?;
             }
@@ -212,17 +384,29 @@ impl AppState {
         {
             selection = Selection::Pool;
         }
-        if selection == Selection::Pool && servers.is_empty() {
+        let last_removed = selection == Selection::Pool && servers.is_empty();
+        if last_removed {
             selection = Selection::Direct;
         }
         if selection == current {
             self.apply_selection(&selection).await
         } else {
-            self.select(selection).await
+            self.select(selection).await?;
+            // Never direct without saying so: the window, the tray and
+            // `veil status` show it until dismissed.
+            if last_removed && let Ok(service) = self.service() {
+                service.raise_alert(
+                    "Veil now connects directly",
+                    "the last upstream was removed, so there is nothing to go through: traffic \
+                     leaves from this machine's own address. Add an upstream to be masked again.",
+                );
+            }
+            Ok(())
         }
     }
 
     pub fn set_strategy(&self, strategy: Strategy) -> AppResult<()> {
+        self.service()?;
         let mut file = ConfigFile::open(&self.config_path)?;
         file.set("upstreams", "strategy", strategy.to_string())?;
         file.save()?;
@@ -235,8 +419,8 @@ impl AppState {
     }
 
     pub fn system_proxy_state(&self, last: Option<&SystemProxyStatus>) -> SysProxyState {
-        let on = self.service().is_ok_and(|s| s.system_proxy_on());
-        let drift = self.service().ok().and_then(|s| s.system_proxy_drift());
+        let on = self.system_proxy_on();
+        let drift = self.system_proxy_drift();
         let (supported, backends, mut detail) = match &self.backends {
             Ok(names) => (!names.is_empty(), names.clone(), None),
             Err(e) => (false, Vec::new(), Some(e.clone())),
@@ -278,15 +462,23 @@ impl AppState {
     }
 
     pub fn status(&self) -> AppResult<AppStatus> {
-        let service = self.service()?;
+        let stats = match self.stats() {
+            Some(stats) => stats,
+            // Says why: not started, or the attached one never answered.
+            None => {
+                self.service()?;
+                return Err(AppError::new(ErrorKind::Engine, "No engine status yet."));
+            }
+        };
         Ok(AppStatus {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             config_path: self.config_path.display().to_string(),
             selection: self.selection(),
             system_proxy: self.system_proxy_state(None),
             ip: self.last_ip(),
-            alerts: service.alerts(),
-            stats: service.engine().stats(),
+            alerts: self.alerts(),
+            stats,
+            attached: self.attached().map(Attached::describe),
         })
     }
 }
@@ -303,6 +495,20 @@ async fn engine_config(paths: &Paths, config: Config) -> AppResult<EngineConfig>
     })
     .await
     .map_err(|e| AppError::new(ErrorKind::Engine, e.to_string()))?
+}
+
+/// A guard file whose owner is gone means a Veil died with the system
+/// proxy pointing at it: the user's settings go back before anything else.
+/// Only the lock holder does this (an attached app must not touch it).
+fn recover_from_crash(paths: &Paths) {
+    match sysproxy::recover(&paths.data_dir) {
+        Ok(Recovery::Restored { pid, .. }) => tracing::warn!(
+            "a Veil that stopped unexpectedly (pid {pid}) had left the system proxy pointing \
+             at it; the previous settings are restored"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!("restoring the system proxy after a crash failed: {e}"),
+    }
 }
 
 async fn start_service(paths: &Paths, config: Config) -> AppResult<Arc<Service>> {

@@ -23,6 +23,14 @@ struct TestApp {
 }
 
 fn start() -> TestApp {
+    let (dir, paths) = home();
+    let state = tauri::async_runtime::block_on(AppState::start(paths.clone()));
+    assert!(state.service().is_ok(), "the engine starts");
+    with_state(dir, paths, state)
+}
+
+/// A temporary `VEIL_HOME` whose engine listens on a free loopback port.
+fn home() -> (tempfile::TempDir, Paths) {
     let dir = tempfile::tempdir().expect("temp dir");
     let paths = Paths::under(dir.path());
     paths.create_dirs().expect("dirs");
@@ -31,8 +39,10 @@ fn start() -> TestApp {
         "# test settings\n[proxy]\nlisten = \"127.0.0.1:0\"\n",
     )
     .expect("config");
-    let state = tauri::async_runtime::block_on(AppState::start(paths.clone()));
-    assert!(state.service().is_ok(), "the engine starts");
+    (dir, paths)
+}
+
+fn with_state(dir: tempfile::TempDir, paths: Paths, state: AppState) -> TestApp {
     let app = crate::builder_on(mock_builder())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
@@ -282,6 +292,10 @@ fn upstreams_are_added_chosen_edited_and_removed_live() {
         status["stats"]["mode"], "direct",
         "nothing left to proxy through"
     );
+    assert_eq!(
+        status["alerts"][0]["what"], "Veil now connects directly",
+        "never direct without saying so: {status}"
+    );
 }
 
 #[test]
@@ -387,4 +401,157 @@ fn editing_an_upstream_to_another_proxy_asks_for_the_password_again() {
         );
         assert_eq!(t.config(), before, "nothing changed for {url}");
     }
+}
+
+/// What `veil run` holds: the instance lock, its engine and the control
+/// socket answering for it (here in the test's process).
+struct VeilRun {
+    _lock: veil_system::instance::InstanceLock,
+    service: Arc<veil_system::Service>,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl VeilRun {
+    fn start(paths: &Paths) -> Self {
+        use veil_system::control::ControlServer;
+        let lock = veil_system::instance::InstanceLock::acquire(paths).expect("the lock");
+        let mut config = veil_system::Config::load(&paths.config_file).expect("config");
+        config
+            .upstreams
+            .server
+            .push(veil_system::config::ServerSection {
+                name: "up".into(),
+                url: "http://127.0.0.1:9".into(),
+                weight: 1,
+                password_env: None,
+                ca_file: None,
+            });
+        let engine = config.engine_config().expect("engine config");
+        let service = Arc::new(
+            tauri::async_runtime::block_on(veil_system::Service::start(
+                paths.data_dir.clone(),
+                &config,
+                engine,
+            ))
+            .expect("engine"),
+        );
+        let control = tauri::async_runtime::block_on(ControlServer::bind(&paths.control_socket()))
+            .expect("control socket");
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let until = stop.clone();
+        tauri::async_runtime::spawn(
+            control.serve(service.clone(), async move { until.notified().await }),
+        );
+        Self {
+            _lock: lock,
+            service,
+            stop,
+        }
+    }
+}
+
+impl Drop for VeilRun {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        tauri::async_runtime::block_on(self.service.engine().shutdown());
+    }
+}
+
+/// One Veil per user: beside a running `veil run` the app starts no engine
+/// of its own. It attaches: the window shows that engine, its route and
+/// alerts are driven over the control channel, and what needs an engine in
+/// the app (settings, upstream edits, history) is refused with the reason.
+#[test]
+fn beside_veil_run_the_app_attaches_instead_of_starting_an_engine() {
+    let (dir, paths) = home();
+    let run = VeilRun::start(&paths);
+    let state = tauri::async_runtime::block_on(AppState::start(paths.clone()));
+    assert!(state.attached().is_some(), "attached, not a second engine");
+    let t = with_state(dir, paths, state);
+
+    let status = t.ok("get_status", json!({}));
+    let pid = std::process::id();
+    assert_eq!(status["attached"]["pid"], json!(pid), "{status}");
+    let note = status["attached"]["note"].as_str().expect("note");
+    assert!(
+        note.contains(&format!("started by `veil run` (pid {pid})")),
+        "{note}"
+    );
+    assert_eq!(
+        status["stats"]["listen"],
+        json!(run.service.engine().local_addr().to_string()),
+        "the window shows veil run's engine"
+    );
+
+    // The route, over the control channel: veil run's engine follows.
+    let status = t.ok(
+        "set_selection",
+        json!({"selection": {"kind": "one", "name": "up"}}),
+    );
+    assert_eq!(status["selection"], json!({"kind": "one", "name": "up"}));
+    assert_eq!(run.service.engine().mode(), veil_engine::Mode::Proxy);
+    let status = t.ok("set_selection", json!({"selection": {"kind": "direct"}}));
+    assert_eq!(status["selection"], json!({"kind": "direct"}));
+    assert_eq!(run.service.engine().mode(), veil_engine::Mode::Direct);
+    let e = t.err(
+        "set_selection",
+        json!({"selection": {"kind": "one", "name": "nope"}}),
+    );
+    assert!(e["message"].as_str().unwrap_or("").contains("nope"), "{e}");
+    assert_eq!(run.service.engine().mode(), veil_engine::Mode::Direct);
+
+    // Its alerts are shown and dismissed there.
+    run.service.raise_alert("The system proxy is off", "a test");
+    let state = t._app.state::<Arc<AppState>>().inner().clone();
+    tauri::async_runtime::block_on(state.fresh_stats()).expect("it answers");
+    let status = t.ok("get_status", json!({}));
+    assert_eq!(status["alerts"][0]["what"], "The system proxy is off");
+    t.ok("dismiss_alerts", json!({}));
+    assert!(run.service.alerts().is_empty());
+
+    // The cache is its cache.
+    t.ok("cache_clear", json!({}));
+
+    // What needs the engine in this process is refused, and says why;
+    // the config file is not touched.
+    let before = t.config();
+    let settings = t.ok("get_settings", json!({}));
+    for (cmd, args) in [
+        ("save_settings", json!({"settings": settings})),
+        (
+            "save_upstream",
+            json!({"upstream": {"original_name": null, "name": "x", "url": "socks5://127.0.0.1:1080", "password": null, "weight": 1}}),
+        ),
+        ("set_strategy", json!({"strategy": "first"})),
+        ("get_history", json!({"range": "hour"})),
+    ] {
+        let e = t.err(cmd, args);
+        let message = e["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains(&format!(
+                "attached to the Veil engine started by `veil run` (pid {pid})"
+            )),
+            "{cmd}: {e}"
+        );
+    }
+    assert_eq!(t.config(), before, "config.toml untouched");
+}
+
+/// Keep traffic history 0 days: history off. Saved, and the Traffic page's
+/// command says it is off instead of showing an empty chart.
+#[test]
+fn history_can_be_turned_off() {
+    let t = start();
+    let mut settings = t.ok("get_settings", json!({}));
+    settings["history_retention_days"] = json!(0);
+    t.ok("save_settings", json!({"settings": settings}));
+    assert!(t.config().contains("retention_days = 0"), "{}", t.config());
+    let e = t.err("get_history", json!({"range": "hour"}));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("history is off"),
+        "{e}"
+    );
 }

@@ -70,14 +70,12 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
 /// The icon shows "on" only while the OS setting reads back as Veil's: a
 /// drift (another program, a network change) shows as off at once.
 fn in_effect(state: &AppState) -> bool {
-    state
-        .service()
-        .is_ok_and(|s| s.system_proxy_on() && s.system_proxy_drift().is_none())
+    state.system_proxy_on() && state.system_proxy_drift().is_none()
 }
 
 /// The disabled line: the masked IP once checked, else where traffic goes.
 pub fn state_line(state: &AppState) -> String {
-    let Ok(service) = state.service() else {
+    let Some(stats) = state.stats() else {
         return "Proxy not running".to_owned();
     };
     if let Some(ip) = state.last_ip() {
@@ -87,22 +85,28 @@ pub fn state_line(state: &AppState) -> String {
             _ => "Public IP unknown".to_owned(),
         };
     }
-    let engine = service.engine();
     let route = match state.selection() {
         Selection::Direct => "direct".to_owned(),
-        Selection::Pool => format!("all upstreams ({})", engine.stats().strategy),
+        Selection::Pool => format!("all upstreams ({})", stats.strategy),
         Selection::One { name } => format!("via {name}"),
     };
-    format!("{} · {route}", engine.local_addr())
+    match state.attached() {
+        Some(attached) => format!(
+            "{} · {route} · veil run pid {}",
+            stats.listen,
+            attached.pid()
+        ),
+        None => format!("{} · {route}", stats.listen),
+    }
 }
 
 fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<R>> {
-    let on = state.service().is_ok_and(|s| s.system_proxy_on());
+    let on = state.system_proxy_on();
     let sysproxy = CheckMenuItem::with_id(
         app,
         "sysproxy",
         "System proxy",
-        state.service().is_ok(),
+        state.engine_running(),
         on,
         None::<&str>,
     )?;
@@ -155,9 +159,8 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
     let line = MenuItem::with_id(app, "state", state_line(state), false, None::<&str>)?;
     // The newest alert, so a change Veil made on its own is seen here too.
     let alert = state
-        .service()
-        .ok()
-        .and_then(|s| s.alerts().pop())
+        .alerts()
+        .pop()
         .map(|a| format!("⚠ {} (open Veil for why)", a.what));
     let alert = alert
         .map(|text| MenuItem::with_id(app, "alert", text, false, None::<&str>))
@@ -216,17 +219,10 @@ fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
             tauri::async_runtime::spawn(async move {
                 let state = app.state::<Arc<AppState>>().inner().clone();
                 let result = match id.as_str() {
-                    "sysproxy" => match state.service() {
-                        Ok(service) => {
-                            let on = !service.system_proxy_on();
-                            service
-                                .set_system_proxy(on)
-                                .await
-                                .map(drop)
-                                .map_err(Into::into)
-                        }
-                        Err(e) => Err(e),
-                    },
+                    "sysproxy" => {
+                        let on = !state.system_proxy_on();
+                        state.set_system_proxy(on).await.map(drop)
+                    }
                     "drift:reapply" | "drift:leave" => match state.service() {
                         Ok(service) => {
                             let choice = if id == "drift:leave" {

@@ -126,7 +126,10 @@ fn a_second_engine_on_the_same_home_is_refused() {
     assert!(!second.status.success(), "{second:?}");
     let err = stderr(&second);
     assert!(
-        err.contains("another Veil engine is already running"),
+        err.contains(&format!(
+            "another Veil is already running for this user (pid {})",
+            first.child.id()
+        )),
         "{err}"
     );
     assert!(!stdout(&second).contains("listening"), "{second:?}");
@@ -139,6 +142,37 @@ fn a_second_engine_on_the_same_home_is_refused() {
     assert!(first.terminate());
 }
 
+/// The instance lock, not the control socket, decides: with the socket file
+/// gone (deleted by a cleaner, or the first still starting), a second run is
+/// still refused and names the first, which keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_engine_is_refused_even_without_the_control_socket() {
+    let home = TempDir::new().expect("temp VEIL_HOME");
+    let mut first = start(home.path());
+    std::fs::remove_file(home.path().join("run/veil.sock")).expect("remove the socket file");
+
+    let second = veil_command(home.path(), &["run", "--listen", "127.0.0.1:0"]);
+    assert!(!second.status.success(), "{second:?}");
+    let err = stderr(&second);
+    assert!(
+        err.contains(&format!("(pid {})", first.child.id())),
+        "names the running one: {err}"
+    );
+    assert!(
+        !home.path().join("run/veil.sock").exists(),
+        "the refused run bound nothing"
+    );
+
+    let origin = Origin::start().await;
+    let out = curl(&["-x", &proxy_url(first.addr), &origin.url("/bytes/10")]).await;
+    assert_eq!(out.status, 200, "the first still serves: {}", out.stderr);
+    assert!(first.terminate());
+
+    // Released on a clean exit: the next start takes it.
+    let mut next = start(home.path());
+    assert!(next.terminate());
+}
+
 #[test]
 fn a_crashed_engine_leaves_nothing_in_the_way() {
     let home = TempDir::new().expect("temp VEIL_HOME");
@@ -147,6 +181,10 @@ fn a_crashed_engine_leaves_nothing_in_the_way() {
     crashed.child.wait().expect("reaped");
     let socket = home.path().join("run/veil.sock");
     assert!(socket.exists(), "SIGKILL leaves the socket file behind");
+    assert!(
+        home.path().join("run/veil.lock").exists(),
+        "and the lock file, whose lock the kernel released"
+    );
 
     let out = veil_command(home.path(), &["status"]);
     assert!(!out.status.success(), "{out:?}");

@@ -256,3 +256,38 @@ async fn veil_history_reads_what_veil_run_recorded() {
         assert_eq!(mode & 0o777, 0o600, "the history is private");
     }
 }
+
+/// `retention_days = 0`: `veil history` says the history is off, and a
+/// running `veil run` writes nothing (its buckets table stays empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_off_records_nothing_and_says_so() {
+    let home = tempfile::tempdir().expect("home");
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[history]\nretention_days = 0\n",
+    )
+    .expect("config");
+    let veil = VeilProcess::start(home.path(), &["--listen", "127.0.0.1:0"], &[])
+        .expect("veil run starts");
+    let origin = Origin::start().await;
+    let out = curl(&["-x", &proxy_url(veil.addr), &origin.url("/bytes/100")]).await;
+    assert_eq!(out.status, 200, "{}", out.stderr);
+    let out = veil.command(&["history"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("traffic history is off"),
+        "{}",
+        output_text(&out)
+    );
+    // SIGTERM: the recorder's last write runs, and still writes nothing.
+    let mut veil = veil;
+    assert!(veil.terminate(), "veil run stops");
+    let db = home.path().join("data").join(history::FILE_NAME);
+    if let Some(h) = History::open_read_only(&db).expect("open") {
+        let report = h.query(HistoryRange::Hour).expect("query");
+        assert!(
+            report.hosts.is_empty() && report.apps.is_empty(),
+            "{report:?}"
+        );
+    }
+}

@@ -26,10 +26,13 @@ enum Style {
     Hang,
 }
 
-/// A one-route echo server on 127.0.0.1; stops when dropped.
+/// A one-route echo server on 127.0.0.1 that records who asked and with
+/// what head; stops when dropped.
 struct Echo {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    /// (the peer's address, the request head) of each request.
+    seen: Arc<Mutex<Vec<(std::net::IpAddr, String)>>>,
 }
 
 impl Echo {
@@ -37,9 +40,12 @@ impl Echo {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("echo binds");
         let addr = listener.local_addr().expect("echo addr");
         let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<(std::net::IpAddr, String)>>> = Arc::default();
+        let record = seen.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut stream, peer)) = listener.accept().await {
                 let held = held.clone();
+                let record = record.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut buf = [0u8; 1024];
@@ -49,6 +55,10 @@ impl Echo {
                             Ok(n) => head.extend_from_slice(&buf[..n]),
                         }
                     }
+                    record.lock().expect("seen").push((
+                        peer.ip().to_canonical(),
+                        String::from_utf8_lossy(&head).into(),
+                    ));
                     match style {
                         Style::Hang => held.lock().expect("held").push(stream),
                         Style::Trace => {
@@ -69,11 +79,15 @@ impl Echo {
                 });
             }
         });
-        Self { addr, task }
+        Self { addr, task, seen }
     }
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<(std::net::IpAddr, String)> {
+        self.seen.lock().expect("seen").clone()
     }
 }
 
@@ -83,10 +97,20 @@ impl Drop for Echo {
     }
 }
 
+/// `endpoints` through Veil, and directly the same servers spelled
+/// `localhost:PORT`: these tests are about the verdict, so one loopback
+/// server answers both sides (the tests of the separation below use two).
+/// No pause between the sides.
 fn settings(endpoints: &[String], timeout_ms: u64) -> IpCheckSettings {
     IpCheckSettings {
         endpoints: endpoints.to_vec(),
+        direct_endpoints: endpoints
+            .iter()
+            .map(|e| e.replacen("127.0.0.1", "localhost", 1))
+            .collect(),
+        direct: true,
         timeout: Duration::from_millis(timeout_ms),
+        delay: (Duration::ZERO, Duration::ZERO),
     }
 }
 
@@ -188,13 +212,17 @@ async fn a_hanging_endpoint_is_skipped_after_its_timeout() {
     let endpoints = [hang.url("/"), trace.url("/cdn-cgi/trace")];
     let route = ProxyRoute::of(&engine, &[], &[]);
     let started = Instant::now();
-    let report = ipcheck::check(&settings(&endpoints, timeout_ms), Some(&route)).await;
+    let settings_used = settings(&endpoints, timeout_ms);
+    let report = ipcheck::check(&settings_used, Some(&route)).await;
     let took = started.elapsed();
     assert_eq!(report.verdict, IpVerdict::NotMasked, "{report:#?}");
-    for probe in [&report.direct, &report.via_proxy] {
-        assert_eq!(probe.endpoint.as_deref(), Some(endpoints[1].as_str()));
+    for (probe, asked) in [
+        (&report.direct, &settings_used.direct_endpoints),
+        (&report.via_proxy, &settings_used.endpoints),
+    ] {
+        assert_eq!(probe.endpoint.as_deref(), Some(asked[1].as_str()));
         assert_eq!(probe.failures.len(), 1, "{probe:#?}");
-        assert_eq!(probe.failures[0].endpoint, endpoints[0]);
+        assert_eq!(probe.failures[0].endpoint, asked[0]);
         assert!(
             probe.failures[0].error.contains("1000 ms"),
             "{:?}",
@@ -202,8 +230,9 @@ async fn a_hanging_endpoint_is_skipped_after_its_timeout() {
         );
         assert!(probe.elapsed_ms >= timeout_ms, "{probe:#?}");
     }
+    // One timeout per side (the sides run one after the other), not more.
     assert!(
-        took < Duration::from_millis(timeout_ms + 3000),
+        took < Duration::from_millis(2 * timeout_ms + 3000),
         "took {took:?}"
     );
 
@@ -260,8 +289,12 @@ async fn veil_ip_asks_the_running_engine() {
     write_config(
         &home,
         &format!(
-            "[proxy]\nbypass = []\n[ipcheck]\nendpoints = [\"{}\"]\ntimeout_ms = 5000\n",
-            trace.url("/cdn-cgi/trace")
+            "[proxy]\nbypass = []\n[ipcheck]\nendpoints = [\"{}\"]\n\
+             direct_endpoints = [\"{}\"]\ntimeout_ms = 5000\ndelay_max_ms = 0\n",
+            trace.url("/cdn-cgi/trace"),
+            trace
+                .url("/cdn-cgi/trace")
+                .replacen("127.0.0.1", "localhost", 1)
         ),
     );
 
@@ -363,5 +396,107 @@ async fn probes_carry_no_user_agent_and_bypass_caches() {
             .unwrap_or_default();
         assert!(cc.contains("no-store"), "{cc}");
     }
+    engine.shutdown().await;
+}
+
+/// Two endpoints that record who asked: the proxied one is asked only
+/// through Veil (from Squid's exit, 127.0.0.2), the direct one only from
+/// this machine (127.0.0.1), never one of them both ways; a direct entry
+/// that is also a proxied endpoint is skipped; nothing names Veil.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_two_sides_ask_different_endpoints_and_never_the_same_one() {
+    let squid = Squid::start(SQUID_EXIT).await;
+    let engine = through_squid(&squid).await;
+    let proxied = Echo::start(Style::Trace).await;
+    let direct = Echo::start(Style::Trace).await;
+    let settings = IpCheckSettings {
+        endpoints: vec![proxied.url("/cdn-cgi/trace")],
+        // The proxied endpoint first: skipped, so the direct one answers.
+        direct_endpoints: vec![proxied.url("/other"), direct.url("/cdn-cgi/trace")],
+        direct: true,
+        timeout: Duration::from_secs(10),
+        delay: (Duration::ZERO, Duration::ZERO),
+    };
+    let route = ProxyRoute::of(&engine, &[], &[]);
+    let report = ipcheck::check(&settings, Some(&route)).await;
+    assert_eq!(report.verdict, IpVerdict::Masked, "{report:#?}");
+    assert!(!report.direct_off);
+    assert_eq!(
+        report.direct.ip.as_deref(),
+        Some("127.0.0.1"),
+        "{report:#?}"
+    );
+    assert_eq!(
+        report.direct.endpoint.as_deref(),
+        Some(direct.url("/cdn-cgi/trace").as_str())
+    );
+    assert!(
+        report
+            .direct
+            .failures
+            .iter()
+            .any(|f| f.endpoint == proxied.url("/other")
+                && f.error.contains("also asked through Veil")),
+        "{report:#?}"
+    );
+    let proxied_seen = proxied.seen();
+    assert_eq!(proxied_seen.len(), 1, "{proxied_seen:?}");
+    assert!(
+        proxied_seen
+            .iter()
+            .all(|(ip, _)| ip.to_string() == "127.0.0.2"),
+        "the proxied endpoint never sees this machine: {proxied_seen:?}"
+    );
+    let direct_seen = direct.seen();
+    assert_eq!(direct_seen.len(), 1, "{direct_seen:?}");
+    assert!(
+        direct_seen
+            .iter()
+            .all(|(ip, _)| ip.to_string() == "127.0.0.1"),
+        "{direct_seen:?}"
+    );
+    for (_, head) in proxied_seen.iter().chain(&direct_seen) {
+        let lower = head.to_ascii_lowercase();
+        assert!(!lower.contains("user-agent"), "{head}");
+        assert!(!lower.contains("veil"), "nothing names Veil: {head}");
+    }
+    engine.shutdown().await;
+}
+
+/// "Check my real IP directly" off: no direct request at all, and the
+/// verdict says it rests on the exit IP alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_direct_check_off_nothing_is_asked_directly() {
+    let squid = Squid::start(SQUID_EXIT).await;
+    let engine = through_squid(&squid).await;
+    let proxied = Echo::start(Style::Trace).await;
+    let direct = Echo::start(Style::Trace).await;
+    let settings = IpCheckSettings {
+        endpoints: vec![proxied.url("/cdn-cgi/trace")],
+        direct_endpoints: vec![direct.url("/cdn-cgi/trace")],
+        direct: false,
+        timeout: Duration::from_secs(10),
+        delay: (Duration::ZERO, Duration::ZERO),
+    };
+    let route = ProxyRoute::of(&engine, &[], &[]);
+    let report = ipcheck::check(&settings, Some(&route)).await;
+    assert!(report.direct_off);
+    assert_eq!(report.verdict, IpVerdict::Masked, "{report:#?}");
+    assert_eq!(report.via_proxy.ip.as_deref(), Some("127.0.0.2"));
+    assert!(report.direct.ip.is_none() && report.direct.failures.is_empty());
+    assert!(report.reason.contains("exit IP alone"), "{}", report.reason);
+    assert!(
+        direct.seen().is_empty(),
+        "no direct request: {:?}",
+        direct.seen()
+    );
+    // Without an engine, nothing at all.
+    let report = ipcheck::check(&settings, None).await;
+    assert!(
+        report.reason.contains("direct check is off"),
+        "{}",
+        report.reason
+    );
+    assert!(direct.seen().is_empty());
     engine.shutdown().await;
 }

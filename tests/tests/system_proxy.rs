@@ -247,23 +247,26 @@ fn on_without_an_engine_refuses_and_changes_nothing() {
 fn settings_already_pointing_at_veil_are_not_saved_as_the_users() {
     let s = DesktopSession::start();
     let veil = start_engine(&s, &[]);
-    s.gsettings_set(ROOT, "mode", "manual");
-    s.gsettings_set(&format!("{ROOT}.http"), "host", "127.0.0.1");
-    s.gsettings_set(
-        &format!("{ROOT}.http"),
-        "port",
-        &veil.addr.port().to_string(),
-    );
-    let before = s.gnome_proxy_settings();
-    let out = s.veil(&["sysproxy", "on"]);
-    assert!(!out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("already points at Veil"),
-        "{}",
-        text(&out)
-    );
-    assert_eq!(s.gnome_proxy_settings(), before, "nothing changed");
-    assert!(!s.guard_file().exists());
+    // Veil's own spelling, and another one of the same listener.
+    for host in ["127.0.0.1", "localhost"] {
+        s.gsettings_set(ROOT, "mode", "manual");
+        s.gsettings_set(&format!("{ROOT}.http"), "host", host);
+        s.gsettings_set(
+            &format!("{ROOT}.http"),
+            "port",
+            &veil.addr.port().to_string(),
+        );
+        let before = s.gnome_proxy_settings();
+        let out = s.veil(&["sysproxy", "on"]);
+        assert!(!out.status.success(), "{host}: {}", text(&out));
+        assert!(
+            text(&out).contains("already points at Veil"),
+            "{host}: {}",
+            text(&out)
+        );
+        assert_eq!(s.gnome_proxy_settings(), before, "{host}: nothing changed");
+        assert!(!s.guard_file().exists(), "{host}");
+    }
 }
 
 /// gsettings that reads fine but fails to write the SOCKS host, after Veil

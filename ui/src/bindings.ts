@@ -249,7 +249,12 @@ via_proxy: IpProbe, verdict: IpVerdict,
 /**
  * One sentence: why masked, NOT masked or unknown.
  */
-reason: string, checked_unix_ms: number, };
+reason: string, checked_unix_ms: number, 
+/**
+ * The real IP was not checked (the direct check is off): the verdict
+ * rests on the exit IP alone.
+ */
+direct_off: boolean, };
 
 export type HistoryRange = "hour" | "day" | "week";
 
@@ -370,6 +375,20 @@ detail: string | null,
  */
 drift: SystemProxyDrift | null, };
 
+export type AttachedTo = { 
+/**
+ * The process that runs the engine (`veil run`).
+ */
+pid: number, 
+/**
+ * A sentence for the window: whose engine this is and what works.
+ */
+note: string, 
+/**
+ * Set when that engine stopped answering.
+ */
+error: string | null, };
+
 export type AppStatus = { version: string, config_path: string, selection: Selection, system_proxy: SysProxyState, 
 /**
  * The last masked-IP check, if one finished.
@@ -378,7 +397,12 @@ ip: IpReport | null,
 /**
  * What failed on its own and changed what Veil does (newest last).
  */
-alerts: Array<Alert>, stats: StatsSnapshot, };
+alerts: Array<Alert>, stats: StatsSnapshot, 
+/**
+ * Set when the engine is `veil run`'s, not this app's: what works
+ * from the window then.
+ */
+attached: AttachedTo | null, };
 
 export type UpstreamEntry = { name: string, url: string, username: string | null, has_password: boolean, weight: number, };
 
@@ -416,9 +440,13 @@ export type Settings = { listen: string, bypass: Array<string>, cache_enabled: b
  */
 cache_share_across_routes: boolean, autostart: boolean, 
 /**
- * `http(s)` URLs only.
+ * `http(s)` URLs only, asked through Veil.
  */
-ipcheck_endpoints: Array<string>, history_retention_days: number, theme: Theme, 
+ipcheck_endpoints: Array<string>, 
+/**
+ * "Check my real IP directly" (other endpoints, after a random pause).
+ */
+ipcheck_direct: boolean, history_retention_days: number, theme: Theme, 
 /**
  * How apps reach Veil when the system proxy is on: a fixed proxy, or
  * Veil's PAC file (fail-closed or fail-open).

@@ -73,6 +73,7 @@ export function install(): void {
     verdict: "masked",
     reason: "Sites see 203.0.113.20 through Veil instead of your own 192.0.2.44.",
     checked_unix_ms: Date.now(),
+    direct_off: false,
   };
 
   const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -9,6 +9,14 @@ use veil_system::history::{self, History, HistoryRange, HistoryRow};
 
 pub fn history(range: HistoryRange, csv: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     let paths = Paths::discover()?;
+    if veil_system::Config::load(&paths.config_file).is_ok_and(|c| c.history.retention_days == 0) {
+        println!(
+            "the traffic history is off: nothing is recorded ([history] retention_days = 0 in \
+             {}, or the app's Settings)",
+            paths.config_file.display()
+        );
+        return Ok(());
+    }
     let path = paths.data_dir.join(history::FILE_NAME);
     let Some(db) = History::open_read_only(&path)? else {
         anyhow::bail!(

@@ -35,7 +35,11 @@ pub async fn ip(json: bool) -> anyhow::Result<()> {
 }
 
 fn print_report(report: &IpReport) {
-    println!("direct:       {}", probe_line(&report.direct));
+    if report.direct_off {
+        println!("direct:       not checked (the direct check is off: [ipcheck] direct = false)");
+    } else {
+        println!("direct:       {}", probe_line(&report.direct));
+    }
     println!("through Veil: {}", probe_line(&report.via_proxy));
     println!("verdict:      {}: {}", report.verdict, report.reason);
     for (side, probe) in [

@@ -3,7 +3,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use veil_engine::Mode;
-use veil_system::control::ControlServer;
+use veil_system::control::{ControlServer, Reply, Request};
+use veil_system::instance::{InstanceError, InstanceLock};
 use veil_system::sysproxy::{self, Recovery};
 use veil_system::{Config, Paths, Service};
 
@@ -27,6 +28,26 @@ pub fn recover_from_crash(paths: &Paths) {
             "veil: a Veil that stopped unexpectedly left the system proxy changed, and restoring \
              your previous settings failed: {e}. Try `veil sysproxy restore`."
         ),
+    }
+}
+
+/// Takes the instance lock, or fails naming the Veil that holds it (asked
+/// over the control socket when the lock file cannot be read, on Windows).
+pub async fn lock_instance(paths: &Paths) -> anyhow::Result<InstanceLock> {
+    match InstanceLock::acquire(paths) {
+        Err(InstanceError::Held { pid: None, path }) => {
+            let pid = running_pid(paths).await;
+            Err(InstanceError::Held { pid, path }.into())
+        }
+        other => Ok(other?),
+    }
+}
+
+/// The pid of the engine that answers the control socket, if one does.
+pub async fn running_pid(paths: &Paths) -> Option<u32> {
+    match veil_system::control::request(&paths.control_socket(), &Request::Status).await {
+        Ok(Reply::Status { status, .. }) => Some(status.pid),
+        _ => None,
     }
 }
 
@@ -58,8 +79,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         engine_config.strategy = strategy;
     }
 
-    // Claim the control socket before the port, so a second `veil run` fails
-    // with a clear message instead of racing for the listener.
+    // One Veil per user: the lock comes before the control socket, the
+    // guard and the port, so a second `veil run` names the running one and
+    // touches nothing.
+    let _instance = lock_instance(&paths).await?;
     let control = ControlServer::bind(&paths.control_socket()).await?;
     recover_from_crash(&paths);
     // Signals are caught from here on, so one that arrives right after the

@@ -239,26 +239,41 @@ impl Theme {
 
 /// The masked-IP check: echo endpoints that answer with the caller's public
 /// IP, as plain text or as an `ip=` line (`cdn-cgi/trace` style). Tried in
-/// order; the first answer wins.
+/// order; the first answer wins. The check through Veil and the direct one
+/// ask different endpoints, a random pause apart, so no single endpoint
+/// sees the exit address and the real one together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IpCheckSection {
-    /// `http://` or `https://` URLs only (checked while parsing, so an error
-    /// names the line).
+    /// Asked through Veil. `http://` or `https://` URLs only (checked while
+    /// parsing, so an error names the line).
     #[serde(deserialize_with = "http_urls")]
     pub endpoints: Vec<String>,
+    /// Asked directly; one whose host and port is also in `endpoints` is
+    /// skipped.
+    #[serde(deserialize_with = "http_urls")]
+    pub direct_endpoints: Vec<String>,
+    /// Whether the real IP is checked directly at all ("Check my real IP
+    /// directly" in Settings). Off, the verdict rests on the exit IP alone.
+    pub direct: bool,
     /// How long one endpoint may take before the next is tried.
     pub timeout_ms: u64,
+    /// The random pause between the check through Veil and the direct one
+    /// is drawn from `delay_min_ms..=delay_max_ms`.
+    pub delay_min_ms: u64,
+    pub delay_max_ms: u64,
 }
 
 impl Default for IpCheckSection {
     fn default() -> Self {
+        let urls = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
         Self {
-            endpoints: crate::ipcheck::DEFAULT_ENDPOINTS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            endpoints: urls(crate::ipcheck::DEFAULT_ENDPOINTS),
+            direct_endpoints: urls(crate::ipcheck::DEFAULT_DIRECT_ENDPOINTS),
+            direct: true,
             timeout_ms: 4000,
+            delay_min_ms: 2000,
+            delay_max_ms: 10_000,
         }
     }
 }
@@ -283,13 +298,22 @@ fn http_urls<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::E
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HistorySection {
-    /// Minute buckets older than this are deleted.
+    /// Minute buckets older than this are deleted; 0 turns the history off
+    /// (nothing is written, and what was kept is deleted).
     pub retention_days: u32,
+    /// The database's size cap: past it, the oldest minutes are deleted.
+    pub max_mb: u64,
 }
 
 impl Default for HistorySection {
     fn default() -> Self {
-        Self { retention_days: 30 }
+        Self {
+            retention_days: 30,
+            // A month of per-minute buckets for ~50 apps and hosts is a
+            // few MiB; the cap stops a machine talking to thousands of
+            // hosts from filling the disk.
+            max_mb: 64,
+        }
     }
 }
 
@@ -480,10 +504,23 @@ impl Config {
                 ipcheck.timeout_ms
             )));
         }
-        if !(1..=3650).contains(&self.history.retention_days) {
+        if self.history.retention_days > 3650 {
             return Err(invalid(format!(
-                "history.retention_days must be between 1 and 3650, not {}",
+                "history.retention_days must be between 0 (off) and 3650, not {}",
                 self.history.retention_days
+            )));
+        }
+        if self.history.max_mb == 0 {
+            return Err(invalid(
+                "history.max_mb must be at least 1 (turn the history off with retention_days = 0)"
+                    .to_owned(),
+            ));
+        }
+        let ipcheck = &self.ipcheck;
+        if ipcheck.delay_min_ms > ipcheck.delay_max_ms || ipcheck.delay_max_ms > 600_000 {
+            return Err(invalid(format!(
+                "ipcheck.delay_min_ms ({}) must not exceed delay_max_ms ({}), at most 600000",
+                ipcheck.delay_min_ms, ipcheck.delay_max_ms
             )));
         }
         let rules: Vec<(String, Action)> =
@@ -806,7 +843,11 @@ mod tests {
         // No endpoints: the check is off.
         assert!(parse("[ipcheck]\nendpoints = []\n").is_ok());
         assert!(parse("[ipcheck]\ntimeout_ms = 0\n").is_err());
-        assert!(parse("[history]\nretention_days = 0\n").is_err());
+        // 0: history off.
+        assert!(parse("[history]\nretention_days = 0\n").is_ok());
+        assert!(parse("[history]\nretention_days = 3651\n").is_err());
+        assert!(parse("[history]\nmax_mb = 0\n").is_err());
+        assert!(parse("[ipcheck]\ndelay_min_ms = 5\ndelay_max_ms = 1\n").is_err());
         assert!(parse("[history]\nkeep = 1\n").is_err());
     }
 

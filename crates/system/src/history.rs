@@ -190,7 +190,10 @@ pub fn system_clock() -> Clock {
 pub struct History {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// 0: the history is off (nothing is written).
     retention_s: AtomicU64,
+    /// The size cap of the database's used pages.
+    max_bytes: AtomicU64,
     clock: Clock,
     read_only: bool,
     last_prune_s: Mutex<u64>,
@@ -253,6 +256,7 @@ impl History {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             retention_s: AtomicU64::new(u64::from(retention_days) * 86_400),
+            max_bytes: AtomicU64::new(u64::MAX),
             clock,
             read_only: false,
             last_prune_s: Mutex::new(0),
@@ -285,6 +289,7 @@ impl History {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             retention_s: AtomicU64::new(0),
+            max_bytes: AtomicU64::new(u64::MAX),
             clock,
             read_only: true,
             last_prune_s: Mutex::new(0),
@@ -314,6 +319,9 @@ impl History {
     /// expired buckets when the last pass was an hour ago. Blocking: call it
     /// from a blocking thread.
     pub fn write(&self, deltas: &[BucketDelta]) -> Result<(), HistoryError> {
+        if self.is_off() {
+            return Ok(());
+        }
         if !deltas.is_empty() {
             let mut conn = self.conn();
             let tx = conn.transaction().map_err(|e| self.db_err(e))?;
@@ -347,14 +355,79 @@ impl History {
         };
         if due {
             self.prune()?;
+        } else {
+            // Cheap (two PRAGMAs), so the cap holds between hourly passes.
+            self.enforce_cap()?;
         }
         Ok(())
     }
 
-    /// A new retention (from the settings), applied at the next prune.
-    pub fn set_retention_days(&self, days: u32) {
+    /// Whether the history is off (`retention_days = 0`).
+    pub fn is_off(&self) -> bool {
+        !self.read_only && self.retention_s.load(Ordering::Relaxed) == 0
+    }
+
+    /// A new retention (from the settings), applied at the next prune; 0
+    /// turns the history off and deletes what was kept at once.
+    pub fn set_retention_days(&self, days: u32) -> Result<(), HistoryError> {
         self.retention_s
             .store(u64::from(days) * 86_400, Ordering::Relaxed);
+        if days == 0 {
+            self.prune()?;
+        }
+        Ok(())
+    }
+
+    /// The size cap in bytes (`[history] max_mb`), enforced at once.
+    pub fn set_max_bytes(&self, bytes: u64) -> Result<(), HistoryError> {
+        self.max_bytes.store(bytes, Ordering::Relaxed);
+        self.enforce_cap()
+    }
+
+    /// The bytes the database's live pages take (freed pages are reused,
+    /// so the file stays near this).
+    pub fn used_bytes(&self) -> Result<u64, HistoryError> {
+        let conn = self.conn();
+        let pragma = |name: &str| -> Result<u64, HistoryError> {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+                .map(|v| v.max(0) as u64)
+                .map_err(|e| self.db_err(e))
+        };
+        let pages = pragma("page_count")?.saturating_sub(pragma("freelist_count")?);
+        Ok(pages * pragma("page_size")?)
+    }
+
+    /// Past the cap, deletes the oldest tenth of the minutes kept until the
+    /// database fits (at most 20 passes, so it always ends).
+    fn enforce_cap(&self) -> Result<(), HistoryError> {
+        if self.read_only {
+            return Ok(());
+        }
+        let cap = self.max_bytes.load(Ordering::Relaxed);
+        for _ in 0..20 {
+            if self.used_bytes()? <= cap {
+                return Ok(());
+            }
+            let conn = self.conn();
+            let minutes: i64 = conn
+                .query_row("SELECT COUNT(DISTINCT minute_unix) FROM buckets", [], |r| {
+                    r.get(0)
+                })
+                .map_err(|e| self.db_err(e))?;
+            if minutes == 0 {
+                return Ok(());
+            }
+            let n = conn
+                .execute(
+                    "DELETE FROM buckets WHERE minute_unix IN (
+                         SELECT DISTINCT minute_unix FROM buckets
+                         ORDER BY minute_unix LIMIT ?1)",
+                    [(minutes / 10).max(1)],
+                )
+                .map_err(|e| self.db_err(e))?;
+            tracing::info!("traffic history over {cap} bytes: {n} oldest buckets deleted");
+        }
+        Ok(())
     }
 
     /// Deletes the buckets older than the retention; returns how many.
@@ -372,6 +445,7 @@ impl History {
             )
             .map_err(|e| self.db_err(e))?;
         *self.last_prune_s.lock().unwrap_or_else(|e| e.into_inner()) = now_s;
+        self.enforce_cap()?;
         Ok(n)
     }
 
@@ -793,6 +867,86 @@ mod tests {
     fn clock_at(ms: &Arc<AtomicU64>) -> Clock {
         let ms = ms.clone();
         Arc::new(move || ms.load(Ordering::SeqCst))
+    }
+
+    fn host_row(minute_unix: u64, key: &str) -> BucketDelta {
+        BucketDelta {
+            minute_unix,
+            kind: Kind::Host,
+            key: key.into(),
+            bytes_up: 1,
+            bytes_down: 1,
+        }
+    }
+
+    fn count(h: &History) -> i64 {
+        h.conn()
+            .query_row("SELECT COUNT(*) FROM buckets", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    /// `retention_days = 0`: nothing is written, and turning it off deletes
+    /// what was kept.
+    #[test]
+    fn retention_zero_turns_the_history_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE_NAME);
+        let now = Arc::new(AtomicU64::new(1_700_000_000_000));
+        let off = History::open_with_clock(&path, 0, clock_at(&now)).expect("open");
+        assert!(off.is_off());
+        off.write(&[host_row(1_700_000_000 / 60 * 60, "a.example")])
+            .expect("write");
+        assert_eq!(count(&off), 0, "nothing written");
+        drop(off);
+
+        let h = History::open_with_clock(&path, 30, clock_at(&now)).expect("open");
+        assert!(!h.is_off());
+        h.write(&[host_row(1_700_000_000 / 60 * 60, "a.example")])
+            .expect("write");
+        assert_eq!(count(&h), 1);
+        h.set_retention_days(0).expect("off");
+        assert_eq!(count(&h), 0, "turned off: what was kept is gone");
+        h.write(&[host_row(1_700_000_000 / 60 * 60, "b.example")])
+            .expect("write");
+        assert_eq!(count(&h), 0);
+    }
+
+    /// Past `max_mb`, the oldest minutes go first and the newest stay.
+    #[test]
+    fn the_size_cap_prunes_the_oldest_minutes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE_NAME);
+        let now = Arc::new(AtomicU64::new(1_700_000_000_000));
+        let h = History::open_with_clock(&path, 3650, clock_at(&now)).expect("open");
+        let first = 1_700_000_000 / 60 * 60 - 2000 * 60;
+        for batch in 0..20u64 {
+            let rows: Vec<_> = (0..100u64)
+                .flat_map(|m| {
+                    let minute = first + (batch * 100 + m) * 60;
+                    (0..5).map(move |k| host_row(minute, &format!("host-{k}.example.com")))
+                })
+                .collect();
+            h.write(&rows).expect("write");
+        }
+        let full = h.used_bytes().expect("size");
+        assert_eq!(count(&h), 10_000);
+        let cap = full / 4;
+        h.set_max_bytes(cap).expect("cap");
+        assert!(h.used_bytes().expect("size") <= cap, "{full} → cap {cap}");
+        let (oldest, newest): (i64, i64) = h
+            .conn()
+            .query_row(
+                "SELECT MIN(minute_unix), MAX(minute_unix) FROM buckets",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("range");
+        assert!(oldest > first as i64, "the oldest went");
+        assert_eq!(newest as u64, first + 1999 * 60, "the newest stayed");
+        // New writes keep it under the cap.
+        h.write(&[host_row(first + 2000 * 60, "new.example")])
+            .expect("write");
+        assert!(h.used_bytes().expect("size") <= cap);
     }
 
     #[test]

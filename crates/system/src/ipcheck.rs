@@ -9,6 +9,14 @@
 //! `ip=ADDRESS` (the `cdn-cgi/trace` style). Only `http://` and `https://`
 //! URLs are ever fetched.
 //!
+//! The two sides must not be linkable by an endpoint: they ask different
+//! endpoint lists (`endpoints` through Veil, `direct_endpoints` directly; a
+//! direct one with the same host and port as a proxied one is skipped), the
+//! proxied check runs first and the direct one after a random pause
+//! (2–10 s by default), and no request carries a header of Veil's own. The
+//! direct check can be turned off; the verdict then rests on the exit IP
+//! and Veil's routing alone, and says so.
+//!
 //! Through Veil, a plain `http://` endpoint is asked in absolute form and an
 //! `https://` one through a `CONNECT` tunnel, exactly as a browser would, so
 //! the engine's routing (mode, bypass list, rules, upstream pool) decides
@@ -32,11 +40,19 @@ use veil_engine::{Action, EngineHandle, Mode, Routing, Target};
 
 use crate::config::IpCheckSection;
 
-/// Used when `[ipcheck] endpoints` is not set.
+/// Asked through Veil when `[ipcheck] endpoints` is not set.
 pub const DEFAULT_ENDPOINTS: &[&str] = &[
     "https://api.ipify.org",
     "https://ifconfig.me/ip",
     "https://icanhazip.com",
+];
+
+/// Asked directly when `[ipcheck] direct_endpoints` is not set: other
+/// operators than [`DEFAULT_ENDPOINTS`], so no one of them is asked both ways.
+pub const DEFAULT_DIRECT_ENDPOINTS: &[&str] = &[
+    "https://checkip.amazonaws.com",
+    "https://ipinfo.io/ip",
+    "https://ipecho.net/plain",
 ];
 
 /// The longest answer read from an endpoint.
@@ -96,27 +112,75 @@ pub struct IpReport {
     /// One sentence: why masked, NOT masked or unknown.
     pub reason: String,
     pub checked_unix_ms: u64,
+    /// The real IP was not checked (the direct check is off): the verdict
+    /// rests on the exit IP alone.
+    #[serde(default)]
+    pub direct_off: bool,
 }
 
-/// Which endpoints to ask, and how long each may take.
+/// Which endpoints to ask, how long each may take, and the pause between
+/// the two sides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpCheckSettings {
+    /// Asked through Veil.
     pub endpoints: Vec<String>,
+    /// Asked directly.
+    pub direct_endpoints: Vec<String>,
+    /// Whether the direct side runs at all.
+    pub direct: bool,
     pub timeout: Duration,
+    /// The pause before the direct side is drawn from this range.
+    pub delay: (Duration, Duration),
 }
 
 impl IpCheckSettings {
     pub fn from_config(section: &IpCheckSection) -> Self {
+        let min = Duration::from_millis(section.delay_min_ms);
         Self {
             endpoints: section.endpoints.clone(),
+            direct_endpoints: section.direct_endpoints.clone(),
+            direct: section.direct,
             timeout: Duration::from_millis(section.timeout_ms),
+            delay: (min, Duration::from_millis(section.delay_max_ms).max(min)),
         }
     }
 
-    /// An upper bound for a whole check (both sides run at the same time).
+    /// An upper bound for a whole check: the side through Veil, the pause,
+    /// then the direct side.
     pub fn worst_case(&self) -> Duration {
         self.timeout * self.endpoints.len().max(1) as u32
+            + self.delay.1
+            + self.timeout * self.direct_endpoints.len().max(1) as u32
     }
+
+    /// A pause in the delay range, different each time (the hasher's keys
+    /// are random per process and per call), so an endpoint operator
+    /// watching two lists cannot pair the two sides by their timing.
+    pub fn pick_delay(&self) -> Duration {
+        use std::hash::{BuildHasher, Hasher};
+        let (min, max) = self.delay;
+        let span = max.saturating_sub(min).as_millis() as u64;
+        if span == 0 {
+            return min;
+        }
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        min + Duration::from_millis(hasher.finish() % (span + 1))
+    }
+}
+
+/// "host:port" of an endpoint URL, lower-cased, to tell two lists apart.
+fn endpoint_authority(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    let host = uri.host()?.to_ascii_lowercase();
+    Some(format!(
+        "{host}:{}",
+        uri.port_u16().unwrap_or(default_port(&uri))
+    ))
 }
 
 impl Default for IpCheckSettings {
@@ -273,44 +337,112 @@ pub fn parse_ip_answer(body: &str) -> Option<IpAddr> {
     found.map(|ip| ip.to_canonical())
 }
 
-/// Checks both paths at the same time. Without `route` (no engine runs)
-/// only the direct side is checked and the verdict is unknown.
+/// Checks the path through Veil, then, after a random pause, the direct
+/// one (when on) against the other endpoint list. Without `route` (no
+/// engine runs) only the direct side is checked and the verdict is unknown.
 pub async fn check(settings: &IpCheckSettings, route: Option<&ProxyRoute>) -> IpReport {
     let checked_unix_ms = unix_ms(SystemTime::now());
-    if settings.endpoints.is_empty() {
-        return IpReport {
-            direct: IpProbe::default(),
-            via_proxy: IpProbe::default(),
-            verdict: IpVerdict::Unknown,
-            reason: "the IP check is off: no endpoints are configured ([ipcheck] endpoints, or \
-                     the app's Settings)"
-                .into(),
-            checked_unix_ms,
-        };
-    }
-    let Some(route) = route else {
-        let direct = probe(settings, Path::Direct).await;
-        return IpReport {
-            direct,
-            via_proxy: IpProbe::default(),
-            verdict: IpVerdict::Unknown,
-            reason: "no Veil engine is running, so there is no proxy path to check; start one \
-                     with `veil run` or the Veil app"
-                .into(),
-            checked_unix_ms,
-        };
-    };
-    let (direct, via_proxy) = tokio::join!(
-        probe(settings, Path::Direct),
-        probe(settings, Path::Via(route.listen)),
-    );
-    let (verdict, reason) = verdict(&direct, &via_proxy, route);
-    IpReport {
+    let report = |direct, via_proxy, verdict, reason: String| IpReport {
         direct,
         via_proxy,
         verdict,
         reason,
         checked_unix_ms,
+        direct_off: !settings.direct,
+    };
+    if settings.endpoints.is_empty() {
+        return report(
+            IpProbe::default(),
+            IpProbe::default(),
+            IpVerdict::Unknown,
+            "the IP check is off: no endpoints are configured ([ipcheck] endpoints, or the \
+             app's Settings)"
+                .into(),
+        );
+    }
+    let Some(route) = route else {
+        let (direct, reason) = if settings.direct {
+            (
+                probe_direct(settings).await,
+                "no Veil engine is running, so there is no proxy path to check; start one with \
+                 `veil run` or the Veil app",
+            )
+        } else {
+            (
+                IpProbe::default(),
+                "no Veil engine is running and the direct check is off, so nothing was checked",
+            )
+        };
+        return report(
+            direct,
+            IpProbe::default(),
+            IpVerdict::Unknown,
+            reason.into(),
+        );
+    };
+    let via_proxy = probe(
+        &settings.endpoints,
+        settings.timeout,
+        Path::Via(route.listen),
+    )
+    .await;
+    if !settings.direct {
+        let (verdict, reason) = verdict_exit_only(&via_proxy, route);
+        return report(IpProbe::default(), via_proxy, verdict, reason);
+    }
+    tokio::time::sleep(settings.pick_delay()).await;
+    let direct = probe_direct(settings).await;
+    let (verdict, reason) = verdict(&direct, &via_proxy, route);
+    report(direct, via_proxy, verdict, reason)
+}
+
+/// The direct side, skipping any endpoint that is also asked through Veil.
+async fn probe_direct(settings: &IpCheckSettings) -> IpProbe {
+    let proxied: Vec<_> = settings
+        .endpoints
+        .iter()
+        .filter_map(|e| endpoint_authority(e))
+        .collect();
+    let (shared, own): (Vec<_>, Vec<_>) = settings
+        .direct_endpoints
+        .iter()
+        .cloned()
+        .partition(|e| endpoint_authority(e).is_some_and(|a| proxied.contains(&a)));
+    let mut probe = probe(&own, settings.timeout, Path::Direct).await;
+    probe.failures.extend(shared.into_iter().map(|endpoint| {
+        EndpointFailure {
+            endpoint,
+            error: "skipped: it is also asked through Veil, and one endpoint must never see both \
+                addresses"
+                .into(),
+        }
+    }));
+    probe
+}
+
+/// The verdict without the real IP (the direct check is off): from the
+/// exit IP and Veil's routing, and the reason says so.
+pub fn verdict_exit_only(via: &IpProbe, route: &ProxyRoute) -> (IpVerdict, String) {
+    const ALONE: &str = "based on the exit IP alone: your real IP is not checked directly \
+                         (Settings: \"Check my real IP directly\")";
+    match via.ip.as_deref() {
+        None => (
+            IpVerdict::Unknown,
+            format!(
+                "no endpoint answered through Veil ({}); {ALONE}",
+                failures_text(via)
+            ),
+        ),
+        Some(ip) => match via.endpoint.as_deref().and_then(|e| route.why_direct(e)) {
+            Some(why) => (
+                IpVerdict::NotMasked,
+                format!("{why}: the world sees {ip}; {ALONE}"),
+            ),
+            None => (
+                IpVerdict::Masked,
+                format!("through Veil the world sees {ip}, by way of the upstream; {ALONE}"),
+            ),
+        },
     }
 }
 
@@ -388,16 +520,13 @@ enum Path {
     Via(SocketAddr),
 }
 
-async fn probe(settings: &IpCheckSettings, path: Path) -> IpProbe {
+async fn probe(endpoints: &[String], timeout: Duration, path: Path) -> IpProbe {
     let started = Instant::now();
     let mut failures = Vec::new();
-    for endpoint in &settings.endpoints {
-        let result = match tokio::time::timeout(settings.timeout, fetch_ip(endpoint, path)).await {
+    for endpoint in endpoints {
+        let result = match tokio::time::timeout(timeout, fetch_ip(endpoint, path)).await {
             Ok(r) => r,
-            Err(_) => Err(format!(
-                "no answer within {} ms",
-                settings.timeout.as_millis()
-            )),
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
         };
         match result {
             Ok(ip) => {
@@ -599,12 +728,51 @@ mod tests {
     async fn no_endpoints_turns_the_check_off_without_fetching() {
         let settings = IpCheckSettings {
             endpoints: Vec::new(),
+            direct_endpoints: vec!["http://127.0.0.1:9/".into()],
+            direct: true,
             timeout: Duration::from_secs(1),
+            delay: (Duration::ZERO, Duration::ZERO),
         };
         let report = check(&settings, None).await;
         assert_eq!(report.verdict, IpVerdict::Unknown);
         assert!(report.reason.contains("off"), "{}", report.reason);
         assert!(report.direct.failures.is_empty() && report.direct.ip.is_none());
+    }
+
+    #[test]
+    fn the_pause_stays_in_its_range_and_varies() {
+        let settings = IpCheckSettings {
+            delay: (Duration::from_secs(2), Duration::from_secs(10)),
+            ..IpCheckSettings::default()
+        };
+        let picks: Vec<_> = (0..50).map(|_| settings.pick_delay()).collect();
+        assert!(
+            picks
+                .iter()
+                .all(|d| *d >= Duration::from_secs(2) && *d <= Duration::from_secs(10)),
+            "{picks:?}"
+        );
+        assert!(picks.iter().any(|d| *d != picks[0]), "random: {picks:?}");
+        let none = IpCheckSettings {
+            delay: (Duration::ZERO, Duration::ZERO),
+            ..IpCheckSettings::default()
+        };
+        assert_eq!(none.pick_delay(), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_default_lists_share_no_endpoint() {
+        let settings = IpCheckSettings::default();
+        assert!(settings.direct, "on by default");
+        for direct in &settings.direct_endpoints {
+            assert!(
+                !settings
+                    .endpoints
+                    .iter()
+                    .any(|p| endpoint_authority(p) == endpoint_authority(direct)),
+                "{direct}"
+            );
+        }
     }
 
     #[test]

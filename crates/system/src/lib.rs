@@ -29,6 +29,7 @@ pub mod control;
 pub mod coverage;
 pub mod env;
 pub mod history;
+pub mod instance;
 pub mod ipcheck;
 pub mod leaks;
 pub mod logging;

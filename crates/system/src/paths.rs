@@ -72,6 +72,11 @@ impl Paths {
         }
     }
 
+    /// The lock that keeps one Veil per user ([`crate::instance`]).
+    pub fn lock_file(&self) -> PathBuf {
+        self.runtime_dir.join("veil.lock")
+    }
+
     /// Creates the folders, private to this user where the platform allows.
     pub fn create_dirs(&self) -> Result<(), PathsError> {
         let config_dir = self.config_file.parent().unwrap_or(Path::new("."));

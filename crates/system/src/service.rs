@@ -9,7 +9,7 @@ mod drift;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use veil_engine::{Engine, EngineConfig, EngineError, EngineHandle};
+use veil_engine::{Engine, EngineConfig, EngineError, EngineHandle, Mode, UpstreamSpec};
 
 use crate::Config;
 use crate::alerts::{Alert, Alerts};
@@ -50,6 +50,11 @@ pub struct Service {
     last_exit_ip: Mutex<Option<String>>,
     /// The OS setting watched while on ([`Service::watch_system_proxy`]).
     drift: drift::DriftState,
+    /// Every upstream this Veil may use, for [`Request::Select`] (the
+    /// engine holds only the chosen ones).
+    upstreams: RwLock<Vec<UpstreamSpec>>,
+    /// The one upstream chosen over the control channel, if any.
+    pinned: RwLock<Option<String>>,
 }
 
 impl Service {
@@ -62,9 +67,13 @@ impl Service {
         engine: EngineConfig,
     ) -> Result<Self, EngineError> {
         let bypass = engine.bypass.clone();
+        let upstreams = engine.upstreams.clone();
         raise_fd_limit(engine.limits.max_connections);
         let engine: EngineSlot = Arc::new(RwLock::new(Arc::new(Engine::start(engine).await?)));
-        let history = match History::open(&data_dir, config.history.retention_days) {
+        let history = match History::open(&data_dir, config.history.retention_days).and_then(|h| {
+            h.set_max_bytes(config.history.max_mb.saturating_mul(1024 * 1024))?;
+            Ok(h)
+        }) {
             Ok(history) => Some(Arc::new(history)),
             Err(e) => {
                 tracing::warn!("running without traffic history: {e}");
@@ -89,7 +98,48 @@ impl Service {
             alerts: Alerts::default(),
             last_exit_ip: Mutex::new(None),
             drift: drift::DriftState::default(),
+            upstreams: RwLock::new(upstreams),
+            pinned: RwLock::new(None),
         })
+    }
+
+    /// Every upstream this Veil may choose from (after the list changed).
+    pub fn set_upstream_list(&self, upstreams: Vec<UpstreamSpec>) {
+        *self
+            .upstreams
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = upstreams;
+    }
+
+    /// Routes new connections directly, through every upstream, or through
+    /// the one named; refused (nothing changes) when that one is unknown or
+    /// there is no upstream to go through.
+    pub fn select(&self, mode: Mode, upstream: Option<&str>) -> Result<(), String> {
+        let engine = self.engine();
+        if mode == Mode::Direct {
+            engine.set_mode(Mode::Direct).map_err(|e| e.to_string())?;
+        } else {
+            let all = self
+                .upstreams
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let chosen: Vec<_> = match upstream {
+                Some(name) => all.into_iter().filter(|u| u.name == name).collect(),
+                None => all,
+            };
+            if chosen.is_empty() {
+                return Err(match upstream {
+                    Some(name) => format!("no upstream is named {name:?}"),
+                    None => "no upstream is configured".to_owned(),
+                });
+            }
+            engine.set_upstreams(chosen).map_err(|e| e.to_string())?;
+            engine.set_mode(Mode::Proxy).map_err(|e| e.to_string())?;
+        }
+        *self.pinned.write().unwrap_or_else(PoisonError::into_inner) =
+            upstream.filter(|_| mode == Mode::Proxy).map(str::to_owned);
+        Ok(())
     }
 
     /// The engine serving now (a restart swaps it; holders of the old one
@@ -212,6 +262,11 @@ impl Service {
         status.system_proxy_drift = self.system_proxy_drift();
         status.alerts = self.alerts();
         status.exit_ip = self.last_exit_ip();
+        status.pinned_upstream = self
+            .pinned
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         status
     }
 
@@ -432,6 +487,22 @@ impl Controller for Service {
                 Request::Leaks => {
                     let status = self.status();
                     crate::leaks::reply(status.engine, status.exit_ip).await
+                }
+                Request::Select { mode, upstream } => {
+                    match self.select(mode, upstream.as_deref()) {
+                        Ok(()) => Reply::Status {
+                            ok: true,
+                            status: Box::new(self.status()),
+                        },
+                        Err(e) => Reply::error(format!("route not changed: {e}")),
+                    }
+                }
+                Request::ClearAlerts => {
+                    self.clear_alerts();
+                    Reply::Status {
+                        ok: true,
+                        status: Box::new(self.status()),
+                    }
                 }
             }
         })

@@ -14,6 +14,7 @@ const ip: IpReport = {
   verdict: "masked",
   reason: "Sites see 198.51.100.7 through Veil, not your own 203.0.113.5.",
   checked_unix_ms: 1_700_000_000_000,
+  direct_off: false,
 };
 
 afterEach(() => {
@@ -26,6 +27,46 @@ function switchEl(): HTMLElement {
 }
 
 describe("Overview", () => {
+  it("says when it drives the engine of `veil run` instead of its own", async () => {
+    const note =
+      "Attached to the Veil engine started by `veil run` (pid 4242). The system proxy, the route, the IP check and the cache work from here.";
+    mockIPC(
+      handler(
+        {
+          get_status: status({ attached: { pid: 4242, note, error: null } }),
+          get_settings: settings(),
+          list_upstreams: [],
+          check_ip: ip,
+        },
+        [],
+      ),
+    );
+    render(App);
+    const banner = await screen.findByTestId("attached");
+    expect(banner.textContent).toContain("started by `veil run` (pid 4242)");
+    expect(screen.queryByTestId("attached-error")).toBeNull();
+  });
+
+  it("says when the real IP was not checked directly", async () => {
+    const exitOnly: IpReport = {
+      ...ip,
+      direct: { ip: null, endpoint: null, elapsed_ms: 0, failures: [] },
+      direct_off: true,
+      reason: "through Veil the world sees 198.51.100.7, by way of the upstream; based on the exit IP alone",
+    };
+    mockIPC(handler({ get_status: status({ ip: exitOnly }), get_settings: settings(), list_upstreams: [], check_ip: exitOnly }, []));
+    render(App);
+    expect(await screen.findByTestId("ip-direct")).toHaveTextContent("not checked (the direct check is off)");
+    expect(screen.getByTestId("ip-reason")).toHaveTextContent("exit IP alone");
+  });
+
+  it("shows no attached banner for its own engine", async () => {
+    mockIPC(handler({ get_status: status(), get_settings: settings(), list_upstreams: [], check_ip: ip }, []));
+    render(App);
+    await screen.findByRole("switch", { name: "System proxy" });
+    expect(screen.queryByTestId("attached")).toBeNull();
+  });
+
   it("says what Veil changed on its own, and forgets it once dismissed", async () => {
     const calls: Calls = [];
     const alert = {

@@ -75,6 +75,7 @@ export function status(over: Partial<AppStatus> = {}): AppStatus {
     ip: null,
     alerts: [],
     stats: stats(),
+    attached: null,
     ...over,
   };
 }
@@ -89,6 +90,7 @@ export function settings(over: Partial<Settings> = {}): Settings {
     cache_share_across_routes: false,
     autostart: false,
     ipcheck_endpoints: ["https://api.ipify.org", "https://icanhazip.com"],
+    ipcheck_direct: true,
     history_retention_days: 30,
     theme: "system",
     apps_reach: "manual",

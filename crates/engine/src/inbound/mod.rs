@@ -8,8 +8,8 @@
 mod forward;
 mod headers;
 mod http;
-pub mod pac;
 mod interim;
+pub mod pac;
 mod relay;
 mod socks;
 

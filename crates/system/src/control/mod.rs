@@ -58,6 +58,15 @@ pub enum Request {
     Coverage,
     /// The leak checks, as the engine's process sees the machine.
     Leaks,
+    /// Route new connections: `direct`, or `proxy` through every upstream
+    /// the engine started with, or only `upstream` (a name) when given.
+    Select {
+        mode: veil_engine::Mode,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upstream: Option<String>,
+    },
+    /// Forget the alerts (the user has seen them).
+    ClearAlerts,
 }
 
 /// The engine's answer.
@@ -126,6 +135,9 @@ pub struct StatusReport {
     /// The exit address the last IP check saw through this engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_ip: Option<String>,
+    /// The one upstream chosen with [`Request::Select`], if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_upstream: Option<String>,
     #[serde(flatten)]
     pub engine: StatsSnapshot,
 }
@@ -139,6 +151,7 @@ impl StatusReport {
             system_proxy_drift: None,
             alerts: Vec::new(),
             exit_ip: None,
+            pinned_upstream: None,
             engine,
         }
     }

@@ -145,10 +145,21 @@ fn refuse_veils_own(
 ) -> Result<(), SysProxyError> {
     let veil = proxy.client_addr().to_string();
     let pac = proxy.pac_base();
+    // Any spelling of Veil's address counts (`localhost:PORT`, `[::1]`
+    // for a wildcard listener, a scheme in front), not just the one Veil
+    // writes itself.
+    let reaches_veil = |server: &String| {
+        let bare = server.split_once("://").map_or(server.as_str(), |(_, r)| r);
+        let bare = bare.trim_end_matches('/');
+        bare.rsplit_once(':').is_some_and(|(host, port)| {
+            port.parse()
+                .is_ok_and(|port| veil_engine::host_reaches_listener(proxy.listen, host, port))
+        })
+    };
     let points_at_veil = match backend.describe(settings) {
         ProxyState::Manual {
             http, https, socks, ..
-        } => [http, https, socks].iter().flatten().any(|s| *s == veil),
+        } => [http, https, socks].iter().flatten().any(reaches_veil),
         ProxyState::Auto { pac_url: Some(url) } => url.starts_with(&pac),
         _ => false,
     };
