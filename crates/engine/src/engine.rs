@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     pub stats: Stats,
     /// Queues new connections for client app attribution.
     pub attribution: Attributor,
+    /// Checks that each client is Veil's own user (no inbound credentials).
+    pub users: crate::peer_user::UserCheck,
     pub outbound: Outbound,
     pub forwarder: HttpForwarder,
     pub cache: Arc<HttpCache>,
@@ -104,6 +106,12 @@ impl Engine {
             listen,
             stats: Stats::default(),
             attribution: Attributor::start(config.client_lookup.clone(), listen),
+            users: crate::peer_user::UserCheck::start(
+                config.client_lookup.clone(),
+                listen,
+                config.auth.is_some(),
+            )
+            .map_err(EngineError::UserCheck)?,
             forwarder: HttpForwarder::new(direct.clone()),
             cache: HttpCache::open(&config.cache).await,
             logins: crate::auth::LoginThrottle::default(),

@@ -64,6 +64,9 @@ async fn handle(
     guard: Arc<ConnGuard>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    if let Some(why) = guard.refusal.get() {
+        return Ok(text(StatusCode::FORBIDDEN, &format!("{why}.")));
+    }
     if let Some(creds) = &shared.config.auth {
         if let Some(Err(wait)) = guard.throttled_ip.map(|ip| shared.logins.check(ip)) {
             shared.stats.count_rejected();

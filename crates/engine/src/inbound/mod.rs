@@ -41,6 +41,9 @@ struct ConnGuard {
     /// The client is on another machine: neither loopback nor this host's
     /// own address on the interface it came in on.
     remote_client: bool,
+    /// Set when the client is another local user's process: every request
+    /// on the connection is refused with this reason.
+    refusal: std::sync::OnceLock<String>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -113,6 +116,8 @@ pub(crate) async fn serve(
 ) {
     let entry = shared.stats.open_connection(peer);
     shared.attribution.request(&entry);
+    // Asked now, so the table is read while the client sends its first bytes.
+    let user = shared.users.check(peer);
     let span =
         tracing::debug_span!("conn", id = entry.id, client = %peer, target = tracing::field::Empty);
     shared.emit(EngineEvent::ConnectionOpened {
@@ -133,6 +138,7 @@ pub(crate) async fn serve(
         entry: entry.clone(),
         remote_client,
         throttled_ip: remote_client.then_some(peer_ip),
+        refusal: std::sync::OnceLock::new(),
         _permit: permit,
     });
     let hard_stop = shared.hard_stop.clone();
@@ -149,6 +155,10 @@ pub(crate) async fn serve(
                 tracing::debug!("client sent nothing in time");
                 return;
             }
+        }
+        if let Some(why) = user.await.refusal() {
+            shared.stats.count_rejected();
+            let _ = guard.refusal.set(why);
         }
         let counted = Counted::new(
             stream,
