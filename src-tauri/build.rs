@@ -20,6 +20,8 @@ const COMMANDS: &[&str] = &[
     "scan_coverage",
     "get_history",
     "export_history_csv",
+    "get_fallback_direct",
+    "set_fallback_direct",
 ];
 
 fn main() {

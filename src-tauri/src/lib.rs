@@ -52,6 +52,8 @@ pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::get_history,
         commands::export_history_csv,
         commands::scan_coverage,
+        commands::get_fallback_direct,
+        commands::set_fallback_direct,
     ])
 }
 

@@ -314,3 +314,21 @@ fn editing_an_upstream_to_another_proxy_asks_for_the_password_again() {
         assert_eq!(t.config(), before, "nothing changed for {url}");
     }
 }
+
+#[test]
+fn the_kill_switch_is_on_until_the_user_allows_direct() {
+    let t = start();
+    assert_eq!(t.ok("get_fallback_direct", json!({})), json!(false));
+    assert_eq!(
+        t.ok("set_fallback_direct", json!({"allowed": true})),
+        json!(true)
+    );
+    assert!(
+        t.config().contains("fallback_direct = true"),
+        "{}",
+        t.config()
+    );
+    assert_eq!(t.ok("get_fallback_direct", json!({})), json!(true));
+    t.ok("set_fallback_direct", json!({"allowed": false}));
+    assert_eq!(t.ok("get_fallback_direct", json!({})), json!(false));
+}

@@ -30,12 +30,28 @@ async fn curl_as_nobody(args: &[&str]) -> (u16, i32, String) {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let out = Command::new("setpriv")
-            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "curl"])
-            .args(["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "curl",
+            ])
+            .args([
+                "-sS",
+                "--max-time",
+                "20",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
             .args(&args)
             .output()
             .expect("setpriv runs");
-        let status = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+        let status = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
         (
             status,
             out.status.code().unwrap_or(-1),

@@ -93,6 +93,11 @@ pub struct EngineConfig {
     pub dns_servers: Vec<SocketAddr>,
     /// Upstream proxies used in mode `proxy`.
     pub upstreams: Vec<UpstreamSpec>,
+    /// The kill switch, off by default: when no upstream can carry a
+    /// connection the proxy route sends it (every upstream down or failing),
+    /// it fails with a 502 that names them. Set, Veil goes direct instead,
+    /// and says so in the log and to the client.
+    pub fallback_direct: bool,
     pub strategy: Strategy,
     pub health: HealthConfig,
     /// Hosts, `*.suffixes` and CIDRs that always go direct.
@@ -119,6 +124,7 @@ impl Default for EngineConfig {
             limits: Limits::default(),
             dns_servers: Vec::new(),
             upstreams: Vec::new(),
+            fallback_direct: false,
             strategy: Strategy::default(),
             health: HealthConfig::default(),
             bypass: Routing::default_bypass(),

@@ -115,7 +115,13 @@ impl Engine {
             forwarder: HttpForwarder::new(direct.clone()),
             cache: HttpCache::open(&config.cache).await,
             logins: crate::auth::LoginThrottle::default(),
-            outbound: Outbound::new(direct, pool.clone(), routing, config.mode),
+            outbound: Outbound::new(
+                direct,
+                pool.clone(),
+                routing,
+                config.mode,
+                config.fallback_direct,
+            ),
             events,
             shutdown: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
@@ -218,6 +224,16 @@ impl EngineHandle {
             .pool
             .set_upstreams(upstreams)
             .map_err(EngineError::Config)
+    }
+
+    /// The kill switch, live: whether a connection no upstream can carry
+    /// goes direct (`true`) or fails with a 502 (`false`, the default).
+    pub fn set_fallback_direct(&self, allowed: bool) {
+        self.shared.outbound.set_fallback_direct(allowed);
+    }
+
+    pub fn fallback_direct(&self) -> bool {
+        self.shared.outbound.fallback_direct()
     }
 
     pub fn set_strategy(&self, strategy: Strategy) {

@@ -149,7 +149,9 @@ fn run(lookup: &dyn ClientLookup, listen: SocketAddr, rx: Receiver<Job>) {
             let users = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 lookup.client_users(listen, &clients)
             }))
-            .unwrap_or_else(|_| vec![ClientUser::Unreadable("the lookup panicked".into()); clients.len()]);
+            .unwrap_or_else(|_| {
+                vec![ClientUser::Unreadable("the lookup panicked".into()); clients.len()]
+            });
             let mut users = users.into_iter();
             let pause = retries.next();
             let mut missing = Vec::new();
@@ -202,11 +204,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_row_that_appears_late_is_found_and_one_that_never_does_is_refused() {
-        let late = UserCheck::start(Some(Arc::new(Late(Mutex::new(2)))), addr(), false)
-            .expect("thread");
+        let late =
+            UserCheck::start(Some(Arc::new(Late(Mutex::new(2)))), addr(), false).expect("thread");
         assert_eq!(late.check(addr()).await, ClientUser::Same);
-        let never = UserCheck::start(Some(Arc::new(Late(Mutex::new(100)))), addr(), false)
-            .expect("thread");
+        let never =
+            UserCheck::start(Some(Arc::new(Late(Mutex::new(100)))), addr(), false).expect("thread");
         let user = never.check(addr()).await;
         assert_eq!(user, ClientUser::NotFound);
         assert!(user.refusal().is_some(), "fails closed");

@@ -41,6 +41,9 @@ pub struct ProxySection {
     /// Inbound credentials; required for a listener that is not loopback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSection>,
+    /// The kill switch: `false` (the default) fails a connection that no
+    /// upstream can carry with a 502; `true` lets it go direct instead.
+    pub fallback_direct: bool,
 }
 
 impl Default for ProxySection {
@@ -51,6 +54,7 @@ impl Default for ProxySection {
             mode: engine.mode,
             bypass: engine.bypass,
             auth: None,
+            fallback_direct: engine.fallback_direct,
         }
     }
 }
@@ -537,6 +541,7 @@ impl Config {
             },
             dns_servers: self.dns.servers.clone(),
             upstreams: self.upstream_specs(secret)?,
+            fallback_direct: self.proxy.fallback_direct,
             strategy: self.upstreams.strategy,
             health: HealthConfig {
                 interval: Duration::from_secs_f64(self.upstreams.health_check.interval_s),

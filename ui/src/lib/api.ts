@@ -80,6 +80,8 @@ export const removeUpstream = (name: string) => call<UpstreamEntry[]>("remove_up
 export const testUpstream = (name: string) => call<UpstreamTest>("test_upstream", { name });
 export const cacheClear = () => call<CacheStats>("cache_clear");
 export const getSettings = () => call<Settings>("get_settings");
+export const getFallbackDirect = () => call<boolean>("get_fallback_direct");
+export const setFallbackDirect = (allowed: boolean) => call<boolean>("set_fallback_direct", { allowed });
 export const saveSettings = (settings: Settings) => call<SettingsSaved>("save_settings", { settings });
 export const checkIp = () => call<IpReport>("check_ip");
 export const scanCoverage = () => call<CoverageReport>("scan_coverage");
