@@ -58,6 +58,8 @@ use std::time::{Duration, Instant};
 use veil_engine::{ClientApp, ClientLookup, ClientUser};
 
 mod raw;
+#[cfg(target_os = "linux")]
+mod sock_diag;
 
 #[cfg(target_os = "linux")]
 #[path = "linux.rs"]
@@ -251,10 +253,27 @@ impl ClientLookup for SocketTable {
         state.lookup(listen, clients)
     }
 
-    /// Linux only: its table is one file read. macOS would walk every
+    /// Linux only: one netlink question per client (`sock_diag.rs`), or the
+    /// procfs table when netlink is refused. macOS would walk every
     /// process's descriptors for each batch (too slow to sit before every
     /// new connection), and Windows' table has no owners.
     fn client_users(&self, listen: SocketAddr, clients: &[SocketAddr]) -> Vec<ClientUser> {
+        #[cfg(target_os = "linux")]
+        match sock_diag::SockDiag::open() {
+            Ok(mut diag) => {
+                let own = sock_diag::own_uid();
+                return clients
+                    .iter()
+                    .map(|c| match diag.uid(*c, listen) {
+                        Ok(Some(uid)) if uid == own => ClientUser::Same,
+                        Ok(Some(uid)) => ClientUser::Other { uid, own },
+                        Ok(None) => ClientUser::NotFound,
+                        Err(e) => ClientUser::Unreadable(format!("sock_diag: {e}")),
+                    })
+                    .collect();
+            }
+            Err(e) => tracing::debug!("sock_diag unavailable ({e}); reading /proc/net/tcp"),
+        }
         if !cfg!(target_os = "linux") {
             return vec![ClientUser::Unchecked; clients.len()];
         }
