@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub outbound: Outbound,
     pub forwarder: HttpForwarder,
     pub cache: Arc<HttpCache>,
+    /// Descriptors left for new clients.
+    pub fds: crate::fd_budget::FdBudget,
     /// Wrong inbound credentials per client address.
     pub logins: crate::auth::LoginThrottle,
     pub events: broadcast::Sender<EngineEvent>,
@@ -115,6 +117,7 @@ impl Engine {
             forwarder: HttpForwarder::new(direct.clone()),
             cache: HttpCache::open(&config.cache).await,
             logins: crate::auth::LoginThrottle::default(),
+            fds: crate::fd_budget::FdBudget::new(config.limits.fd_budget),
             outbound: Outbound::new(
                 direct,
                 pool.clone(),
@@ -158,9 +161,26 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         match accepted {
             Ok((stream, peer)) => {
                 let shared2 = shared.clone();
+                let Some(fds) = shared.fds.try_take() else {
+                    // Out of descriptors: wait a moment for some, else a
+                    // 503, instead of EMFILE later (off the accept loop).
+                    shared.tasks.spawn(async move {
+                        match shared2.fds.wait_or_refuse(stream).await {
+                            Some((stream, fds)) => {
+                                let s = shared2.clone();
+                                inbound::serve(s, stream, peer, (permit, fds)).await;
+                            }
+                            None => {
+                                shared2.stats.count_rejected();
+                                tracing::debug!(client = %peer, "descriptor budget spent: refused");
+                            }
+                        }
+                    });
+                    continue;
+                };
                 shared
                     .tasks
-                    .spawn(inbound::serve(shared2, stream, peer, permit));
+                    .spawn(inbound::serve(shared2, stream, peer, (permit, fds)));
             }
             Err(e) => {
                 // Usually out of file descriptors: back off instead of spinning.

@@ -21,6 +21,7 @@ pub mod dns;
 mod engine;
 mod error;
 mod events;
+mod fd_budget;
 pub mod inbound;
 mod keepalive;
 pub mod outbound;

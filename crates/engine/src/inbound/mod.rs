@@ -44,7 +44,8 @@ struct ConnGuard {
     /// Set when the client is another local user's process: every request
     /// on the connection is refused with this reason.
     refusal: std::sync::OnceLock<String>,
-    _permit: OwnedSemaphorePermit,
+    /// The connection slot and descriptors, given back when it closes.
+    _permit: (OwnedSemaphorePermit, crate::fd_budget::Held),
 }
 
 impl ConnGuard {
@@ -112,7 +113,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    permit: (OwnedSemaphorePermit, crate::fd_budget::Held),
 ) {
     let entry = shared.stats.open_connection(peer);
     shared.attribution.request(&entry);
