@@ -24,6 +24,8 @@ const COMMANDS: &[&str] = &[
     "check_leaks",
     "get_history",
     "export_history_csv",
+    "get_fallback_direct",
+    "set_fallback_direct",
 ];
 
 fn main() {

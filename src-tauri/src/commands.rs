@@ -750,3 +750,27 @@ pub async fn check_leaks(state: AppStateRef<'_>) -> AppResult<LeakReport> {
     })
     .await
 }
+
+/// The kill switch (`proxy.fallback_direct`): whether a connection that no
+/// upstream can carry may go direct. Off by default.
+#[tauri::command]
+pub async fn get_fallback_direct(state: AppStateRef<'_>) -> AppResult<bool> {
+    Ok(state.config()?.proxy.fallback_direct)
+}
+
+/// Saves the kill switch and applies it to the running engine at once.
+#[tauri::command]
+pub async fn set_fallback_direct<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+    allowed: bool,
+) -> AppResult<bool> {
+    let mut file = ConfigFile::open(&state.config_path)?;
+    file.set("proxy", "fallback_direct", allowed)?;
+    file.save()?;
+    if let Ok(service) = state.service() {
+        service.engine().set_fallback_direct(allowed);
+    }
+    crate::notify_changed(&app);
+    Ok(allowed)
+}

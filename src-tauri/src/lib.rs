@@ -59,6 +59,8 @@ pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::export_history_csv,
         commands::scan_coverage,
         commands::check_leaks,
+        commands::get_fallback_direct,
+        commands::set_fallback_direct,
     ])
 }
 

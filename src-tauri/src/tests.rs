@@ -555,3 +555,21 @@ fn history_can_be_turned_off() {
         "{e}"
     );
 }
+
+#[test]
+fn the_kill_switch_is_on_until_the_user_allows_direct() {
+    let t = start();
+    assert_eq!(t.ok("get_fallback_direct", json!({})), json!(false));
+    assert_eq!(
+        t.ok("set_fallback_direct", json!({"allowed": true})),
+        json!(true)
+    );
+    assert!(
+        t.config().contains("fallback_direct = true"),
+        "{}",
+        t.config()
+    );
+    assert_eq!(t.ok("get_fallback_direct", json!({})), json!(true));
+    t.ok("set_fallback_direct", json!({"allowed": false}));
+    assert_eq!(t.ok("get_fallback_direct", json!({})), json!(false));
+}

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::peer_user::ClientUser;
 use crate::stats::ConnEntry;
 
 /// The local process that opened a connection to the listener.
@@ -45,6 +46,15 @@ pub trait ClientLookup: Send + Sync + Debug + 'static {
     /// whose socket has local address `clients[i]` and remote address
     /// `listen`, or `None` when it cannot be found.
     fn lookup(&self, listen: SocketAddr, clients: &[SocketAddr]) -> Vec<Option<ClientApp>>;
+
+    /// One answer per entry of `clients`, in the same order: whether the
+    /// user that owns the socket with local address `clients[i]` and remote
+    /// address `listen` is the one Veil runs as ([`crate::peer_user`]). The
+    /// default, for tables without users, checks nothing.
+    fn client_users(&self, listen: SocketAddr, clients: &[SocketAddr]) -> Vec<ClientUser> {
+        let _ = listen;
+        vec![ClientUser::Unchecked; clients.len()]
+    }
 }
 
 /// Connections waiting for a lookup; past this, new ones are left unknown

@@ -63,6 +63,11 @@ pub struct Limits {
     /// would otherwise keep it, and its file descriptors, for hours. Long
     /// enough for a quiet WebSocket.
     pub tunnel_idle_timeout: Duration,
+    /// File descriptors the engine may hold for clients, tunnels and their
+    /// outbound connections: the open-file limit less a reserve for the
+    /// history, the cache, logs and the system-proxy restore. Past it new
+    /// clients get a 503 (`fd_budget.rs`). `None`: only the connection cap.
+    pub fd_budget: Option<usize>,
 }
 
 impl Default for Limits {
@@ -74,6 +79,7 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(5),
             max_header_bytes: 64 * 1024,
             tunnel_idle_timeout: Duration::from_secs(3600),
+            fd_budget: None,
         }
     }
 }
@@ -93,6 +99,11 @@ pub struct EngineConfig {
     pub dns_servers: Vec<SocketAddr>,
     /// Upstream proxies used in mode `proxy`.
     pub upstreams: Vec<UpstreamSpec>,
+    /// The kill switch, off by default: when no upstream can carry a
+    /// connection the proxy route sends it (every upstream down or failing),
+    /// it fails with a 502 that names them. Set, Veil goes direct instead,
+    /// and says so in the log and to the client.
+    pub fallback_direct: bool,
     pub strategy: Strategy,
     pub health: HealthConfig,
     /// Hosts, `*.suffixes` and CIDRs that always go direct.
@@ -119,6 +130,7 @@ impl Default for EngineConfig {
             limits: Limits::default(),
             dns_servers: Vec::new(),
             upstreams: Vec::new(),
+            fallback_direct: false,
             strategy: Strategy::default(),
             health: HealthConfig::default(),
             bypass: Routing::default_bypass(),

@@ -25,9 +25,13 @@ pub(crate) struct Shared {
     pub stats: Stats,
     /// Queues new connections for client app attribution.
     pub attribution: Attributor,
+    /// Checks that each client is Veil's own user (no inbound credentials).
+    pub users: crate::peer_user::UserCheck,
     pub outbound: Outbound,
     pub forwarder: HttpForwarder,
     pub cache: Arc<HttpCache>,
+    /// Descriptors left for new clients.
+    pub fds: crate::fd_budget::FdBudget,
     /// Wrong inbound credentials per client address.
     pub logins: crate::auth::LoginThrottle,
     pub events: broadcast::Sender<EngineEvent>,
@@ -104,10 +108,23 @@ impl Engine {
             listen,
             stats: Stats::default(),
             attribution: Attributor::start(config.client_lookup.clone(), listen),
+            users: crate::peer_user::UserCheck::start(
+                config.client_lookup.clone(),
+                listen,
+                config.auth.is_some(),
+            )
+            .map_err(EngineError::UserCheck)?,
             forwarder: HttpForwarder::new(direct.clone()),
             cache: HttpCache::open(&config.cache).await,
             logins: crate::auth::LoginThrottle::default(),
-            outbound: Outbound::new(direct, pool.clone(), routing, config.mode),
+            fds: crate::fd_budget::FdBudget::new(config.limits.fd_budget),
+            outbound: Outbound::new(
+                direct,
+                pool.clone(),
+                routing,
+                config.mode,
+                config.fallback_direct,
+            ),
             events,
             shutdown: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
@@ -144,9 +161,26 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         match accepted {
             Ok((stream, peer)) => {
                 let shared2 = shared.clone();
+                let Some(fds) = shared.fds.try_take() else {
+                    // Out of descriptors: wait a moment for some, else a
+                    // 503, instead of EMFILE later (off the accept loop).
+                    shared.tasks.spawn(async move {
+                        match shared2.fds.wait_or_refuse(stream).await {
+                            Some((stream, fds)) => {
+                                let s = shared2.clone();
+                                inbound::serve(s, stream, peer, (permit, fds)).await;
+                            }
+                            None => {
+                                shared2.stats.count_rejected();
+                                tracing::debug!(client = %peer, "descriptor budget spent: refused");
+                            }
+                        }
+                    });
+                    continue;
+                };
                 shared
                     .tasks
-                    .spawn(inbound::serve(shared2, stream, peer, permit));
+                    .spawn(inbound::serve(shared2, stream, peer, (permit, fds)));
             }
             Err(e) => {
                 // Usually out of file descriptors: back off instead of spinning.
@@ -214,6 +248,16 @@ impl EngineHandle {
             .pool
             .set_upstreams(upstreams)
             .map_err(EngineError::Config)
+    }
+
+    /// The kill switch, live: whether a connection no upstream can carry
+    /// goes direct (`true`) or fails with a 502 (`false`, the default).
+    pub fn set_fallback_direct(&self, allowed: bool) {
+        self.shared.outbound.set_fallback_direct(allowed);
+    }
+
+    pub fn fallback_direct(&self) -> bool {
+        self.shared.outbound.fallback_direct()
     }
 
     pub fn set_strategy(&self, strategy: Strategy) {

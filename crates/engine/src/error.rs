@@ -32,6 +32,8 @@ pub enum EngineError {
         url: String,
         listen: SocketAddr,
     },
+    #[error("cannot start the thread that checks which user each client is: {0}")]
+    UserCheck(#[source] io::Error),
     #[error("cannot set up the DNS resolver: {0}")]
     Resolver(String),
     #[error("{0}")]

@@ -45,6 +45,9 @@ pub struct ProxySection {
     /// proxy), `pac` or `pac_fail_open` (Veil's PAC file).
     #[serde(skip_serializing_if = "crate::sysproxy::AppsReach::is_manual")]
     pub apps_reach: crate::sysproxy::AppsReach,
+    /// The kill switch: `false` (the default) fails a connection that no
+    /// upstream can carry with a 502; `true` lets it go direct instead.
+    pub fallback_direct: bool,
 }
 
 impl Default for ProxySection {
@@ -56,6 +59,7 @@ impl Default for ProxySection {
             bypass: engine.bypass,
             auth: None,
             apps_reach: crate::sysproxy::AppsReach::Manual,
+            fallback_direct: engine.fallback_direct,
         }
     }
 }
@@ -584,6 +588,7 @@ impl Config {
             },
             dns_servers: self.dns.servers.clone(),
             upstreams: self.upstream_specs(secret)?,
+            fallback_direct: self.proxy.fallback_direct,
             strategy: self.upstreams.strategy,
             health: HealthConfig {
                 interval: Duration::from_secs_f64(self.upstreams.health_check.interval_s),

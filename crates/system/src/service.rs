@@ -64,11 +64,17 @@ impl Service {
     pub async fn start(
         data_dir: PathBuf,
         config: &Config,
-        engine: EngineConfig,
+        mut engine: EngineConfig,
     ) -> Result<Self, EngineError> {
         let bypass = engine.bypass.clone();
         let upstreams = engine.upstreams.clone();
-        raise_fd_limit(engine.limits.max_connections);
+        if let Some(limit) = raise_fd_limit(engine.limits.max_connections) {
+            // What the engine may hold; the rest stays for the history, the
+            // cache's files, logs, DNS sockets and the restore at exit.
+            let budget = (limit as usize).saturating_sub(FD_RESERVE);
+            engine.limits.fd_budget = Some(budget);
+            tracing::debug!(limit, budget, "open-file budget");
+        }
         let engine: EngineSlot = Arc::new(RwLock::new(Arc::new(Engine::start(engine).await?)));
         let history = match History::open(&data_dir, config.history.retention_days).and_then(|h| {
             h.set_max_bytes(config.history.max_mb.saturating_mul(1024 * 1024))?;
@@ -405,24 +411,44 @@ impl Service {
 /// splice pipes of two ends each), and the history, cache, logs and the
 /// desktop tools need some of their own. The soft limit (often 1024) is
 /// raised towards that, never past the hard limit; a limit that cannot be
-/// raised is logged, and the cap then holds new clients in the backlog.
-fn raise_fd_limit(max_connections: usize) {
+/// raised is logged, and the engine's descriptor budget (the limit less
+/// [`FD_RESERVE`]) then answers new clients past it with a 503. Returns the
+/// soft limit now in force, when it is known.
+fn raise_fd_limit(max_connections: usize) -> Option<u64> {
     #[cfg(unix)]
     {
         let wanted = (max_connections as u64)
             .saturating_mul(6)
-            .saturating_add(256);
+            .saturating_add(FD_RESERVE as u64);
         match rlimit::increase_nofile_limit(wanted) {
-            Ok(got) if got < wanted => tracing::warn!(
-                "open files limited to {got} (wanted {wanted} for {max_connections} connections)"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("the open-file limit could not be raised: {e}"),
+            Ok(got) => {
+                if got < wanted {
+                    tracing::warn!(
+                        "open files limited to {got} (wanted {wanted} for {max_connections} \
+                         connections); past it new clients get a 503"
+                    );
+                }
+                Some(got)
+            }
+            Err(e) => {
+                tracing::warn!("the open-file limit could not be raised: {e}");
+                rlimit::getrlimit(rlimit::Resource::NOFILE)
+                    .ok()
+                    .map(|(soft, _)| soft)
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = max_connections;
+    {
+        let _ = max_connections;
+        None
+    }
 }
+
+/// Descriptors kept out of the engine's budget for everything else: the
+/// history database, the cache's files, log files, DNS sockets, the control
+/// socket and the desktop tools the system-proxy restore runs at exit.
+const FD_RESERVE: usize = 128;
 
 fn read(slot: &EngineSlot) -> Arc<EngineHandle> {
     slot.read().unwrap_or_else(PoisonError::into_inner).clone()

@@ -87,6 +87,8 @@ export const testUpstream = (name: string) => call<UpstreamTest>("test_upstream"
 export const importUpstreams = (text: string) => call<ImportResult>("import_upstreams", { text });
 export const cacheClear = () => call<CacheStats>("cache_clear");
 export const getSettings = () => call<Settings>("get_settings");
+export const getFallbackDirect = () => call<boolean>("get_fallback_direct");
+export const setFallbackDirect = (allowed: boolean) => call<boolean>("set_fallback_direct", { allowed });
 export const saveSettings = (settings: Settings) => call<SettingsSaved>("save_settings", { settings });
 export const checkIp = () => call<IpReport>("check_ip");
 export const scanCoverage = () => call<CoverageReport>("scan_coverage");

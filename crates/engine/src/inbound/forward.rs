@@ -117,7 +117,29 @@ pub(super) async fn forward(
         let sent = match action {
             Action::Proxy => {
                 let sent = send_upstream(&shared, &target, out, &host.bytes);
-                crate::dns::for_upstream_traffic(sent).await
+                match crate::dns::for_upstream_traffic(sent).await {
+                    Ok(sent) => Ok(sent),
+                    Err(Failed::Answered(resp)) => Err(resp),
+                    Err(Failed::Pool { error, unsent }) => match unsent {
+                        Some(out) if shared.outbound.may_fall_back(&error) => {
+                            tracing::warn!(
+                                %target,
+                                "no upstream could carry the request ({error}); going direct, \
+                                 as proxy.fallback_direct allows"
+                            );
+                            send_direct(&shared, &target, out, &host.bytes).await.map(
+                                |(mut resp, lease)| {
+                                    resp.headers_mut().insert(
+                                        crate::outbound::FALLBACK_HEADER,
+                                        super::http::fallback_value(),
+                                    );
+                                    (resp, lease)
+                                },
+                            )
+                        }
+                        _ => Err(pool_error(error)),
+                    },
+                }
             }
             _ => send_direct(&shared, &target, out, &host.bytes).await,
         };
@@ -221,6 +243,18 @@ fn set_host_from_target(parts: &mut http::request::Parts) {
 
 type Sent = Result<(Response<Incoming>, Option<Lease>), Response<Body>>;
 
+/// Why no upstream gave an answer.
+enum Failed {
+    /// No upstream could carry the request; `unsent` is the request when it
+    /// can still go another way (its body was not consumed).
+    Pool {
+        error: PoolError,
+        unsent: Option<Request<Body>>,
+    },
+    /// The answer for the client is already known.
+    Answered(Response<Body>),
+}
+
 fn counted(body: Body, counters: Vec<Arc<ByteCounters>>) -> Body {
     CountedBody::up(body, counters).boxed()
 }
@@ -249,11 +283,14 @@ async fn send_upstream(
     target: &Target,
     req: Request<Body>,
     host: &Arc<ByteCounters>,
-) -> Sent {
+) -> Result<(Response<Incoming>, Option<Lease>), Failed> {
     let pool = &shared.outbound.pool;
     let candidates = pool.candidates();
     if candidates.is_empty() {
-        return Err(pool_error(&pool.all_down()));
+        return Err(Failed::Pool {
+            error: pool.all_down(),
+            unsent: Some(req),
+        });
     }
     let replayable = req.body().is_end_stream();
     let (parts, body) = req.into_parts();
@@ -294,7 +331,7 @@ async fn send_upstream(
                 None => {
                     // The upstream took the request and the exchange broke
                     // later: not something another upstream can fix.
-                    return Err(direct_error(target, &e));
+                    return Err(Failed::Answered(direct_error(target, &e)));
                 }
             },
         };
@@ -307,7 +344,11 @@ async fn send_upstream(
             break;
         }
     }
-    Err(pool_error(&PoolError(errors)))
+    Err(Failed::Pool {
+        error: PoolError(errors),
+        // A request without a body can be sent again, another way.
+        unsent: replayable.then(|| Request::from_parts(parts, empty())),
+    })
 }
 
 fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {
@@ -332,7 +373,8 @@ fn find_source<E: StdError + 'static>(err: &hyper_util::client::legacy::Error) -
     None
 }
 
-fn pool_error(err: &PoolError) -> Response<Body> {
+fn pool_error(err: PoolError) -> Response<Body> {
+    let err = crate::outbound::OpenError::Upstream(err);
     tracing::debug!("no upstream could carry the request: {err}");
     text(
         StatusCode::BAD_GATEWAY,

@@ -72,6 +72,9 @@ async fn handle(
     guard: Arc<ConnGuard>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    if let Some(why) = guard.refusal.get() {
+        return Ok(text(StatusCode::FORBIDDEN, &format!("{why}.")));
+    }
     if let Some(pac) = super::pac::answer(&shared, &guard, &req) {
         return Ok(pac);
     }
@@ -152,6 +155,7 @@ async fn connect(
         Err(e) => return open_error(&e),
     };
     guard.carried_by(opened.lease.as_ref());
+    let fell_back = opened.fell_back.is_some();
     let host = shared.stats.host(&target.host(), false);
     spawn_tunnel(&shared, async move {
         let tunnel = async {
@@ -176,7 +180,17 @@ async fn connect(
         };
         guard.unless_idle(tunnel).await;
     });
-    Response::new(empty())
+    let mut resp = Response::new(empty());
+    if fell_back {
+        resp.headers_mut()
+            .insert(crate::outbound::FALLBACK_HEADER, fallback_value());
+    }
+    resp
+}
+
+/// The fallback header's value: what happened, in words.
+pub(super) fn fallback_value() -> HeaderValue {
+    HeaderValue::from_static("direct; no upstream could carry this, and fallback_direct is on")
 }
 
 /// The answer when a target cannot be opened: 403 for a blocked target, a

@@ -43,7 +43,11 @@ struct ConnGuard {
     /// The client is on another machine: neither loopback nor this host's
     /// own address on the interface it came in on.
     remote_client: bool,
-    _permit: OwnedSemaphorePermit,
+    /// Set when the client is another local user's process: every request
+    /// on the connection is refused with this reason.
+    refusal: std::sync::OnceLock<String>,
+    /// The connection slot and descriptors, given back when it closes.
+    _permit: (OwnedSemaphorePermit, crate::fd_budget::Held),
 }
 
 impl ConnGuard {
@@ -115,10 +119,12 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    permit: (OwnedSemaphorePermit, crate::fd_budget::Held),
 ) {
     let entry = shared.stats.open_connection(peer);
     shared.attribution.request(&entry);
+    // Asked now, so the table is read while the client sends its first bytes.
+    let user = shared.users.check(peer);
     let span =
         tracing::debug_span!("conn", id = entry.id, client = %peer, target = tracing::field::Empty);
     shared.emit(EngineEvent::ConnectionOpened {
@@ -139,6 +145,7 @@ pub(crate) async fn serve(
         entry: entry.clone(),
         remote_client,
         throttled_ip: remote_client.then_some(peer_ip),
+        refusal: std::sync::OnceLock::new(),
         _permit: permit,
     });
     let hard_stop = shared.hard_stop.clone();
@@ -155,6 +162,10 @@ pub(crate) async fn serve(
                 tracing::debug!("client sent nothing in time");
                 return;
             }
+        }
+        if let Some(why) = user.await.refusal() {
+            shared.stats.count_rejected();
+            let _ = guard.refusal.set(why);
         }
         let counted = Counted::new(
             stream,

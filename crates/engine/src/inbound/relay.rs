@@ -33,6 +33,7 @@ pub(super) async fn relay(
         stream: mut target,
         pending: pending_down,
         lease,
+        ..
     } = opened;
     let (mut client, mut counters) = client.into_parts();
     // The client's counters already saw `pending_up` when hyper read it.

@@ -61,6 +61,11 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Cl
             return;
         }
     };
+    if let Some(why) = guard.refusal.get() {
+        tracing::debug!("SOCKS5 client refused: {why}");
+        let _ = proto.reply_error(&ReplyError::ConnectionNotAllowed).await;
+        return;
+    }
     if command != Socks5Command::TCPConnect {
         shared.stats.count_rejected();
         let _ = proto.reply_error(&ReplyError::CommandNotSupported).await;

@@ -87,6 +87,9 @@ pub struct Opened {
     pub pending: Bytes,
     /// The upstream carrying it, if any; held for the connection's life.
     pub lease: Option<Lease>,
+    /// Why it went direct although its route was the upstreams (the user
+    /// allowed the fallback); `None` for every connection on its own route.
+    pub fell_back: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,9 +98,26 @@ pub enum OpenError {
     Blocked { target: Target },
     #[error(transparent)]
     Direct(#[from] ConnectError),
-    #[error(transparent)]
+    /// The kill switch: no upstream could carry it, and Veil does not go
+    /// direct on its own.
+    #[error("{0}; {NOT_DIRECT}")]
     Upstream(#[from] PoolError),
+    /// Every upstream failed, the user allowed the fallback, and direct
+    /// failed too.
+    #[error("{upstream}; going direct instead (fallback_direct is on) failed too: {direct}")]
+    FallbackFailed {
+        upstream: PoolError,
+        direct: ConnectError,
+    },
 }
+
+/// What every upstream failure says, so nobody wonders whether their
+/// traffic left from the real address instead.
+pub const NOT_DIRECT: &str = "Veil did not connect directly instead (proxy.fallback_direct is off)";
+
+/// The header on a response (or a CONNECT's 200) that went direct because
+/// every upstream failed and the user allowed that.
+pub const FALLBACK_HEADER: &str = "veil-fallback";
 
 impl OpenError {
     pub fn socks_reply(&self) -> fast_socks5::ReplyError {
@@ -105,6 +125,7 @@ impl OpenError {
             OpenError::Blocked { .. } => fast_socks5::ReplyError::ConnectionNotAllowed,
             OpenError::Direct(e) => e.socks_reply(),
             OpenError::Upstream(e) => e.socks_reply(),
+            OpenError::FallbackFailed { direct, .. } => direct.socks_reply(),
         }
     }
 }
@@ -120,17 +141,42 @@ pub struct Outbound {
     pub pool: Arc<Pool>,
     routing: SharedRouting,
     proxy_mode: AtomicBool,
+    /// The user allows direct when no upstream can carry a connection.
+    fallback_direct: AtomicBool,
 }
 
 impl Outbound {
     /// `routing` is the same one `direct` checks names against.
-    pub fn new(direct: Direct, pool: Arc<Pool>, routing: SharedRouting, mode: Mode) -> Self {
+    pub fn new(
+        direct: Direct,
+        pool: Arc<Pool>,
+        routing: SharedRouting,
+        mode: Mode,
+        fallback_direct: bool,
+    ) -> Self {
         Self {
             direct,
             pool,
             routing,
             proxy_mode: AtomicBool::new(mode == Mode::Proxy),
+            fallback_direct: AtomicBool::new(fallback_direct),
         }
+    }
+
+    pub fn fallback_direct(&self) -> bool {
+        self.fallback_direct.load(Ordering::Relaxed)
+    }
+
+    pub fn set_fallback_direct(&self, allowed: bool) {
+        self.fallback_direct.store(allowed, Ordering::Relaxed);
+    }
+
+    /// Whether a connection whose upstreams failed with `err` may go direct:
+    /// only when the user allowed it, and only when the upstreams were the
+    /// problem (an upstream that reached out and found the target
+    /// unreachable says nothing direct would fix).
+    pub fn may_fall_back(&self, err: &PoolError) -> bool {
+        self.fallback_direct() && err.0.iter().all(|e| e.is_upstream_fault())
     }
 
     pub fn mode(&self) -> Mode {
@@ -177,16 +223,34 @@ impl Outbound {
                 stream: OutStream::Tcp(self.direct.connect(target).await?),
                 pending: Bytes::new(),
                 lease: None,
+                fell_back: None,
             }),
-            Action::Proxy => {
-                let (stream, pending, lease) =
-                    crate::dns::for_upstream_traffic(self.pool.tunnel(target)).await?;
-                Ok(Opened {
+            Action::Proxy => match crate::dns::for_upstream_traffic(self.pool.tunnel(target)).await
+            {
+                Ok((stream, pending, lease)) => Ok(Opened {
                     stream,
                     pending,
                     lease: Some(lease),
-                })
-            }
+                    fell_back: None,
+                }),
+                Err(upstream) if self.may_fall_back(&upstream) => {
+                    tracing::warn!(
+                        %target,
+                        "no upstream could carry the connection ({upstream}); going direct, as \
+                         proxy.fallback_direct allows"
+                    );
+                    match self.direct.connect(target).await {
+                        Ok(stream) => Ok(Opened {
+                            stream: OutStream::Tcp(stream),
+                            pending: Bytes::new(),
+                            lease: None,
+                            fell_back: Some(upstream.to_string()),
+                        }),
+                        Err(direct) => Err(OpenError::FallbackFailed { upstream, direct }),
+                    }
+                }
+                Err(upstream) => Err(OpenError::Upstream(upstream)),
+            },
         }
     }
 }

@@ -55,9 +55,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use veil_engine::{ClientApp, ClientLookup};
+use veil_engine::{ClientApp, ClientLookup, ClientUser};
 
 mod raw;
+#[cfg(target_os = "linux")]
+mod sock_diag;
 
 #[cfg(target_os = "linux")]
 #[path = "linux.rs"]
@@ -250,6 +252,86 @@ impl ClientLookup for SocketTable {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.lookup(listen, clients)
     }
+
+    /// Linux only: one netlink question per client (`sock_diag.rs`), or the
+    /// procfs table when netlink is refused. macOS would walk every
+    /// process's descriptors for each batch (too slow to sit before every
+    /// new connection), and Windows' table has no owners.
+    fn client_users(&self, listen: SocketAddr, clients: &[SocketAddr]) -> Vec<ClientUser> {
+        #[cfg(target_os = "linux")]
+        match sock_diag::SockDiag::open() {
+            Ok(mut diag) => {
+                let own = sock_diag::own_uid();
+                return clients
+                    .iter()
+                    .map(|c| match diag.uid(*c, listen) {
+                        Ok(Some(uid)) if uid == own => ClientUser::Same,
+                        Ok(Some(uid)) => ClientUser::Other { uid, own },
+                        Ok(None) => ClientUser::NotFound,
+                        Err(e) => ClientUser::Unreadable(format!("sock_diag: {e}")),
+                    })
+                    .collect();
+            }
+            Err(e) => tracing::debug!("sock_diag unavailable ({e}); reading /proc/net/tcp"),
+        }
+        if !cfg!(target_os = "linux") {
+            return vec![ClientUser::Unchecked; clients.len()];
+        }
+        // No lock: this reads only the table, never the process cache.
+        let want = Want {
+            tcp: true,
+            udp: false,
+            v4: clients.iter().any(|c| canonical(*c).is_ipv4()),
+            v6: clients.iter().any(|c| c.is_ipv6()) || listen.is_ipv6(),
+        };
+        let mut rows = Vec::new();
+        if let Err(e) = imp::read_table(want, &mut rows) {
+            return vec![ClientUser::Unreadable(e.to_string()); clients.len()];
+        }
+        client_users(&rows, listen, clients)
+    }
+}
+
+/// Compares the owner of each client's socket with the owner of Veil's end
+/// of the same connection (the socket `accept` returned, which belongs to
+/// the user Veil runs as): no call to the OS for "who am I" is needed, and
+/// the two rows come from the same read.
+fn client_users(rows: &[Socket], listen: SocketAddr, clients: &[SocketAddr]) -> Vec<ClientUser> {
+    // local -> [(remote, uid)]: a local address has one row per connection.
+    let mut by_local: HashMap<SocketAddr, Vec<(SocketAddr, Option<u32>)>> = HashMap::new();
+    for s in rows {
+        if s.proto == Proto::Tcp && s.holder != Holder::Nobody && s.state != state::LISTEN {
+            by_local
+                .entry(canonical(s.local))
+                .or_default()
+                .push((canonical(s.remote), s.uid));
+        }
+    }
+    let uid_of = |local: SocketAddr, remote: &dyn Fn(SocketAddr) -> bool| {
+        by_local
+            .get(&local)?
+            .iter()
+            .find(|(r, _)| remote(*r))
+            .copied()
+    };
+    clients
+        .iter()
+        .map(|c| {
+            let client = canonical(*c);
+            // The client's row: from the client to an address of the listener.
+            let Some((server, uid)) = uid_of(client, &|r| is_listener(r, listen)) else {
+                return ClientUser::NotFound;
+            };
+            let own = uid_of(server, &|r| r == client).and_then(|(_, uid)| uid);
+            match (uid, own) {
+                (Some(uid), Some(own)) if uid == own => ClientUser::Same,
+                (Some(uid), Some(own)) => ClientUser::Other { uid, own },
+                // A table without users (Windows) checks nothing.
+                (None, _) => ClientUser::Unchecked,
+                (Some(_), None) => ClientUser::NotFound,
+            }
+        })
+        .collect()
 }
 
 impl LookupState {
@@ -340,6 +422,52 @@ mod tests {
             v6: false,
         };
         assert_eq!(tcp4.kinds().collect::<Vec<_>>(), vec![(Proto::Tcp, false)]);
+    }
+
+    #[test]
+    fn client_users_compare_the_client_row_with_veils_own_end() {
+        let a = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        let row = |local: &str, remote: &str, uid: Option<u32>| Socket {
+            proto: Proto::Tcp,
+            local: a(local),
+            remote: a(remote),
+            state: state::ESTABLISHED,
+            uid,
+            holder: Holder::Inode(1),
+        };
+        let listen = a("127.0.0.1:7890");
+        let rows = vec![
+            row("127.0.0.1:7890", "127.0.0.1:40000", Some(1000)),
+            row("127.0.0.1:40000", "127.0.0.1:7890", Some(1000)),
+            row("127.0.0.1:7890", "127.0.0.1:40001", Some(1000)),
+            row("127.0.0.1:40001", "127.0.0.1:7890", Some(65534)),
+            row("127.0.0.1:7890", "127.0.0.1:40002", None),
+            row("127.0.0.1:40002", "127.0.0.1:7890", None),
+        ];
+        let users = client_users(
+            &rows,
+            listen,
+            &[
+                a("127.0.0.1:40000"),
+                a("127.0.0.1:40001"),
+                a("[::ffff:127.0.0.1]:40000"),
+                a("127.0.0.1:40002"),
+                a("127.0.0.1:40003"),
+            ],
+        );
+        assert_eq!(
+            users,
+            [
+                ClientUser::Same,
+                ClientUser::Other {
+                    uid: 65534,
+                    own: 1000
+                },
+                ClientUser::Same,
+                ClientUser::Unchecked,
+                ClientUser::NotFound,
+            ]
+        );
     }
 
     #[test]
