@@ -73,10 +73,14 @@ icons: bootstrap
 	scripts/icons
 
 # Veil against direct, Squid, Privoxy and tinyproxy on loopback; the table
-# is printed and written to bench-out/latest.md.
+# is printed and written to bench-out/latest.md. Then the cache's memory
+# bound: a stream of cacheable responses with 256 KiB of headers (not
+# stored) and with 60 KiB (stored), peak RSS against memory_mb + 32 MiB.
 bench: bootstrap
 	$(CARGO) build --release -p veil-cli
 	scripts/bench
+	scripts/cache-memory
+	HEADER_KIB=60 scripts/cache-memory
 
 # The desktop app's release size, start-up times and idle memory (with
 # WebKit's processes), measured under Xvfb in a private session.
