@@ -73,7 +73,7 @@ async fn open_page(app: &AppDriver, page: &str) {
 async fn overview_switch_points_the_desktop_at_veil_and_quitting_restores_it() {
     // No IP-check endpoints: the app checks at start, and tests reach
     // nothing outside this machine.
-    let s = session("[ipcheck]\nendpoints = []\n");
+    let s = session("[ipcheck]\nendpoints = []\ndirect_endpoints = []\n");
     // The user's own settings before Veil: a manual proxy elsewhere.
     s.gsettings_set("org.gnome.system.proxy", "mode", "'manual'");
     s.gsettings_set("org.gnome.system.proxy.http", "host", "'corp.example'");
@@ -188,9 +188,13 @@ async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_c
     let origin = Origin::start().await;
     // The masked-IP check asks the origin, which answers with the caller's
     // address: 127.0.0.1 directly, 127.0.0.3 through microsocks.
+    // The direct side asks the same origin under another name (the two
+    // sides never share an endpoint), without the usual random delay.
     let s = session(&format!(
-        "[ipcheck]\nendpoints = [\"{}\"]\ntimeout_ms = 3000\n",
-        origin.url("/ip")
+        "[ipcheck]\nendpoints = [\"{}\"]\ndirect_endpoints = [\"{}\"]\ntimeout_ms = 3000\n\
+         delay_min_ms = 0\ndelay_max_ms = 0\n",
+        origin.url("/ip"),
+        origin.url("/ip").replacen("127.0.0.1", "localhost", 1)
     ));
     // Connects out from 127.0.0.3, so the origin sees traffic went through it.
     let socks = Microsocks::start(Ipv4Addr::new(127, 0, 0, 3), Some(("alice", SECRET))).await;
