@@ -290,7 +290,7 @@ async fn veil_ip_asks_the_running_engine() {
         &home,
         &format!(
             "[proxy]\nbypass = []\n[ipcheck]\nendpoints = [\"{}\"]\n\
-             direct_endpoints = [\"{}\"]\ntimeout_ms = 5000\ndelay_max_ms = 0\n",
+             direct_endpoints = [\"{}\"]\ntimeout_ms = 5000\ndelay_min_ms = 0\ndelay_max_ms = 0\n",
             trace.url("/cdn-cgi/trace"),
             trace
                 .url("/cdn-cgi/trace")
