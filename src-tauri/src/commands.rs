@@ -765,12 +765,14 @@ pub async fn set_fallback_direct<R: Runtime>(
     state: AppStateRef<'_>,
     allowed: bool,
 ) -> AppResult<bool> {
+    // The engine first: attached to another Veil, or without an engine,
+    // the change is refused (with the reason) instead of saved for a start
+    // that may never come while the running engine keeps the old switch.
+    let service = state.service()?;
     let mut file = ConfigFile::open(&state.config_path)?;
     file.set("proxy", "fallback_direct", allowed)?;
     file.save()?;
-    if let Ok(service) = state.service() {
-        service.engine().set_fallback_direct(allowed);
-    }
+    service.engine().set_fallback_direct(allowed);
     crate::notify_changed(&app);
     Ok(allowed)
 }

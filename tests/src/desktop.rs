@@ -164,6 +164,22 @@ impl DesktopSession {
         self.tool("gsettings", &["set", schema, key, value]);
     }
 
+    /// `kwriteconfig5` of one key of KDE's proxy settings (`kioslaverc`).
+    pub fn kde_proxy_set(&self, key: &str, value: &str) {
+        self.tool(
+            "kwriteconfig5",
+            &[
+                "--file",
+                "kioslaverc",
+                "--group",
+                "Proxy Settings",
+                "--key",
+                key,
+                value,
+            ],
+        );
+    }
+
     pub fn gsettings_get(&self, schema: &str, key: &str) -> String {
         self.tool("gsettings", &["get", schema, key])
             .trim()

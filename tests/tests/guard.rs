@@ -306,18 +306,7 @@ fn a_kde_change_from_outside_is_seen_too() {
     let on = status(&s);
     assert_eq!(on["system_proxy"], true, "{on}");
     assert!(on.get("system_proxy_drift").is_none(), "{on}");
-    s.tool(
-        "kwriteconfig5",
-        &[
-            "--file",
-            "kioslaverc",
-            "--group",
-            "Proxy Settings",
-            "--key",
-            "ProxyType",
-            "0",
-        ],
-    );
+    s.kde_proxy_set("ProxyType", "0");
     let (drifted, _) = status_until(&s, |st| st.get("system_proxy_drift").is_some());
     assert_eq!(drifted["system_proxy_drift"]["backend"], "kde", "{drifted}");
     assert_eq!(

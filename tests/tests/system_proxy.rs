@@ -332,22 +332,8 @@ fn without_gsettings_run_system_proxy_fails_and_changes_nothing() {
 #[test]
 fn kde_settings_come_back_too() {
     let s = DesktopSession::start_as("KDE");
-    let kwrite = |key: &str, value: &str| {
-        s.tool(
-            "kwriteconfig5",
-            &[
-                "--file",
-                "kioslaverc",
-                "--group",
-                "Proxy Settings",
-                "--key",
-                key,
-                value,
-            ],
-        );
-    };
-    kwrite("ProxyType", "2");
-    kwrite("Proxy Config Script", PAC_URL);
+    s.kde_proxy_set("ProxyType", "2");
+    s.kde_proxy_set("Proxy Config Script", PAC_URL);
     let kioslaverc = s.root().join("config/kioslaverc");
     let kde_before = std::fs::read_to_string(&kioslaverc).expect("kioslaverc");
     s.gsettings_set(ROOT, "mode", "auto");

@@ -135,13 +135,16 @@ pub struct IpCheckSettings {
 
 impl IpCheckSettings {
     pub fn from_config(section: &IpCheckSection) -> Self {
-        let min = Duration::from_millis(section.delay_min_ms);
         Self {
             endpoints: section.endpoints.clone(),
             direct_endpoints: section.direct_endpoints.clone(),
             direct: section.direct,
             timeout: Duration::from_millis(section.timeout_ms),
-            delay: (min, Duration::from_millis(section.delay_max_ms).max(min)),
+            // Config validation keeps min <= max.
+            delay: (
+                Duration::from_millis(section.delay_min_ms),
+                Duration::from_millis(section.delay_max_ms),
+            ),
         }
     }
 

@@ -176,21 +176,16 @@ fn parse_line(line: &str) -> Result<(ProxyUrl, Option<String>), String> {
                 }
                 (
                     format!("{scheme}://{user}@{hostport}"),
-                    Some(percent_decode(password)),
+                    Some(veil_engine::upstream::percent_decode(password)),
                 )
             }
             None => (line.to_owned(), None),
         },
         None => (line.to_owned(), None),
     };
-    let url: ProxyUrl = without_password.parse::<ProxyUrl>().map_err(|e| {
-        // The error names the URL without the password already; say it
-        // in the words of this list.
-        let text = e.to_string();
-        text.split_once(": ")
-            .map(|(_, why)| why.to_owned())
-            .unwrap_or(text)
-    })?;
+    let url: ProxyUrl = without_password
+        .parse::<ProxyUrl>()
+        .map_err(|e| e.to_string())?;
     match (&url.username, &password) {
         (Some(_), None) => Err(format!(
             "{url} names a user but no password; write it as user:password@host:port, or add \
@@ -226,27 +221,6 @@ fn unique_name(url: &ProxyUrl, names: &mut HashSet<String>) -> String {
         .unwrap_or(base);
     names.insert(name.clone());
     name
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(v) = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The keyring as [`apply`] uses it: the real one ([`crate::secrets`]) or

@@ -14,5 +14,8 @@ pub use dial::UpstreamError;
 pub use health::probe;
 pub(crate) use health::{check_all, measure, run_checks};
 pub use pool::{Lease, Pool, PoolError, Upstream, UpstreamReport};
-pub use spec::{HealthConfig, ProxyKind, ProxyUrl, ProxyUrlError, Strategy, UpstreamSpec, redact};
+pub use spec::{
+    HealthConfig, ProxyKind, ProxyUrl, ProxyUrlError, Strategy, UpstreamSpec, percent_decode,
+    redact,
+};
 pub use stream::{ClientConn, OutStream};

@@ -140,7 +140,9 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// `%XX` escapes decoded (invalid ones kept as written), as a URL's
+/// userinfo is read.
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

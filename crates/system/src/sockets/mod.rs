@@ -278,17 +278,25 @@ impl ClientLookup for SocketTable {
             return vec![ClientUser::Unchecked; clients.len()];
         }
         // No lock: this reads only the table, never the process cache.
-        let want = Want {
-            tcp: true,
-            udp: false,
-            v4: clients.iter().any(|c| canonical(*c).is_ipv4()),
-            v6: clients.iter().any(|c| c.is_ipv6()) || listen.is_ipv6(),
-        };
+        let want = Want::tcp_of(listen, clients);
         let mut rows = Vec::new();
         if let Err(e) = imp::read_table(want, &mut rows) {
             return vec![ClientUser::Unreadable(e.to_string()); clients.len()];
         }
         client_users(&rows, listen, clients)
+    }
+}
+
+impl Want {
+    /// Only TCP, of the families `clients` (and the listener) use: what a
+    /// lookup of loopback clients needs from the table.
+    fn tcp_of(listen: SocketAddr, clients: &[SocketAddr]) -> Self {
+        Want {
+            tcp: true,
+            udp: false,
+            v4: clients.iter().any(|c| canonical(*c).is_ipv4()),
+            v6: clients.iter().any(|c| c.is_ipv6()) || listen.is_ipv6(),
+        }
     }
 }
 
@@ -336,13 +344,7 @@ fn client_users(rows: &[Socket], listen: SocketAddr, clients: &[SocketAddr]) -> 
 
 impl LookupState {
     fn lookup(&mut self, listen: SocketAddr, clients: &[SocketAddr]) -> Vec<Option<ClientApp>> {
-        // Only TCP of the families the clients use is read.
-        let want = Want {
-            tcp: true,
-            udp: false,
-            v4: clients.iter().any(|c| canonical(*c).is_ipv4()),
-            v6: clients.iter().any(|c| c.is_ipv6()) || listen.is_ipv6(),
-        };
+        let want = Want::tcp_of(listen, clients);
         let mut rows = Vec::new();
         if let Err(e) = imp::read_table(want, &mut rows) {
             unavailable_once(&e);
