@@ -163,8 +163,8 @@ pub fn run() {
                 return;
             }
             match webview.state::<window::WindowMemory>().take_opened_at() {
-                Some(asked) => tracing::info!(
-                    "window reopened: page shown {} ms after it was asked for",
+                Some((asked, page)) => tracing::info!(
+                    "window reopened on {page}: shown {} ms after it was asked for",
                     asked.elapsed().as_millis()
                 ),
                 None => tracing::info!(
@@ -173,10 +173,12 @@ pub fn run() {
                 ),
             }
         })
-        .on_window_event(|window, event| {
-            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+        .on_window_event(|window, event| match event {
+            tauri::WindowEvent::CloseRequested { api, .. } => {
                 window::close_requested(window, api);
             }
+            tauri::WindowEvent::Destroyed => window::destroyed(window),
+            _ => {}
         })
         .setup(move |app| {
             app.manage(log_guard);

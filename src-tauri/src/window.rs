@@ -21,8 +21,9 @@ pub const MAIN: &str = "main";
 pub struct WindowMemory {
     /// The page shown when the window closed (its URL's fragment).
     page: Mutex<Option<String>>,
-    /// When "Open Veil" asked for a new window, to log how long it took.
-    opened_at: Mutex<Option<Instant>>,
+    /// When "Open Veil" asked for a new window, and on which page, to log
+    /// how long it took.
+    opened_at: Mutex<Option<(Instant, String)>>,
     /// A tray icon is shown (created, and the desktop draws it).
     tray: AtomicBool,
     /// The keep-running question is on screen.
@@ -38,8 +39,8 @@ impl WindowMemory {
         self.tray.load(Ordering::Relaxed)
     }
 
-    /// How long the last "Open Veil" took to show its page, once.
-    pub fn take_opened_at(&self) -> Option<Instant> {
+    /// When the last "Open Veil" asked for the window, and its page; once.
+    pub fn take_opened_at(&self) -> Option<(Instant, String)> {
         self.opened_at.lock().ok().and_then(|mut o| o.take())
     }
 }
@@ -60,15 +61,12 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) {
         return;
     }
     let memory = app.state::<WindowMemory>();
-    if let Ok(mut at) = memory.opened_at.lock() {
-        *at = Some(Instant::now());
+    // A page is remembered once a window has closed: this is a reopening.
+    let remembered = memory.page.lock().ok().and_then(|p| p.clone());
+    if let (Some(page), Ok(mut at)) = (&remembered, memory.opened_at.lock()) {
+        *at = Some((Instant::now(), page.clone()));
     }
-    let page = memory
-        .page
-        .lock()
-        .ok()
-        .and_then(|p| p.clone())
-        .unwrap_or_else(|| "overview".to_owned());
+    let page = remembered.unwrap_or_else(|| "overview".to_owned());
     let url = WebviewUrl::App(format!("index.html#/{page}").into());
     match WebviewWindowBuilder::new(app, MAIN, url)
         .title("Veil")
@@ -106,9 +104,32 @@ pub fn close_requested<R: Runtime>(window: &Window<R>, api: &tauri::CloseRequest
         }
         None => {
             api.prevent_close();
-            let _ = window.emit(crate::event::CLOSE_ASKED, ());
+            tracing::info!(
+                "window closed where no tray icon shows: asking whether to keep running"
+            );
+            if let Err(e) = app.emit(crate::event::CLOSE_ASKED, ()) {
+                tracing::warn!("the keep-running question was not sent: {e}");
+            }
         }
     }
+}
+
+/// The window is gone: WebKit's web process ends with it, its network
+/// process does not (it lives as long as the web context), so it is ended
+/// too; the next window starts a new one.
+pub fn destroyed<R: Runtime>(window: &Window<R>) {
+    if window.label() != MAIN || !stays_without_window(window.app_handle()) {
+        return;
+    }
+    let app = window.app_handle().clone();
+    tauri::async_runtime::spawn(async move {
+        // After the web process has gone, which still talks to it.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if app.get_webview_window(MAIN).is_none() {
+            let ended = veil_system::children::end_children_named("WebKitNetwork");
+            tracing::info!("window closed: {ended} WebKit helper process(es) ended");
+        }
+    });
 }
 
 /// Whether the app stays when its last window has closed.

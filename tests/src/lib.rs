@@ -12,6 +12,8 @@ pub mod origin;
 pub mod peers;
 pub mod scripted;
 pub mod veil_process;
+#[cfg(target_os = "linux")]
+pub mod x11;
 
 use std::net::SocketAddr;
 use std::process::Command;

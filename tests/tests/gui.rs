@@ -332,3 +332,227 @@ async fn an_upstream_added_in_the_window_keeps_its_password_in_the_keyring_and_c
     })
     .await;
 }
+
+/// The app's pid, from its control socket.
+fn app_pid(s: &DesktopSession) -> u32 {
+    listen_of_app(s).1
+}
+
+/// The app's log so far (the newest file under VEIL_HOME/logs).
+fn app_log(s: &DesktopSession) -> String {
+    let mut files: Vec<_> = std::fs::read_dir(s.veil_home().join("logs"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect()
+}
+
+/// Waits (bounded) until `check` holds, failing with `what` and the logs.
+async fn wait_for(s: &DesktopSession, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            veil_tests::gui::Diagnostics::of(s).tail()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Presses the window's close button until the app logs `seen` (it took
+/// it). A press that arrives while the window is still starting up can be
+/// lost without trace (never seen by the app, so pressing again is safe).
+async fn press_close(s: &DesktopSession, xvfb: &Xvfb, seen: &str) {
+    for _ in 0..5 {
+        assert_eq!(
+            veil_tests::x11::press_close(&xvfb.display, "Veil"),
+            1,
+            "one Veil window on screen"
+        );
+        for _ in 0..25 {
+            if app_log(s).contains(seen) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    panic!(
+        "the app never took the close button (no {seen:?} in its log)\n{}",
+        veil_tests::gui::Diagnostics::of(s).tail()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_window_leaves_no_webkit_process_and_a_second_launch_brings_it_back() {
+    use veil_tests::gui::webkit_processes;
+    use veil_tests::x11;
+    let origin = Origin::start().await;
+    // The user chose "keep running" before (this session has no tray host).
+    let s =
+        session("[ipcheck]\nendpoints = []\ndirect_endpoints = []\n[app]\nkeep_running = true\n");
+    within(&s, TEST_LIMIT, async {
+        let xvfb = Xvfb::start();
+        let app = AppDriver::launch(&s, &xvfb).await;
+        app.find("#sysproxy-switch:not([disabled])").await;
+        open_page(&app, "cache").await;
+        let (listen, pid) = listen_of_app(&s);
+        assert!(
+            !webkit_processes(pid).is_empty(),
+            "the open window has its WebKit processes"
+        );
+
+        press_close(&s, &xvfb, "Veil keeps running in the tray").await;
+        wait_for(&s, "the window to go", || {
+            x11::shown_windows(&xvfb.display, "Veil").is_empty()
+        })
+        .await;
+        wait_for(&s, "every WebKit process to end", || {
+            let left = webkit_processes(pid);
+            if !left.is_empty() {
+                eprintln!("still running: {left:?}");
+            }
+            left.is_empty()
+        })
+        .await;
+        // The engine still serves, and it is the same app.
+        assert_eq!(app_pid(&s), pid, "the app keeps running");
+        let through = curl(&["-x", &format!("http://{listen}"), &origin.url("/echo")]).await;
+        assert_eq!(
+            through.status, 200,
+            "the engine still serves: {}",
+            through.stderr
+        );
+
+        // "Open Veil": a second launch hands over to the running app, which
+        // builds the window again on the page it showed.
+        let mut second = s.command(veil_tests::gui::app_bin().to_str().expect("path"));
+        second.env("DISPLAY", &xvfb.display);
+        let second = tokio::task::spawn_blocking(move || second.output())
+            .await
+            .expect("second launch")
+            .expect("second launch runs");
+        assert!(
+            second.status.success(),
+            "the second launch hands over and exits"
+        );
+        wait_for(&s, "the window to come back", || {
+            !x11::shown_windows(&xvfb.display, "Veil").is_empty()
+        })
+        .await;
+        wait_for(&s, "the page to load again", || {
+            app_log(&s).contains("window reopened on cache")
+        })
+        .await;
+        assert!(!webkit_processes(pid).is_empty(), "a new WebView");
+        let log = app_log(&s);
+        if let Some(line) = log.lines().find(|l| l.contains("window reopened on")) {
+            eprintln!("{line}");
+        }
+        drop(app);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_tray_closing_the_window_asks_once_and_keeps_running_when_told() {
+    use veil_tests::gui::webkit_processes;
+    use veil_tests::x11;
+    // No StatusNotifierWatcher on this session's bus: no tray icon shows.
+    let s = session("[ipcheck]\nendpoints = []\ndirect_endpoints = []\n");
+    within(&s, TEST_LIMIT, async {
+        let xvfb = Xvfb::start();
+        let app = AppDriver::launch(&s, &xvfb).await;
+        app.find("#sysproxy-switch:not([disabled])").await;
+        let pid = app_pid(&s);
+        press_close(&s, &xvfb, "asking whether to keep running").await;
+        app.find("[data-testid=\"close-ask\"]").await;
+        assert!(
+            !x11::shown_windows(&xvfb.display, "Veil").is_empty(),
+            "the window stays while it asks"
+        );
+        app.screenshot("close-ask").await;
+        app.click("[data-testid=\"close-ask-keep\"]").await;
+        wait_for(&s, "the window to go", || {
+            x11::shown_windows(&xvfb.display, "Veil").is_empty()
+        })
+        .await;
+        wait_for(&s, "every WebKit process to end", || {
+            webkit_processes(pid).is_empty()
+        })
+        .await;
+        assert_eq!(app_pid(&s), pid, "the app keeps running");
+        let config = std::fs::read_to_string(s.veil_home().join("config.toml")).expect("config");
+        assert!(
+            config.contains("keep_running = true"),
+            "the answer is kept: {config}"
+        );
+        drop(app);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_connection_in_the_window_ends_the_curl_that_used_it() {
+    // A server that accepts and never answers: the tunnel stays open.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            kept.push(stream);
+        }
+    });
+    let s = session("[ipcheck]\nendpoints = []\ndirect_endpoints = []\n");
+    within(&s, TEST_LIMIT, async {
+        let xvfb = Xvfb::start();
+        let app = AppDriver::launch(&s, &xvfb).await;
+        app.find("#sysproxy-switch:not([disabled])").await;
+        let (listen, _) = listen_of_app(&s);
+        let client = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "120",
+                "-p",
+                "-x",
+                &format!("http://{listen}"),
+                &format!("http://{target}/held"),
+            ])
+            .spawn()
+            .expect("curl starts");
+        let mut client = KillOnDrop(client);
+        open_page(&app, "traffic").await;
+        app.find("[data-testid=\"connection-row\"]").await;
+        app.fill(
+            "[data-testid=\"connections-filter\"]",
+            &target.port().to_string(),
+        )
+        .await;
+        app.scroll_to("[data-testid=\"connection-close\"]").await;
+        app.screenshot("traffic-connections").await;
+        app.click("[data-testid=\"connection-close\"]").await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let ended = loop {
+            if let Some(status) = client.0.try_wait().expect("curl status") {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "curl did not end when its connection was closed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert!(!ended.success(), "curl saw its connection end");
+        let notice = app.text("[data-testid=\"connections-notice\"]").await;
+        assert!(notice.contains("1 connection closed"), "{notice}");
+        app.quit().await;
+    })
+    .await;
+    held.abort();
+}

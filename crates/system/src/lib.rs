@@ -23,6 +23,7 @@
 //! settings, UDP).
 
 pub mod alerts;
+pub mod children;
 pub mod config;
 pub mod config_file;
 pub mod control;

@@ -73,9 +73,9 @@ const HOST_ITSELF: &str = "Veil does not let clients on other machines reach ser
                            computer's loopback address.";
 
 impl ConnGuard {
-    /// Runs a tunnel until it ends, or until no byte has moved either way
-    /// for the configured idle time (a peer that vanished during sleep or a
-    /// network change), whichever comes first.
+    /// Runs a tunnel until it ends, until no byte has moved either way for
+    /// the configured idle time (a peer that vanished during sleep or a
+    /// network change), or until the user closes it, whichever comes first.
     async fn unless_idle(&self, tunnel: impl Future<Output = ()>) {
         let limit = self.shared.config.limits.tunnel_idle_timeout;
         tokio::select! {
@@ -83,6 +83,7 @@ impl ConnGuard {
             () = idle_for(&self.entry.bytes, limit) => {
                 tracing::debug!("tunnel idle for {}s: closed", limit.as_secs());
             }
+            () = self.entry.close_requested() => tracing::debug!("tunnel closed by the user"),
         }
     }
 
