@@ -33,6 +33,7 @@ pub fn render() -> String {
         veil_engine::Invalidations,
         veil_engine::EngineEvent,
         veil_system::config::Theme,
+        veil_system::config::Language,
         veil_system::alerts::Alert,
         veil_system::sysproxy::AppsReach,
         veil_system::sysproxy::SettingRow,

@@ -11,7 +11,7 @@ use tauri::{AppHandle, Runtime, State};
 use tauri_plugin_autostart::ManagerExt;
 use veil_engine::{CacheStats, ProxyUrl, Strategy};
 use veil_system::ConfigFile;
-use veil_system::config::{ServerSection, Theme};
+use veil_system::config::{Language, ServerSection, Theme};
 use veil_system::coverage::CoverageReport;
 use veil_system::history::{History, HistoryRange, HistoryReport};
 use veil_system::ipcheck::IpReport;
@@ -95,6 +95,7 @@ pub struct Settings {
     /// How apps reach Veil when the system proxy is on: a fixed proxy, or
     /// Veil's PAC file (fail-closed or fail-open).
     pub apps_reach: AppsReach,
+    pub language: Language,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -501,6 +502,7 @@ pub async fn get_settings<R: Runtime>(
         ipcheck_direct: config.ipcheck.direct,
         history_retention_days: config.history.retention_days,
         theme: config.app.theme,
+        language: config.app.language,
         apps_reach: config.proxy.apps_reach,
     })
 }
@@ -564,6 +566,7 @@ pub async fn save_settings<R: Runtime>(
         settings.cache_share_across_routes,
     )?;
     file.set("app", "theme", settings.theme.as_str())?;
+    file.set("app", "language", settings.language.as_str())?;
     file.set(
         "ipcheck",
         "endpoints",

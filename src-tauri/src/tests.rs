@@ -317,6 +317,7 @@ fn settings_are_checked_before_they_are_saved() {
 
     settings["ipcheck_endpoints"] = json!([]);
     settings["theme"] = json!("dark");
+    settings["language"] = json!("zh-CN");
     settings["bypass"] = json!(["*.internal.example", "10.0.0.0/8"]);
     let saved = t.ok("save_settings", json!({"settings": settings}));
     assert_eq!(saved["settings"]["theme"], "dark");
@@ -325,6 +326,8 @@ fn settings_are_checked_before_they_are_saved() {
         json!(["*.internal.example", "10.0.0.0/8"])
     );
     assert!(t.config().contains("theme = \"dark\""));
+    assert!(t.config().contains("language = \"zh-CN\""));
+    assert_eq!(t.ok("get_settings", json!({}))["language"], "zh-CN");
 }
 
 /// An upstream edit the engine cannot apply is refused as a whole: the

@@ -179,6 +179,8 @@ export type EngineEvent = { "kind": "connection_opened", id: number, client: str
 
 export type Theme = "system" | "light" | "dark";
 
+export type Language = "system" | "en" | "zh-CN";
+
 export type Alert = { 
 /**
  * When it happened (Unix milliseconds).
@@ -451,7 +453,7 @@ ipcheck_direct: boolean, history_retention_days: number, theme: Theme,
  * How apps reach Veil when the system proxy is on: a fixed proxy, or
  * Veil's PAC file (fail-closed or fail-open).
  */
-apps_reach: AppsReach, };
+apps_reach: AppsReach, language: Language, };
 
 export type SettingsSaved = { settings: Settings, 
 /**

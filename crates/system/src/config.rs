@@ -213,6 +213,8 @@ impl CacheSection {
 #[serde(default, deny_unknown_fields)]
 pub struct AppSection {
     pub theme: Theme,
+    /// The window's and the tray's language.
+    pub language: Language,
     /// One upstream chosen in the tray or the window instead of the whole
     /// pool (only in mode `proxy`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -237,6 +239,30 @@ impl Theme {
             Theme::System => "system",
             Theme::Light => "light",
             Theme::Dark => "dark",
+        }
+    }
+}
+
+/// The language of the window and the tray.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum Language {
+    /// As the OS is: Chinese when the locale says `zh`, else English.
+    #[default]
+    #[serde(rename = "system")]
+    System,
+    #[serde(rename = "en")]
+    English,
+    #[serde(rename = "zh-CN")]
+    SimplifiedChinese,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::System => "system",
+            Language::English => "en",
+            Language::SimplifiedChinese => "zh-CN",
         }
     }
 }

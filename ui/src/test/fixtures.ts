@@ -94,6 +94,7 @@ export function settings(over: Partial<Settings> = {}): Settings {
     history_retention_days: 30,
     theme: "system",
     apps_reach: "manual",
+    language: "system",
     ...over,
   };
 }
