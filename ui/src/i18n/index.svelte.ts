@@ -6,9 +6,11 @@
 import en from "./en.json";
 import zhCN from "./zh-CN.json";
 
-export type Locale = "en" | "zh-CN";
+import type { Language } from "../bindings";
+
+export type Locale = Exclude<Language, "system">;
 /** The Settings choice: follow the OS, or one of the shipped locales. */
-export type LanguageSetting = "system" | Locale;
+export type LanguageSetting = Language;
 export type MessageKey = keyof typeof en;
 /** The base of each `_one`/`_other` pair: "upstreams.count" for "upstreams.count_one". */
 export type PluralKey = MessageKey extends infer K ? (K extends `${infer B}_other` ? B : never) : never;
