@@ -89,4 +89,25 @@ describe("catalogues", () => {
     }
     expect((en as Record<string, string>)["tray.tooltip"]).toBe("Veil · ↓ {down}/s ↑ {up}/s");
   });
+
+  it("translates every zh-CN string, but for those the same in both languages", () => {
+    // Symbols, placeholders only, "URL", "UDP", "VPN", and each language's own name.
+    const same = [
+      "app.title",
+      "format.less_than",
+      "overview.rate_now",
+      "upstreams.url",
+      "upstreams.url_placeholder",
+      "coverage.class.udp",
+      "coverage.col_vpn",
+      "settings.language_en",
+      "settings.language_zh",
+      "tray.state_line",
+      "tray.drift",
+    ];
+    const untranslated = Object.keys(en).filter(
+      (k) => (zhCN as Record<string, string>)[k] === (en as Record<string, string>)[k],
+    );
+    expect(untranslated.sort()).toEqual(same.sort());
+  });
 });
