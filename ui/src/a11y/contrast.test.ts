@@ -59,6 +59,7 @@ const TEXT: [string, string][] = [
   ["warn", "warn-soft"],
   ["bad", "surface"],
   ["bad", "bad-soft"],
+  ["bad", "accent-soft"],
   ["surface", "bad"],
 ];
 
