@@ -26,6 +26,9 @@ const COMMANDS: &[&str] = &[
     "export_history_csv",
     "get_fallback_direct",
     "set_fallback_direct",
+    "answer_close",
+    "quit_app",
+    "close_connections",
 ];
 
 fn main() {

@@ -170,6 +170,13 @@ impl Attached {
         }
     }
 
+    pub async fn close_connections(&self, ids: Option<Vec<u64>>) -> AppResult<usize> {
+        match self.ask(&Request::CloseConnections { ids }, None).await? {
+            Reply::Closed { closed, .. } => Ok(closed),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// One request; an error reply becomes an [`AppError`] naming the
     /// engine that sent it.
     async fn ask(&self, request: &Request, wait: Option<Duration>) -> AppResult<Reply> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tauri::{AppHandle, Runtime, State};
+use tauri::{AppHandle, Manager, Runtime, State};
 use tauri_plugin_autostart::ManagerExt;
 use veil_engine::{CacheStats, ProxyUrl, Strategy};
 use veil_system::ConfigFile;
@@ -96,6 +96,8 @@ pub struct Settings {
     /// Veil's PAC file (fail-closed or fail-open).
     pub apps_reach: AppsReach,
     pub language: Language,
+    /// Closing the window keeps Veil running in the tray.
+    pub keep_running: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -503,6 +505,7 @@ pub async fn get_settings<R: Runtime>(
         history_retention_days: config.history.retention_days,
         theme: config.app.theme,
         language: config.app.language,
+        keep_running: crate::window::keeps_running(&state, tray_shown(&app)).unwrap_or(false),
         apps_reach: config.proxy.apps_reach,
     })
 }
@@ -567,6 +570,7 @@ pub async fn save_settings<R: Runtime>(
     )?;
     file.set("app", "theme", settings.theme.as_str())?;
     file.set("app", "language", settings.language.as_str())?;
+    file.set("app", "keep_running", settings.keep_running)?;
     file.set(
         "ipcheck",
         "endpoints",
@@ -778,4 +782,41 @@ pub async fn set_fallback_direct<R: Runtime>(
     service.engine().set_fallback_direct(allowed);
     crate::notify_changed(&app);
     Ok(allowed)
+}
+
+fn tray_shown<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.try_state::<crate::window::WindowMemory>()
+        .is_some_and(|m| m.tray())
+}
+
+/// The answer to "keep running without a tray icon?" (asked on the first
+/// close where the desktop shows none), saved as `[app] keep_running`,
+/// then carried out: the window goes, or the app quits.
+#[tauri::command]
+pub async fn answer_close<R: Runtime>(
+    app: AppHandle<R>,
+    state: AppStateRef<'_>,
+    keep_running: bool,
+) -> AppResult<()> {
+    let mut file = ConfigFile::open(&state.config_path)?;
+    file.set("app", "keep_running", keep_running)?;
+    file.save()?;
+    if app.try_state::<crate::window::WindowMemory>().is_some() {
+        crate::window::answered(&app, keep_running);
+    }
+    Ok(())
+}
+
+/// Quits the app from the window (the tray has its own item): the system
+/// proxy settings are put back on the way out.
+#[tauri::command]
+pub fn quit_app<R: Runtime>(app: AppHandle<R>) {
+    app.exit(0);
+}
+
+/// Closes open client connections (the given ids, or every one): the
+/// engine ends their tunnels and requests; returns how many it closed.
+#[tauri::command]
+pub async fn close_connections(state: AppStateRef<'_>, ids: Option<Vec<u64>>) -> AppResult<usize> {
+    state.close_connections(ids.as_deref()).await
 }

@@ -11,6 +11,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod tray;
+mod window;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +34,9 @@ pub mod event {
     pub const ENGINE: &str = "veil://engine";
     pub const STATUS: &str = "veil://status";
     pub const IP: &str = "veil://ip";
+    /// The window was closed where no tray icon shows: ask whether to keep
+    /// running.
+    pub const CLOSE_ASKED: &str = "veil://close-asked";
 }
 
 /// `builder` with Veil's commands; `run` adds the plugins, the tray and the
@@ -61,6 +65,9 @@ pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::check_leaks,
         commands::get_fallback_direct,
         commands::set_fallback_direct,
+        commands::answer_close,
+        commands::quit_app,
+        commands::close_connections,
     ])
 }
 
@@ -119,6 +126,9 @@ pub fn repair_at_login(home: Option<std::path::PathBuf>) -> i32 {
 
 pub fn run() {
     let launched = Instant::now();
+    // Autostart starts Veil in the tray: no window, no WebView, until the
+    // first "Open Veil".
+    let hidden = std::env::args().skip(1).any(|a| a == "--hidden");
     let paths = match Paths::discover().and_then(|p| p.create_dirs().map(|()| p)) {
         Ok(paths) => paths,
         Err(e) => {
@@ -137,25 +147,41 @@ pub fn run() {
     let started = start_proxy(paths, launched);
     let app = builder_on(tauri::Builder::default())
         // First, so a second launch only brings this window forward.
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            show_window(app);
+        .plugin(tauri_plugin_single_instance::init(|app, args, _cwd| {
+            if !args.iter().any(|a| a == "--hidden") {
+                window::open(app);
+            }
         }))
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            None,
+            Some(vec!["--hidden"]),
         ))
         .plugin(tauri_plugin_window_state::Builder::default().build())
-        .on_page_load(move |_window, payload| {
-            if payload.event() == tauri::webview::PageLoadEvent::Finished {
-                tracing::info!(
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .on_page_load(move |webview, payload| {
+            if payload.event() != tauri::webview::PageLoadEvent::Finished {
+                return;
+            }
+            match webview.state::<window::WindowMemory>().take_opened_at() {
+                Some(asked) => tracing::info!(
+                    "window reopened: page shown {} ms after it was asked for",
+                    asked.elapsed().as_millis()
+                ),
+                None => tracing::info!(
                     "window shown {} ms after launch",
                     launched.elapsed().as_millis()
-                );
+                ),
+            }
+        })
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                window::close_requested(window, api);
             }
         })
         .setup(move |app| {
             app.manage(log_guard);
-            setup(app, started);
+            app.manage(window::WindowMemory::default());
+            setup(app, started, hidden);
             Ok(())
         })
         .build(tauri::generate_context!())
@@ -164,10 +190,13 @@ pub fn run() {
             std::process::exit(1);
         });
 
-    app.run(|app, event| {
-        if let RunEvent::Exit = event {
-            shutdown(app);
-        }
+    app.run(|app, event| match event {
+        // The last window closed (no exit code): the tray keeps the app.
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } if window::stays_without_window(app) => api.prevent_exit(),
+        RunEvent::Exit => shutdown(app),
+        _ => {}
     });
 }
 
@@ -210,7 +239,7 @@ fn start_proxy(paths: Paths, launched: Instant) -> Started {
     }
 }
 
-fn setup(app: &mut tauri::App, started: Started) {
+fn setup(app: &mut tauri::App, started: Started, hidden: bool) {
     let Started {
         state,
         control,
@@ -234,7 +263,6 @@ fn setup(app: &mut tauri::App, started: Started) {
     app.manage(state.clone());
 
     let handle = app.handle().clone();
-    lighten_webview(&handle);
     tauri::async_runtime::spawn(tick_stats(handle.clone(), state.clone()));
     tauri::async_runtime::spawn(forward_engine_events(handle.clone(), state.clone()));
     tauri::async_runtime::spawn(exit_on_signal(handle.clone()));
@@ -250,35 +278,22 @@ fn setup(app: &mut tauri::App, started: Started) {
             }
         });
     }
-    if let Err(e) = tray::create(&handle) {
-        // Some desktops have no tray; the window has every control too.
-        tracing::warn!("no tray icon: {e}");
+    let tray = match tray::create(&handle) {
+        Ok(()) => veil_system::tray_host::available(),
+        Err(e) => {
+            tracing::warn!("no tray icon: {e}");
+            false
+        }
+    };
+    if !tray {
+        tracing::info!("the desktop shows no tray icon: closing the window will ask first");
+    }
+    handle.state::<window::WindowMemory>().set_tray(tray);
+    if !hidden {
+        window::open(&handle);
     }
     recheck_ip(&handle);
 }
-
-/// WebKitGTK composites pages on the GPU (or in software without one) by
-/// default, which about doubles the web process's memory; this window is
-/// tables and one chart, so it draws without it (`make app-metrics`: the
-/// web process's PSS falls from about 230 to about 115 MiB under Xvfb).
-#[cfg(target_os = "linux")]
-fn lighten_webview<R: Runtime>(app: &tauri::AppHandle<R>) {
-    let Some(window) = app.get_webview_window("main") else {
-        return;
-    };
-    let result = window.with_webview(|webview| {
-        use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
-        if let Some(settings) = WebViewExt::settings(&webview.inner()) {
-            settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
-        }
-    });
-    if let Err(e) = result {
-        tracing::warn!("WebKit settings not changed: {e}");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lighten_webview<R: Runtime>(_app: &tauri::AppHandle<R>) {}
 
 /// Puts the system proxy settings back and stops the engine; runs once, on
 /// the way out, whatever asked the app to quit.
@@ -304,15 +319,8 @@ fn shutdown<R: Runtime>(app: &tauri::AppHandle<R>) {
     }
 }
 
-pub(crate) fn show_window<R: Runtime>(app: &tauri::AppHandle<R>) {
-    if let Some(window) = app.get_webview_window("main") {
-        let _ = window.unminimize();
-        let _ = window.show();
-        let _ = window.set_focus();
-    }
-}
-
-/// The counters once a second, for the Overview chart and the tables.
+/// The counters once a second, for the Overview chart, the tables and the
+/// tray's tooltip; nothing is sent while there is no window.
 async fn tick_stats<R: Runtime>(app: tauri::AppHandle<R>, state: Arc<AppState>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -321,7 +329,11 @@ async fn tick_stats<R: Runtime>(app: tauri::AppHandle<R>, state: Arc<AppState>) 
     let mut seen = None;
     loop {
         tick.tick().await;
-        if let Some(stats) = state.fresh_stats().await {
+        let stats = state.fresh_stats().await;
+        tray::show_rate(&app, &state);
+        if let Some(stats) = stats
+            && app.get_webview_window(window::MAIN).is_some()
+        {
             let _ = app.emit(event::STATS, stats);
         }
         if let Some(attached) = state.attached() {

@@ -277,6 +277,17 @@ impl AppState {
         }
     }
 
+    /// Closes client connections (these ids, or all) in whichever engine
+    /// runs, this app's or the `veil run` it is attached to.
+    pub async fn close_connections(&self, ids: Option<&[u64]>) -> AppResult<usize> {
+        match &self.running {
+            Running::Attached(attached) => {
+                attached.close_connections(ids.map(<[u64]>::to_vec)).await
+            }
+            _ => Ok(self.service()?.engine().close_connections(ids)),
+        }
+    }
+
     pub fn config(&self) -> AppResult<Config> {
         Ok(Config::load(&self.config_path)?)
     }

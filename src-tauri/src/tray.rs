@@ -1,9 +1,12 @@
 //! The tray icon and its menu. Linux trays send no click events, so every
 //! control is a menu item: the system-proxy check item, the upstream choice
-//! (check items used as radio items: exactly one is checked), a disabled
-//! line with the state, "Open Veil" and "Quit". The icon shows on and off.
+//! (check items used as radio items: exactly one is checked), "Test all
+//! upstreams" with the results, a disabled line with the state, "Close all
+//! connections", "Copy shell exports", "Open Veil" and "Quit". The icon's
+//! shape says on, off, drifted or upstream down (readable without colour);
+//! the tooltip carries the current rate as text.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem, Submenu};
@@ -13,35 +16,64 @@ use tauri::{AppHandle, Manager, Runtime};
 use veil_system::ipcheck::IpVerdict;
 use veil_system::service::DriftChoice;
 
+use crate::error::{AppError, AppResult, ErrorKind};
 use crate::state::{AppState, Selection};
 
 const TRAY_ID: &str = "veil";
 
-/// The tray icon for the state. On macOS it is a template image (black and
-/// alpha, tinted by the menu bar), so on and off differ in shape, not colour.
+/// What the icon shows, from the read-back state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// The system proxy is Veil's and traffic can flow.
+    On,
+    Off,
+    /// The OS setting no longer points at Veil (another program, a network
+    /// change).
+    Drifted,
+    /// The route is upstreams and none of them is up: requests fail.
+    Down,
+}
+
+/// The tray icon for `look`. On macOS it is a template image (black and
+/// alpha, tinted by the menu bar); everywhere the state shows in the shape:
+/// arcs (on), a bare shield (off), "!" (drifted), "x" (down).
 #[cfg(target_os = "macos")]
-fn icon(on: bool) -> tauri::Result<Image<'static>> {
-    if on {
-        Image::from_bytes(include_bytes!("../../icons/tray-template-on@2x.png"))
-    } else {
-        Image::from_bytes(include_bytes!("../../icons/tray-template-off@2x.png"))
-    }
+fn icon(look: Look) -> tauri::Result<Image<'static>> {
+    Image::from_bytes(match look {
+        Look::On => include_bytes!("../../icons/tray-template-on@2x.png").as_slice(),
+        Look::Off => include_bytes!("../../icons/tray-template-off@2x.png"),
+        Look::Drifted => include_bytes!("../../icons/tray-template-drifted@2x.png"),
+        Look::Down => include_bytes!("../../icons/tray-template-down@2x.png"),
+    })
 }
 
 #[cfg(not(target_os = "macos"))]
-fn icon(on: bool) -> tauri::Result<Image<'static>> {
-    if on {
-        Image::from_bytes(include_bytes!("../../icons/tray-on@2x.png"))
-    } else {
-        Image::from_bytes(include_bytes!("../../icons/tray-off@2x.png"))
-    }
+fn icon(look: Look) -> tauri::Result<Image<'static>> {
+    Image::from_bytes(match look {
+        Look::On => include_bytes!("../../icons/tray-on@2x.png").as_slice(),
+        Look::Off => include_bytes!("../../icons/tray-off@2x.png"),
+        Look::Drifted => include_bytes!("../../icons/tray-drifted@2x.png"),
+        Look::Down => include_bytes!("../../icons/tray-down@2x.png"),
+    })
+}
+
+/// The last "Test all upstreams": running, or its results as menu lines.
+#[derive(Default)]
+pub struct TrayMemory {
+    tests: Mutex<Tests>,
+}
+
+#[derive(Default)]
+struct Tests {
+    running: bool,
+    lines: Vec<String>,
 }
 
 pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
+    app.manage(TrayMemory::default());
     let state = app.state::<Arc<AppState>>();
-    let on = in_effect(&state);
     TrayIconBuilder::with_id(TRAY_ID)
-        .icon(icon(on)?)
+        .icon(icon(look(&state))?)
         .icon_as_template(cfg!(target_os = "macos"))
         .tooltip("Veil")
         .menu(&menu(app, &state)?)
@@ -57,20 +89,48 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
         return;
     };
     let state = app.state::<Arc<AppState>>();
-    let on = in_effect(&state);
     let result = menu(app, &state)
         .and_then(|menu| tray.set_menu(Some(menu)))
-        .and_then(|()| tray.set_icon(Some(icon(on)?)))
+        .and_then(|()| tray.set_icon(Some(icon(look(&state))?)))
         .and_then(|()| tray.set_icon_as_template(cfg!(target_os = "macos")));
     if let Err(e) = result {
         tracing::warn!("tray not updated: {e}");
     }
 }
 
-/// The icon shows "on" only while the OS setting reads back as Veil's: a
-/// drift (another program, a network change) shows as off at once.
-fn in_effect(state: &AppState) -> bool {
-    state.system_proxy_on() && state.system_proxy_drift().is_none()
+/// The current rate as the tooltip's text (no redrawn icon: it flickers).
+pub fn show_rate<R: Runtime>(app: &AppHandle<R>, state: &AppState) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
+    let text = match state.stats().and_then(|s| s.rates.last().cloned()) {
+        Some(rate) => format!(
+            "Veil · ↓ {}/s ↑ {}/s",
+            veil_system::units::bytes(rate.down_bps),
+            veil_system::units::bytes(rate.up_bps)
+        ),
+        None => "Veil · off".to_owned(),
+    };
+    if let Err(e) = tray.set_tooltip(Some(text)) {
+        tracing::debug!("tray tooltip not updated: {e}");
+    }
+}
+
+/// The icon says "on" only while the OS setting reads back as Veil's: a
+/// drift (another program, a network change) shows at once.
+pub fn look(state: &AppState) -> Look {
+    if state.system_proxy_drift().is_some() {
+        return Look::Drifted;
+    }
+    let all_down = state.selection() != Selection::Direct
+        && state
+            .stats()
+            .is_some_and(|s| !s.upstreams.is_empty() && s.upstreams.iter().all(|u| !u.healthy));
+    match (state.system_proxy_on(), all_down) {
+        (_, true) => Look::Down,
+        (true, false) => Look::On,
+        (false, false) => Look::Off,
+    }
 }
 
 /// The disabled line: the masked IP once checked, else where traffic goes.
@@ -193,10 +253,25 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
         ],
         None => Vec::new(),
     };
+    let tests = test_menu(app, !servers.0.is_empty())?;
+    let close_all = MenuItem::with_id(
+        app,
+        "close-all",
+        "Close all connections",
+        state.engine_running(),
+        None::<&str>,
+    )?;
+    let exports = MenuItem::with_id(
+        app,
+        "copy-env",
+        "Copy shell exports",
+        state.engine_running(),
+        None::<&str>,
+    )?;
     let open = MenuItem::with_id(app, "open", "Open Veil", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit Veil", true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
-    let mut items: Vec<&dyn tauri::menu::IsMenuItem<R>> = vec![&sysproxy, &upstream, &line];
+    let mut items: Vec<&dyn tauri::menu::IsMenuItem<R>> = vec![&sysproxy, &upstream, &tests, &line];
     if let Some(alert) = &alert {
         items.push(alert);
     }
@@ -205,15 +280,86 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
             .iter()
             .map(|i| i as &dyn tauri::menu::IsMenuItem<R>),
     );
-    items.extend([&separator as &dyn tauri::menu::IsMenuItem<R>, &open, &quit]);
+    items.extend([
+        &separator as &dyn tauri::menu::IsMenuItem<R>,
+        &close_all,
+        &exports,
+        &open,
+        &quit,
+    ]);
     Menu::with_items(app, &items)
+}
+
+/// "Test all upstreams": the button (or "Testing…"), then the last results.
+fn test_menu<R: Runtime>(app: &AppHandle<R>, any: bool) -> tauri::Result<Submenu<R>> {
+    let memory = app.state::<TrayMemory>();
+    let tests = memory.tests.lock().unwrap_or_else(|e| e.into_inner());
+    let start = if tests.running {
+        MenuItem::with_id(app, "test-all", "Testing…", false, None::<&str>)?
+    } else {
+        MenuItem::with_id(app, "test-all", "Test now", any, None::<&str>)?
+    };
+    let lines = tests
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| MenuItem::with_id(app, format!("tested:{i}"), line, false, None::<&str>))
+        .collect::<tauri::Result<Vec<_>>>()?;
+    let mut items: Vec<&dyn tauri::menu::IsMenuItem<R>> = vec![&start];
+    items.extend(lines.iter().map(|l| l as &dyn tauri::menu::IsMenuItem<R>));
+    Submenu::with_id_and_items(app, "tests", "Test all upstreams", any, &items)
+}
+
+/// Runs "Test all upstreams" and puts the results in the submenu.
+async fn test_all<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> AppResult<()> {
+    {
+        let memory = app.state::<TrayMemory>();
+        let mut tests = memory.tests.lock().unwrap_or_else(|e| e.into_inner());
+        if tests.running {
+            return Ok(());
+        }
+        tests.running = true;
+    }
+    refresh(app);
+    let results = match state.engine_config().await {
+        Ok(engine) => Ok(veil_system::upstream_test::all(&engine, None).await),
+        Err(e) => Err(e),
+    };
+    let memory = app.state::<TrayMemory>();
+    let mut tests = memory.tests.lock().unwrap_or_else(|e| e.into_inner());
+    tests.running = false;
+    let results = results?;
+    tests.lines = results
+        .iter()
+        .map(|t| match &t.result {
+            Ok(latency) => format!("{}: {} ms", t.name, latency.as_millis()),
+            Err(reason) => format!("{}: {reason}", t.name),
+        })
+        .collect();
+    Ok(())
+}
+
+/// `veil env` for the user's shell, on the clipboard.
+fn copy_exports<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> AppResult<()> {
+    use tauri_plugin_clipboard_manager::ClipboardExt;
+    let config = state.config()?;
+    let listen = state
+        .stats()
+        .map(|s| s.listen)
+        .unwrap_or(config.proxy.listen);
+    let user = config.proxy.auth.as_ref().map(|a| a.username.as_str());
+    let vars = veil_system::env::ProxyVars::new(listen, &config.proxy.bypass, user);
+    let text = vars.render(veil_system::env::Shell::detect());
+    app.clipboard()
+        .write_text(text)
+        .map_err(|e| AppError::new(ErrorKind::Io, format!("The clipboard refused: {e}")))
 }
 
 fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
     let id = event.id().as_ref().to_owned();
     let app = app.clone();
     match id.as_str() {
-        "open" => crate::show_window(&app),
+        "open" => crate::window::open(&app),
         "quit" => app.exit(0),
         _ => {
             tauri::async_runtime::spawn(async move {
@@ -235,6 +381,11 @@ fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
                         }
                         Err(e) => Err(e),
                     },
+                    "test-all" => test_all(&app, &state).await,
+                    "close-all" => state.close_connections(None).await.map(|n| {
+                        tracing::info!("tray: closed {n} connections");
+                    }),
+                    "copy-env" => copy_exports(&app, &state),
                     "sel:direct" => state.select(Selection::Direct).await,
                     "sel:pool" => state.select(Selection::Pool).await,
                     other => match other.strip_prefix("sel:one:") {

@@ -453,7 +453,11 @@ ipcheck_direct: boolean, history_retention_days: number, theme: Theme,
  * How apps reach Veil when the system proxy is on: a fixed proxy, or
  * Veil's PAC file (fail-closed or fail-open).
  */
-apps_reach: AppsReach, language: Language, };
+apps_reach: AppsReach, language: Language, 
+/**
+ * Closing the window keeps Veil running in the tray.
+ */
+keep_running: boolean, };
 
 export type SettingsSaved = { settings: Settings, 
 /**

@@ -2,6 +2,7 @@
 //! read directly (read-only), whether or not an engine runs.
 
 use std::path::PathBuf;
+use veil_system::units::bytes;
 
 use anyhow::Context;
 use veil_system::Paths;
@@ -90,19 +91,4 @@ fn sparkline(values: &[u64]) -> String {
             }
         })
         .collect()
-}
-
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

@@ -1,6 +1,7 @@
 use anyhow::bail;
 use veil_system::Paths;
 use veil_system::control::{self, Reply, Request};
+use veil_system::units::bytes;
 
 pub async fn status(json: bool) -> anyhow::Result<()> {
     let paths = Paths::discover()?;
@@ -112,20 +113,5 @@ fn duration(s: u64) -> String {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m {}s", s / 60, s % 60),
         _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }

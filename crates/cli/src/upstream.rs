@@ -56,45 +56,22 @@ pub async fn test(url: &str, check_url: Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How many upstreams `veil upstream test --all` measures at once: enough
-/// to finish a long list quickly, few enough not to look like a scan.
-const TEST_ALL_AT_ONCE: usize = 4;
-
 /// `veil upstream test --all`: every configured upstream, with its stored
 /// password, a few at a time; printed fastest first, then the failures with
 /// their reasons. Fails when any upstream failed.
 pub async fn test_all(check_url: Option<String>) -> anyhow::Result<()> {
-    use futures_util::StreamExt as _;
     let paths = Paths::discover()?;
     let config = Config::load(&paths.config_file)?;
     let engine = config.engine_config()?;
     if engine.upstreams.is_empty() {
         bail!("no upstreams configured; add one with `veil upstream add NAME URL`");
     }
+    let results = veil_system::upstream_test::all(&engine, check_url.as_deref()).await;
     let check_url = check_url.or(engine.health.check_url.clone());
-    let timeout = engine.limits.connect_timeout.max(Duration::from_secs(5));
-    let dns = engine.dns_servers.clone();
-    let mut results: Vec<(String, String, Result<Duration, String>)> =
-        futures_util::stream::iter(engine.upstreams.into_iter().map(|spec| {
-            let check_url = check_url.clone();
-            let dns = dns.clone();
-            async move {
-                let name = spec.name.clone();
-                let url = spec.url.to_string();
-                let result =
-                    veil_engine::upstream::probe(spec, check_url.as_deref(), &dns, timeout).await;
-                (name, url, result)
-            }
-        }))
-        .buffer_unordered(TEST_ALL_AT_ONCE)
-        .collect()
-        .await;
-    results.sort_by_key(|(name, _, result)| {
-        (result.is_err(), result.as_ref().ok().copied(), name.clone())
-    });
-    let failed = results.iter().filter(|(_, _, r)| r.is_err()).count();
-    for (name, url, result) in &results {
-        match result {
+    let failed = results.iter().filter(|t| t.result.is_err()).count();
+    for tested in &results {
+        let (name, url) = (&tested.name, &tested.url);
+        match &tested.result {
             Ok(latency) => println!("{name:<24} {:>6} ms  {url}", latency.as_millis()),
             Err(reason) => println!("{name:<24} {:>9}  {url}: {reason}", "failed"),
         }

@@ -290,6 +290,15 @@ impl EngineHandle {
         self.shared.outbound.pool.check_now().await;
     }
 
+    /// Closes client connections: those with the given ids, or every one
+    /// (`None`). Their tunnels and requests end at once; returns how many
+    /// were still open.
+    pub fn close_connections(&self, ids: Option<&[u64]>) -> usize {
+        self.shared
+            .stats
+            .end_connections(|c| ids.is_none_or(|ids| ids.contains(&c.id)))
+    }
+
     pub fn stats(&self) -> StatsSnapshot {
         let pool = &self.shared.outbound.pool;
         self.shared.stats.snapshot(

@@ -215,6 +215,11 @@ pub struct AppSection {
     pub theme: Theme,
     /// The window's and the tray's language.
     pub language: Language,
+    /// Closing the window keeps Veil running in the tray (`None`: not
+    /// chosen yet, which means yes where the desktop shows a tray icon and
+    /// a question on the first close where it does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_running: Option<bool>,
     /// One upstream chosen in the tray or the window instead of the whole
     /// pool (only in mode `proxy`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -39,7 +39,10 @@ pub mod secrets;
 pub mod service;
 pub mod sockets;
 pub mod sysproxy;
+pub mod tray_host;
+pub mod units;
 pub mod upstream_import;
+pub mod upstream_test;
 
 pub use config::{Config, ConfigError};
 pub use config_file::ConfigFile;

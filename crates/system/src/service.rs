@@ -497,6 +497,10 @@ impl Controller for Service {
                     "could not read the system proxy settings",
                 ),
                 Request::CacheStats => self.cache_reply(),
+                Request::CloseConnections { ids } => Reply::Closed {
+                    ok: true,
+                    closed: self.engine().close_connections(ids.as_deref()),
+                },
                 Request::CacheClear => {
                     self.engine().cache_clear().await;
                     self.cache_reply()

@@ -11,7 +11,7 @@ import App from "../App.svelte";
 import { setLanguage } from "../i18n/index.svelte";
 import zhCN from "../i18n/zh-CN.json";
 import en from "../i18n/en.json";
-import { resetAppState } from "../lib/state.svelte";
+import { app, resetAppState } from "../lib/state.svelte";
 import { clearErrors } from "../lib/errors.svelte";
 import { PAGES, world } from "../test/world";
 
@@ -67,4 +67,14 @@ describe("axe", () => {
       });
     }
   }
+
+  it("finds no violation in the close question (dark, zh-CN)", async () => {
+    mockIPC(world([], { theme: "dark", language: "zh-CN" }));
+    render(App);
+    await screen.findByText(zhCN["page.overview"], { selector: "h1" });
+    app.closeAsked = true;
+    const dialog = await screen.findByRole("alertdialog");
+    expect(dialog).toHaveTextContent(zhCN["close.title"]);
+    expect(await audit()).toEqual([]);
+  });
 });

@@ -94,4 +94,7 @@ export const checkIp = () => call<IpReport>("check_ip");
 export const scanCoverage = () => call<CoverageReport>("scan_coverage");
 export const checkLeaks = () => call<LeakReport>("check_leaks");
 export const getHistory = (range: HistoryRange) => call<HistoryReport>("get_history", { range });
+export const closeConnections = (ids: number[] | null) => call<number>("close_connections", { ids });
+export const answerClose = (keepRunning: boolean) => call<null>("answer_close", { keepRunning });
+export const quitApp = () => call<null>("quit_app");
 export const exportHistoryCsv = (range: HistoryRange) => call<string>("export_history_csv", { range });

@@ -7,6 +7,8 @@ export const EVENT_STATS = "veil://stats";
 export const EVENT_ENGINE = "veil://engine";
 export const EVENT_STATUS = "veil://status";
 export const EVENT_IP = "veil://ip";
+/** The window was closed where the desktop shows no tray icon. */
+export const EVENT_CLOSE_ASKED = "veil://close-asked";
 
 /** The payload of `veil://engine`; only `kind` is relied on here. */
 export interface EngineEventPayload {
@@ -28,3 +30,4 @@ export const onStats = (h: (s: StatsSnapshot) => void) => on<StatsSnapshot>(EVEN
 export const onEngine = (h: (e: EngineEventPayload) => void) => on<EngineEventPayload>(EVENT_ENGINE, h);
 export const onStatus = (h: (s: AppStatus) => void) => on<AppStatus>(EVENT_STATUS, h);
 export const onIp = (h: (r: IpReport) => void) => on<IpReport>(EVENT_IP, h);
+export const onCloseAsked = (h: () => void) => on<null>(EVENT_CLOSE_ASKED, () => h());

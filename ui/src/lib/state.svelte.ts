@@ -3,7 +3,7 @@
 // stats snapshot arrives every second.
 import type { AppStatus, IpReport, StatsSnapshot, SysProxyState, Theme } from "../bindings";
 import * as api from "./api";
-import { onEngine, onIp, onStats, onStatus } from "./events";
+import { onCloseAsked, onEngine, onIp, onStats, onStatus } from "./events";
 import { reportError } from "./errors.svelte";
 
 class AppState {
@@ -20,6 +20,8 @@ class AppState {
   shuttingDown = $state(false);
   /** the OS prefers dark (followed while the theme setting is "system") */
   systemDark = $state(false);
+  /** the window was closed without a tray to come back from: ask */
+  closeAsked = $state(false);
 }
 
 export const app = new AppState();
@@ -33,6 +35,7 @@ export function resetAppState(): void {
   app.unreachable = false;
   app.theme = "system";
   app.shuttingDown = false;
+  app.closeAsked = false;
 }
 
 export function setStatus(s: AppStatus): void {
@@ -76,7 +79,13 @@ export async function checkIpNow(): Promise<void> {
 export async function subscribe(): Promise<() => void> {
   const results = await Promise.allSettled([
     onStats((s) => {
+      // Nothing is redrawn while the window is minimised or hidden; the
+      // next tick after it shows again brings everything up to date.
+      if (typeof document !== "undefined" && document.hidden) return;
       app.stats = s;
+    }),
+    onCloseAsked(() => {
+      app.closeAsked = true;
     }),
     onStatus((s) => setStatus(s)),
     onIp((r) => {

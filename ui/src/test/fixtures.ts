@@ -95,6 +95,7 @@ export function settings(over: Partial<Settings> = {}): Settings {
     theme: "system",
     apps_reach: "manual",
     language: "system",
+    keep_running: true,
     ...over,
   };
 }

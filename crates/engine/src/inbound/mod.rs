@@ -149,6 +149,7 @@ pub(crate) async fn serve(
         _permit: permit,
     });
     let hard_stop = shared.hard_stop.clone();
+    let closing = entry.clone();
     let work = async move {
         let _ = stream.set_nodelay(true);
         crate::keepalive::enable(&stream);
@@ -188,6 +189,7 @@ pub(crate) async fn serve(
     tokio::select! {
         _ = work => {}
         _ = hard_stop.cancelled() => {}
+        () = closing.close_requested() => tracing::debug!("closed by the user"),
     }
 }
 

@@ -75,9 +75,16 @@ pub struct ConnEntry {
     /// Requests and tunnels on this connection whose target was an address
     /// rather than a name, and the first few of those addresses.
     resolved_locally: Mutex<(u64, Vec<String>)>,
+    /// Cancelled when the user closes the connection from the window.
+    close: tokio_util::sync::CancellationToken,
 }
 
 impl ConnEntry {
+    /// Resolves when the user asked for this connection to be closed.
+    pub async fn close_requested(&self) {
+        self.close.cancelled().await
+    }
+
     /// Records the protocol and target once they are known; later calls (the
     /// next request on a keep-alive connection) keep the first.
     pub fn set_route(&self, protocol: &'static str, target: String) -> bool {
@@ -234,6 +241,7 @@ impl Stats {
             app: OnceLock::new(),
             upstream: Mutex::new(None),
             resolved_locally: Mutex::default(),
+            close: tokio_util::sync::CancellationToken::new(),
         });
         self.conns.insert(id, entry.clone());
         self.connections_open.fetch_add(1, Relaxed);
@@ -244,6 +252,19 @@ impl Stats {
     /// Client connections open now.
     pub fn open_connections(&self) -> u64 {
         self.connections_open.load(Relaxed)
+    }
+
+    /// Ends the connections `which` picks (the client's socket and the
+    /// tunnel or request it carries); returns how many were open.
+    pub fn end_connections(&self, which: impl Fn(&ConnEntry) -> bool) -> usize {
+        let mut ended = 0;
+        for entry in self.conns.iter() {
+            if which(entry.value()) {
+                entry.close.cancel();
+                ended += 1;
+            }
+        }
+        ended
     }
 
     pub fn close_connection(&self, id: u64) {

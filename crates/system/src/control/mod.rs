@@ -67,6 +67,11 @@ pub enum Request {
     },
     /// Forget the alerts (the user has seen them).
     ClearAlerts,
+    /// Close client connections: these ids, or every one.
+    CloseConnections {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ids: Option<Vec<u64>>,
+    },
 }
 
 /// The engine's answer.
@@ -101,6 +106,11 @@ pub enum Reply {
     Leaks {
         ok: bool,
         leaks: Box<crate::leaks::LeakReport>,
+    },
+    /// The answer to `close_connections`: how many were open and closed.
+    Closed {
+        ok: bool,
+        closed: usize,
     },
     Error {
         ok: bool,
