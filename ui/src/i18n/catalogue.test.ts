@@ -66,6 +66,8 @@ describe("catalogues", () => {
       "tray.drift_leave": [],
       "tray.test_all": [],
       "tray.testing": [],
+      "tray.test_now": [],
+      "tray.clipboard_refused": ["error"],
       "tray.test_ok": ["ms", "name"],
       "tray.test_failed": ["name", "reason"],
       "tray.close_all": [],
