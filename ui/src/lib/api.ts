@@ -23,6 +23,7 @@ import type {
   UpstreamInput,
   UpstreamTest,
 } from "../bindings";
+import { t } from "../i18n/index.svelte";
 
 const KINDS: readonly AppError["kind"][] = [
   "invalid",
@@ -43,11 +44,10 @@ export function isAppError(e: unknown): e is AppError {
   );
 }
 
-const NO_BACKEND: AppError = {
-  kind: "engine",
-  message:
-    "Veil's engine is not reachable: this page runs outside the Veil app. Start Veil (make run) and use its window to see live data.",
-};
+/** Said when there is no Tauri IPC at all (a plain browser tab). */
+function noBackend(): AppError {
+  return { kind: "engine", message: t("error.no_backend") };
+}
 
 /** Whether Tauri's IPC is present (it is not in a plain browser tab). */
 export function hasBackend(): boolean {
@@ -59,13 +59,13 @@ export function hasBackend(): boolean {
 export function toAppError(e: unknown): AppError {
   if (isAppError(e)) return e;
   if (typeof e === "string" && e.trim() !== "") return { kind: "engine", message: e };
-  if (!hasBackend()) return NO_BACKEND;
+  if (!hasBackend()) return noBackend();
   if (e instanceof Error && e.message) return { kind: "engine", message: e.message };
-  return { kind: "engine", message: "Something went wrong talking to Veil's engine. Try again; if it keeps failing, restart Veil." };
+  return { kind: "engine", message: t("error.unknown") };
 }
 
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
-  if (!hasBackend()) throw NO_BACKEND;
+  if (!hasBackend()) throw noBackend();
   try {
     return await invoke<T>(cmd, args);
   } catch (e) {

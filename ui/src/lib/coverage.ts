@@ -1,10 +1,10 @@
 import type { CoverageApp, CoverageClass, CoverageTotals } from "../bindings";
-import { plural } from "./format";
+import { tn } from "../i18n/index.svelte";
 import { CLASS_ORDER } from "./labels";
 
-/** "3 apps covered, 2 bypassing, 1 using UDP; a VPN would capture all 6". */
+/** "3 apps covered, 2 bypassing, 1 using UDP; a VPN would capture all 6." */
 export function totalsSentence(t: CoverageTotals): string {
-  return `${plural(t.covered, "app")} covered, ${t.bypassing} bypassing, ${t.udp} using UDP; a VPN would capture all ${t.vpn_would_capture}`;
+  return tn("coverage.totals", t.covered, { bypassing: t.bypassing, udp: t.udp, vpn: t.vpn_would_capture });
 }
 
 /** Worst first (bypassing, UDP, through Veil, local only), then by name. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatAge, formatBytes, formatCount, formatDuration, formatMs, formatPercent, formatRate, plural, ratio } from "./format";
+import { formatAge, formatBytes, formatCount, formatDuration, formatMs, formatPercent, formatRate, ratio } from "./format";
 
 describe("formatBytes", () => {
   it.each([
@@ -58,9 +58,7 @@ describe("small helpers", () => {
     expect(ratio(3, 1)).toBe(0.75);
     expect(ratio(0, 0)).toBeNull();
   });
-  it("counts and plurals", () => {
+  it("counts", () => {
     expect(formatCount(12345)).toBe("12,345");
-    expect(plural(1, "app")).toBe("1 app");
-    expect(plural(3, "app")).toBe("3 apps");
   });
 });

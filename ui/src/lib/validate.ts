@@ -1,41 +1,42 @@
 // Checks run in the window before a command is sent, so a mistake is shown next
 // to its field. The engine validates again; its AppError is shown as well.
+import { t } from "../i18n/index.svelte";
 
 export const UPSTREAM_SCHEMES = ["http:", "https:", "socks5:"] as const;
 
 /** null when the upstream URL is usable, else a sentence saying what to fix. */
 export function validateUpstreamUrl(raw: string): string | null {
   const text = raw.trim();
-  if (text === "") return "Enter the upstream's URL, e.g. socks5://user@host:1080.";
+  if (text === "") return t("validate.url_empty");
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    return "This is not a URL. Use the form scheme://host:port, e.g. socks5://host:1080.";
+    return t("validate.url_not_url");
   }
   if (!(UPSTREAM_SCHEMES as readonly string[]).includes(url.protocol)) {
-    return `Only http://, https:// and socks5:// upstreams are supported, not ${url.protocol}//.`;
+    return t("validate.url_scheme", { scheme: url.protocol });
   }
-  if (url.hostname === "") return "The URL needs a host, e.g. socks5://host:1080.";
+  if (url.hostname === "") return t("validate.url_no_host");
   if (url.password !== "") {
-    return "Put the password in the password field, not in the URL: the URL is stored in a plain file.";
+    return t("validate.url_password");
   }
   if (url.pathname !== "/" && url.pathname !== "" ) {
-    return "An upstream URL has no path: use scheme://host:port only.";
+    return t("validate.url_path");
   }
   return null;
 }
 
 export function validateUpstreamName(name: string, taken: string[]): string | null {
   const n = name.trim();
-  if (n === "") return "Give this upstream a name, e.g. home or vps-1.";
-  if (n.length > 64) return "Keep the name under 64 characters.";
-  if (taken.includes(n)) return `An upstream named ${n} already exists. Choose another name.`;
+  if (n === "") return t("validate.name_empty");
+  if (n.length > 64) return t("validate.name_long");
+  if (taken.includes(n)) return t("validate.name_taken", { name: n });
   return null;
 }
 
 export function validateWeight(w: number): string | null {
-  if (!Number.isInteger(w) || w < 1 || w > 1000) return "Weight is a whole number from 1 to 1000.";
+  if (!Number.isInteger(w) || w < 1 || w > 1000) return t("validate.weight");
   return null;
 }
 
@@ -58,7 +59,7 @@ export function validateEndpoints(list: string[]): string | null {
       url = null;
     }
     if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.hostname === "") {
-      return `Line ${i + 1} (${e}) is not an http:// or https:// URL. Only http(s) endpoints can be checked.`;
+      return t("validate.endpoint", { line: i + 1, text: e });
     }
   }
   return null;
@@ -67,11 +68,11 @@ export function validateEndpoints(list: string[]): string | null {
 /** An IP address and a port 0..65535 (0: any free port); IPv6 in brackets:
  * [::1]:7890. Names such as localhost are not accepted (Veil binds an address). */
 export function validateListen(text: string): string | null {
-  const t = text.trim();
-  const m = /^(\[[0-9a-fA-F:.]+\]|\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(t);
-  if (!m) return "Use an IP address and port, e.g. 127.0.0.1:7890 (IPv6 in brackets: [::1]:7890).";
+  const addr = text.trim();
+  const m = /^(\[[0-9a-fA-F:.]+\]|\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(addr);
+  if (!m) return t("validate.listen");
   const port = Number(m[2]);
-  if (port > 65535) return "The port is a number from 0 to 65535 (0 picks a free one).";
+  if (port > 65535) return t("validate.port");
   return null;
 }
 
@@ -82,6 +83,6 @@ export function isLoopbackListen(text: string): boolean {
 }
 
 export function validateWholeNumber(n: number, min: number, max: number, what: string): string | null {
-  if (!Number.isInteger(n) || n < min || n > max) return `${what} is a whole number from ${min} to ${max}.`;
+  if (!Number.isInteger(n) || n < min || n > max) return t("validate.whole_number", { what, min, max });
   return null;
 }

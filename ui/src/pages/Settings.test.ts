@@ -6,11 +6,13 @@ import { clearErrors } from "../lib/errors.svelte";
 import { resetAppState } from "../lib/state.svelte";
 import { handler, settings, type Calls } from "../test/fixtures";
 import type { Settings } from "../bindings";
+import { setLanguage } from "../i18n/index.svelte";
 
 afterEach(() => {
   resetAppState();
   clearErrors();
   document.documentElement.removeAttribute("data-theme");
+  setLanguage("system");
 });
 
 function field(id: string): HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement {
@@ -94,5 +96,27 @@ describe("Settings", () => {
     expect(document.getElementById("settings-listen-msg")).toHaveTextContent("Use an IP address and port");
     await fireEvent.input(field("settings-listen"), { target: { value: "0.0.0.0:7890" } });
     expect(document.getElementById("settings-listen-msg")).toHaveTextContent("Other machines could reach");
+  });
+
+  it("switches the window to the chosen language when saved, and saves the choice", async () => {
+    const calls: Calls = [];
+    mockIPC(
+      handler(
+        {
+          get_settings: settings(),
+          save_settings: (a) => ({ settings: a.settings as Settings, notice: null }),
+        },
+        calls,
+      ),
+    );
+    render(SettingsPage);
+    await waitFor(() => expect(field("settings-language").value).toBe("system"));
+    expect(screen.getByRole("heading", { level: 1 })).toHaveTextContent("Settings");
+    await fireEvent.change(field("settings-language"), { target: { value: "zh-CN" } });
+    await fireEvent.click(document.getElementById("settings-save")!);
+    await waitFor(() => expect(screen.getByRole("heading", { level: 1 })).toHaveTextContent("设置"));
+    expect(screen.getByTestId("settings-notice")).toHaveTextContent("设置已保存。");
+    expect(document.documentElement.lang).toBe("zh-CN");
+    expect(calls.find((c) => c.cmd === "save_settings")?.args).toEqual({ settings: settings({ language: "zh-CN" }) });
   });
 });

@@ -246,7 +246,7 @@ describe("Upstreams", () => {
     await fireEvent.input(area, { target: { value: list } });
     await fireEvent.click(screen.getByTestId("upstream-import"));
     const result = await screen.findByTestId("upstream-import-result");
-    expect(result).toHaveTextContent("Added 1 upstream; 1 line was refused.");
+    expect(result).toHaveTextContent("Added 1 upstream. 1 line was refused.");
     expect(result).toHaveTextContent("Line 2: ftp://x:21 expected http://, https:// or socks5://host:port");
     expect(calls.find((c) => c.cmd === "import_upstreams")?.args).toEqual({ text: list });
     expect(await screen.findByTestId("upstream-row")).toHaveAttribute("data-name", "p.example:1080");
