@@ -7,6 +7,7 @@ mod attached;
 pub mod bindings;
 mod commands;
 mod error;
+mod i18n;
 mod state;
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,7 @@ use veil_system::ipcheck::IpVerdict;
 use veil_system::service::DriftChoice;
 
 use crate::error::{AppError, AppResult, ErrorKind};
+use crate::i18n::Locale;
 use crate::state::{AppState, Selection};
 
 const TRAY_ID: &str = "veil";
@@ -103,13 +104,16 @@ pub fn show_rate<R: Runtime>(app: &AppHandle<R>, state: &AppState) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
+    let words = locale(state);
     let text = match state.stats().and_then(|s| s.rates.last().cloned()) {
-        Some(rate) => format!(
-            "Veil · ↓ {}/s ↑ {}/s",
-            veil_system::units::bytes(rate.down_bps),
-            veil_system::units::bytes(rate.up_bps)
+        Some(rate) => words.text(
+            "tray.tooltip",
+            &[
+                ("down", &veil_system::units::bytes(rate.down_bps)),
+                ("up", &veil_system::units::bytes(rate.up_bps)),
+            ],
         ),
-        None => "Veil · off".to_owned(),
+        None => words.text("tray.tooltip_off", &[]),
     };
     if let Err(e) = tray.set_tooltip(Some(text)) {
         tracing::debug!("tray tooltip not updated: {e}");
@@ -135,37 +139,59 @@ pub fn look(state: &AppState) -> Look {
 
 /// The disabled line: the masked IP once checked, else where traffic goes.
 pub fn state_line(state: &AppState) -> String {
+    let words = locale(state);
     let Some(stats) = state.stats() else {
-        return "Proxy not running".to_owned();
+        return words.text("tray.not_running", &[]);
     };
     if let Some(ip) = state.last_ip() {
         return match (ip.verdict, ip.via_proxy.ip) {
-            (IpVerdict::Masked, Some(addr)) => format!("Masked: the world sees {addr}"),
-            (IpVerdict::NotMasked, Some(addr)) => format!("NOT masked: the world sees {addr}"),
-            _ => "Public IP unknown".to_owned(),
+            (IpVerdict::Masked, Some(addr)) => {
+                words.text("tray.masked", &[("addr", &addr.to_string())])
+            }
+            (IpVerdict::NotMasked, Some(addr)) => {
+                words.text("tray.not_masked", &[("addr", &addr.to_string())])
+            }
+            _ => words.text("tray.ip_unknown", &[]),
         };
     }
     let route = match state.selection() {
-        Selection::Direct => "direct".to_owned(),
-        Selection::Pool => format!("all upstreams ({})", stats.strategy),
-        Selection::One { name } => format!("via {name}"),
-    };
-    match state.attached() {
-        Some(attached) => format!(
-            "{} · {route} · veil run pid {}",
-            stats.listen,
-            attached.pid()
+        Selection::Direct => words.text("tray.route_direct", &[]),
+        Selection::Pool => words.text(
+            "tray.route_pool",
+            &[("strategy", &strategy_name(words, stats.strategy))],
         ),
-        None => format!("{} · {route}", stats.listen),
+        Selection::One { name } => words.text("tray.route_via", &[("name", &name)]),
+    };
+    let listen = stats.listen.to_string();
+    match state.attached() {
+        Some(attached) => words.text(
+            "tray.state_line_attached",
+            &[
+                ("listen", &listen),
+                ("route", &route),
+                ("pid", &attached.pid().to_string()),
+            ],
+        ),
+        None => words.text("tray.state_line", &[("listen", &listen), ("route", &route)]),
     }
 }
 
+/// The tray's language: the setting, or the OS's.
+fn locale(state: &AppState) -> Locale {
+    Locale::of(state.config().map(|c| c.app.language).unwrap_or_default())
+}
+
+fn strategy_name(words: Locale, strategy: veil_engine::Strategy) -> String {
+    words.text(&format!("tray.strategy_{strategy}"), &[])
+}
+
 fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<R>> {
+    let words = locale(state);
     let on = state.system_proxy_on();
     let sysproxy = CheckMenuItem::with_id(
         app,
         "sysproxy",
-        "System proxy",
+        words.text("tray.system_proxy", &[]),
         state.engine_running(),
         on,
         None::<&str>,
@@ -179,7 +205,7 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
     let mut choices = vec![CheckMenuItem::with_id(
         app,
         "sel:direct",
-        "Direct (no upstream)",
+        words.text("tray.direct_item", &[]),
         true,
         selection == Selection::Direct,
         None::<&str>,
@@ -188,7 +214,10 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
         choices.push(CheckMenuItem::with_id(
             app,
             "sel:pool",
-            format!("All upstreams ({})", servers.1),
+            words.text(
+                "tray.pool_item",
+                &[("strategy", &strategy_name(words, servers.1))],
+            ),
             true,
             selection == Selection::Pool,
             None::<&str>,
@@ -214,14 +243,20 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
         .iter()
         .map(|c| c as &dyn tauri::menu::IsMenuItem<R>)
         .collect();
-    let upstream = Submenu::with_id_and_items(app, "upstream", "Upstream", true, &choice_refs)?;
+    let upstream = Submenu::with_id_and_items(
+        app,
+        "upstream",
+        words.text("tray.upstream", &[]),
+        true,
+        &choice_refs,
+    )?;
 
     let line = MenuItem::with_id(app, "state", state_line(state), false, None::<&str>)?;
     // The newest alert, so a change Veil made on its own is seen here too.
     let alert = state
         .alerts()
         .pop()
-        .map(|a| format!("⚠ {} (open Veil for why)", a.what));
+        .map(|a| words.text("tray.alert", &[("what", &a.what)]));
     let alert = alert
         .map(|text| MenuItem::with_id(app, "alert", text, false, None::<&str>))
         .transpose()?;
@@ -232,44 +267,56 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
             MenuItem::with_id(
                 app,
                 "drift",
-                format!("⚠ {}", d.headline()),
+                words.text("tray.drift", &[("headline", &d.headline())]),
                 false,
                 None::<&str>,
             )?,
             MenuItem::with_id(
                 app,
                 "drift:reapply",
-                "Re-apply Veil's proxy setting",
+                words.text("tray.drift_reapply", &[]),
                 true,
                 None::<&str>,
             )?,
             MenuItem::with_id(
                 app,
                 "drift:leave",
-                "Leave the new setting",
+                words.text("tray.drift_leave", &[]),
                 true,
                 None::<&str>,
             )?,
         ],
         None => Vec::new(),
     };
-    let tests = test_menu(app, !servers.0.is_empty())?;
+    let tests = test_menu(app, words, !servers.0.is_empty())?;
     let close_all = MenuItem::with_id(
         app,
         "close-all",
-        "Close all connections",
+        words.text("tray.close_all", &[]),
         state.engine_running(),
         None::<&str>,
     )?;
     let exports = MenuItem::with_id(
         app,
         "copy-env",
-        "Copy shell exports",
+        words.text("tray.copy_exports", &[]),
         state.engine_running(),
         None::<&str>,
     )?;
-    let open = MenuItem::with_id(app, "open", "Open Veil", true, None::<&str>)?;
-    let quit = MenuItem::with_id(app, "quit", "Quit Veil", true, None::<&str>)?;
+    let open = MenuItem::with_id(
+        app,
+        "open",
+        words.text("tray.open", &[]),
+        true,
+        None::<&str>,
+    )?;
+    let quit = MenuItem::with_id(
+        app,
+        "quit",
+        words.text("tray.quit", &[]),
+        true,
+        None::<&str>,
+    )?;
     let separator = PredefinedMenuItem::separator(app)?;
     let mut items: Vec<&dyn tauri::menu::IsMenuItem<R>> = vec![&sysproxy, &upstream, &tests, &line];
     if let Some(alert) = &alert {
@@ -291,13 +338,29 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
 }
 
 /// "Test all upstreams": the button (or "Testing…"), then the last results.
-fn test_menu<R: Runtime>(app: &AppHandle<R>, any: bool) -> tauri::Result<Submenu<R>> {
+fn test_menu<R: Runtime>(
+    app: &AppHandle<R>,
+    words: Locale,
+    any: bool,
+) -> tauri::Result<Submenu<R>> {
     let memory = app.state::<TrayMemory>();
     let tests = memory.tests.lock().unwrap_or_else(|e| e.into_inner());
     let start = if tests.running {
-        MenuItem::with_id(app, "test-all", "Testing…", false, None::<&str>)?
+        MenuItem::with_id(
+            app,
+            "test-all",
+            words.text("tray.testing", &[]),
+            false,
+            None::<&str>,
+        )?
     } else {
-        MenuItem::with_id(app, "test-all", "Test now", any, None::<&str>)?
+        MenuItem::with_id(
+            app,
+            "test-all",
+            words.text("tray.test_now", &[]),
+            any,
+            None::<&str>,
+        )?
     };
     let lines = tests
         .lines
@@ -307,7 +370,7 @@ fn test_menu<R: Runtime>(app: &AppHandle<R>, any: bool) -> tauri::Result<Submenu
         .collect::<tauri::Result<Vec<_>>>()?;
     let mut items: Vec<&dyn tauri::menu::IsMenuItem<R>> = vec![&start];
     items.extend(lines.iter().map(|l| l as &dyn tauri::menu::IsMenuItem<R>));
-    Submenu::with_id_and_items(app, "tests", "Test all upstreams", any, &items)
+    Submenu::with_id_and_items(app, "tests", words.text("tray.test_all", &[]), any, &items)
 }
 
 /// Runs "Test all upstreams" and puts the results in the submenu.
@@ -329,11 +392,15 @@ async fn test_all<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> AppResult
     let mut tests = memory.tests.lock().unwrap_or_else(|e| e.into_inner());
     tests.running = false;
     let results = results?;
+    let words = locale(state);
     tests.lines = results
         .iter()
         .map(|t| match &t.result {
-            Ok(latency) => format!("{}: {} ms", t.name, latency.as_millis()),
-            Err(reason) => format!("{}: {reason}", t.name),
+            Ok(latency) => words.text(
+                "tray.test_ok",
+                &[("name", &t.name), ("ms", &latency.as_millis().to_string())],
+            ),
+            Err(reason) => words.text("tray.test_failed", &[("name", &t.name), ("reason", reason)]),
         })
         .collect();
     Ok(())
@@ -350,9 +417,13 @@ fn copy_exports<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> AppResult<(
     let user = config.proxy.auth.as_ref().map(|a| a.username.as_str());
     let vars = veil_system::env::ProxyVars::new(listen, &config.proxy.bypass, user);
     let text = vars.render(veil_system::env::Shell::detect());
-    app.clipboard()
-        .write_text(text)
-        .map_err(|e| AppError::new(ErrorKind::Io, format!("The clipboard refused: {e}")))
+    app.clipboard().write_text(text).map_err(|e| {
+        let words = locale(state);
+        AppError::new(
+            ErrorKind::Io,
+            words.text("tray.clipboard_refused", &[("error", &e.to_string())]),
+        )
+    })
 }
 
 fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {

@@ -76,10 +76,6 @@ describe("catalogues", () => {
       "tray.quit": [],
       "tray.tooltip": ["down", "up"],
       "tray.tooltip_off": [],
-      "tray.keep_title": [],
-      "tray.keep_body": [],
-      "tray.keep_running": [],
-      "tray.keep_quit": [],
     };
     for (const cat of Object.values(LOCALES)) {
       for (const [key, want] of Object.entries(tray)) {
