@@ -363,6 +363,88 @@ impl AppDriver {
         }
     }
 
+    /// Runs a script in the page (bounded); fails the test when it throws.
+    pub async fn script(&self, what: &str, js: &str) -> serde_json::Value {
+        match self.bounded(what, self.client.execute(js, vec![])).await {
+            Ok(value) => value,
+            Err(e) => self.fail(&format!("{what}: {e}")).await,
+        }
+    }
+
+    /// Presses keys as a keyboard does, one after the other: characters,
+    /// or special keys as `char::from(fantoccini::key::Key::Tab)`.
+    pub async fn keys(&self, keys: &[char]) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let mut actions = KeyActions::new("keyboard".to_owned());
+        for &value in keys {
+            actions = actions
+                .then(KeyAction::Down { value })
+                .then(KeyAction::Up { value });
+        }
+        if let Err(e) = self
+            .bounded("press keys", self.client.perform_actions(actions))
+            .await
+        {
+            self.fail(&format!("pressing keys: {e}")).await;
+        }
+    }
+
+    /// Types `text` key by key into whatever has the focus.
+    pub async fn type_text(&self, text: &str) {
+        let chars: Vec<char> = text.chars().collect();
+        self.keys(&chars).await;
+    }
+
+    /// Shift+Tab: focus goes back one control.
+    pub async fn shift_tab(&self) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        use fantoccini::key::Key;
+        let (shift, tab): (char, char) = (Key::Shift.into(), Key::Tab.into());
+        let actions = KeyActions::new("keyboard".to_owned())
+            .then(KeyAction::Down { value: shift })
+            .then(KeyAction::Down { value: tab })
+            .then(KeyAction::Up { value: tab })
+            .then(KeyAction::Up { value: shift });
+        if let Err(e) = self
+            .bounded("press Shift+Tab", self.client.perform_actions(actions))
+            .await
+        {
+            self.fail(&format!("pressing Shift+Tab: {e}")).await;
+        }
+    }
+
+    /// The focused control: its id (or test id, or tag and text), and
+    /// whether its focus shows (a `:focus-visible` outline or ring).
+    pub async fn focused(&self) -> (String, bool) {
+        let found = self.script("read the focused control", FOCUSED).await;
+        let name = found["name"].as_str().unwrap_or("").to_owned();
+        (name, found["visible"].as_bool().unwrap_or(false))
+    }
+
+    /// Runs axe-core (from `ui/node_modules`) on the page as it is now and
+    /// returns its critical and serious violations, one line each.
+    pub async fn axe(&self) -> Vec<String> {
+        let loaded = self.script("is axe loaded", "return typeof axe;").await;
+        if loaded.as_str() != Some("object") {
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../ui/node_modules/axe-core/axe.min.js");
+            let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!("{}: {e} (scripts/bootstrap runs npm ci)", path.display())
+            });
+            self.script("load axe-core", &format!("{source}\nreturn typeof axe;"))
+                .await;
+        }
+        let run = self.client.execute_async(AXE_RUN, vec![]);
+        match self.bounded("axe.run", run).await {
+            Ok(serde_json::Value::Array(lines)) => lines
+                .into_iter()
+                .map(|l| l.as_str().unwrap_or("?").to_owned())
+                .collect(),
+            Ok(other) => self.fail(&format!("axe.run answered {other}")).await,
+            Err(e) => self.fail(&format!("axe.run: {e}")).await,
+        }
+    }
+
     /// Saves a PNG of the window to `target/gui-screenshots/NAME.png`.
     pub async fn screenshot(&self, name: &str) {
         // WebKitGTK without accelerated compositing (how the app and these
@@ -443,3 +525,26 @@ pub fn webkit_processes(pid: u32) -> Vec<(u32, String)> {
     }
     found
 }
+
+/// The focused element's name and whether its focus can be seen.
+const FOCUSED: &str = r#"
+const e = document.activeElement;
+if (!e || e === document.body) return { name: "", visible: false };
+const s = getComputedStyle(e);
+const ring = (s.outlineStyle !== "none" && parseFloat(s.outlineWidth) > 0)
+  || (s.boxShadow && s.boxShadow !== "none");
+const name = e.id || e.getAttribute("data-testid")
+  || (e.tagName.toLowerCase() + ":" + (e.textContent || "").trim().slice(0, 30));
+return { name, visible: !!ring && e.matches(":focus-visible") };
+"#;
+
+/// axe-core on the whole document: critical and serious violations only.
+const AXE_RUN: &str = r#"
+const done = arguments[arguments.length - 1];
+axe.run(document, { resultTypes: ["violations"] })
+  .then((r) => done(r.violations
+    .filter((v) => v.impact === "critical" || v.impact === "serious")
+    .map((v) => v.id + " (" + v.impact + "): " + v.help + " at "
+      + v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", "))))
+  .catch((e) => done(["axe failed: " + e]));
+"#;

@@ -556,3 +556,73 @@ async fn closing_a_connection_in_the_window_ends_the_curl_that_used_it() {
     .await;
     held.abort();
 }
+
+/// Sets the theme the way the Settings page applies it (`data-theme`).
+async fn set_theme(app: &AppDriver, theme: &str) {
+    app.script(
+        "set the theme",
+        &format!("document.documentElement.setAttribute('data-theme', '{theme}'); return 1;"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_passes_axe_in_both_themes_and_renders_in_chinese() {
+    let s = session(
+        "[ipcheck]\nendpoints = []\ndirect_endpoints = []\n\
+         [[upstreams.server]]\nname = \"exit\"\nurl = \"socks5://127.0.0.1:9\"\n",
+    );
+    within(&s, TEST_LIMIT, async {
+        let xvfb = Xvfb::start();
+        let app = AppDriver::launch(&s, &xvfb).await;
+        app.find("#sysproxy-switch:not([disabled])").await;
+        let mut violations = Vec::new();
+        for theme in ["light", "dark"] {
+            set_theme(&app, theme).await;
+            for page in PAGES {
+                open_page(&app, page).await;
+                for v in app.axe().await {
+                    violations.push(format!("{theme} {page}: {v}"));
+                }
+            }
+        }
+
+        // Simplified Chinese, chosen in Settings: every page renders in it.
+        open_page(&app, "settings").await;
+        let select = app.find("#settings-language").await;
+        select
+            .select_by_value("zh-CN")
+            .await
+            .expect("choose 简体中文");
+        app.click("#settings-save").await;
+        app.until("the window to switch to Chinese", || async {
+            let lang = app
+                .script("read lang", "return document.documentElement.lang;")
+                .await;
+            (lang.as_str() == Some("zh-CN")).then_some(())
+        })
+        .await;
+        set_theme(&app, "light").await;
+        for page in PAGES {
+            open_page(&app, page).await;
+            let title = app.text(&format!("#nav-{page}")).await;
+            assert!(
+                title
+                    .chars()
+                    .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "the {page} button reads {title:?} in Chinese"
+            );
+            app.screenshot(&format!("zh-{page}")).await;
+            for v in app.axe().await {
+                violations.push(format!("zh-CN {page}: {v}"));
+            }
+        }
+        assert!(
+            violations.is_empty(),
+            "axe found critical or serious violations:\n{}",
+            violations.join("\n")
+        );
+        app.quit().await;
+    })
+    .await;
+}
