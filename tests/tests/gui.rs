@@ -626,3 +626,117 @@ async fn every_page_passes_axe_in_both_themes_and_renders_in_chinese() {
     })
     .await;
 }
+
+/// Tab (or Shift+Tab) until the control named `target` has the focus, at
+/// most `limit` presses; every control passed on the way must show its
+/// focus. Returns the controls whose focus did not show.
+async fn tab_to(app: &AppDriver, target: &str, back: bool, limit: usize) -> Vec<String> {
+    use fantoccini::key::Key;
+    let mut unseen = Vec::new();
+    let mut path = Vec::new();
+    for _ in 0..limit {
+        if back {
+            app.shift_tab().await;
+        } else {
+            app.keys(&[char::from(Key::Tab)]).await;
+        }
+        let (name, visible) = app.focused().await;
+        if !name.is_empty() && !visible {
+            unseen.push(name.clone());
+        }
+        if name == target {
+            return unseen;
+        }
+        path.push(name);
+    }
+    panic!("{target} not reached in {limit} presses; focus went {path:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_main_tasks_work_with_the_keyboard_alone_and_focus_always_shows() {
+    use fantoccini::key::Key;
+    let (space, enter, down) = (
+        char::from(Key::Space),
+        char::from(Key::Enter),
+        char::from(Key::Down),
+    );
+    let s = session(
+        "[ipcheck]\nendpoints = []\ndirect_endpoints = []\n\
+         [[upstreams.server]]\nname = \"exit\"\nurl = \"socks5://127.0.0.1:9\"\n",
+    );
+    within(&s, TEST_LIMIT, async {
+        let xvfb = Xvfb::start();
+        let app = AppDriver::launch(&s, &xvfb).await;
+        app.find("#sysproxy-switch:not([disabled])").await;
+        let mut unseen = Vec::new();
+
+        // Switch the system proxy on.
+        unseen.extend(tab_to(&app, "sysproxy-switch", false, 30).await);
+        app.keys(&[space]).await;
+        app.until("the switch to show on", || async {
+            (app.attr("#sysproxy-switch", "aria-checked")
+                .await
+                .as_deref()
+                == Some("true"))
+            .then_some(())
+        })
+        .await;
+
+        // Choose an upstream: the route list, with the arrow keys.
+        unseen.extend(tab_to(&app, "selection", false, 10).await);
+        app.keys(&[down, down]).await;
+        app.until("the route to be the upstream", || async {
+            let summary = app.text("[data-testid=\"selection-summary\"]").await;
+            summary.contains("exit").then_some(())
+        })
+        .await;
+
+        // Add an upstream: the Upstreams page, its form, Enter to save.
+        unseen.extend(tab_to(&app, "nav-upstreams", true, 40).await);
+        app.keys(&[enter]).await;
+        app.find("#nav-upstreams[aria-current=\"page\"]").await;
+        unseen.extend(tab_to(&app, "upstream-name", false, 60).await);
+        app.type_text("keyboard").await;
+        unseen.extend(tab_to(&app, "upstream-url", false, 3).await);
+        app.type_text("socks5://127.0.0.1:10").await;
+        app.keys(&[enter]).await;
+        app.find("[data-testid=\"upstream-row\"][data-name=\"keyboard\"]")
+            .await;
+
+        // Change a setting: the Settings page, a checkbox, Save.
+        unseen.extend(tab_to(&app, "nav-settings", true, 80).await);
+        app.keys(&[enter]).await;
+        app.find("#nav-settings[aria-current=\"page\"]").await;
+        unseen.extend(tab_to(&app, "settings-keep-running", false, 60).await);
+        let was = app
+            .script(
+                "read the checkbox",
+                "return document.activeElement.checked;",
+            )
+            .await;
+        app.keys(&[space]).await;
+        let now = app
+            .script(
+                "read the checkbox",
+                "return document.activeElement.checked;",
+            )
+            .await;
+        assert_ne!(was, now, "Space toggles the checkbox");
+        unseen.extend(tab_to(&app, "settings-save", false, 40).await);
+        app.keys(&[enter]).await;
+        let saved = format!("keep_running = {now}");
+        app.until("the setting to be saved", || async {
+            std::fs::read_to_string(s.veil_home().join("config.toml"))
+                .ok()
+                .filter(|c| c.contains(&saved))
+                .map(drop)
+        })
+        .await;
+        app.screenshot("keyboard-walk").await;
+        unseen.sort();
+        unseen.dedup();
+        assert!(unseen.is_empty(), "focus did not show on {unseen:?}");
+        app.quit().await;
+    })
+    .await;
+}
