@@ -29,6 +29,7 @@ const COMMANDS: &[&str] = &[
     "answer_close",
     "quit_app",
     "close_connections",
+    "check_exit_ip",
 ];
 
 fn main() {

@@ -42,6 +42,7 @@ pub fn render() -> String {
         veil_system::service::DriftChoice,
         veil_system::ipcheck::IpVerdict,
         veil_system::ipcheck::IpProbe,
+        veil_system::ipcheck::ExitIp,
         veil_system::ipcheck::EndpointFailure,
         veil_system::ipcheck::IpReport,
         veil_system::history::HistoryRange,

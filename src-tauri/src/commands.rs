@@ -42,6 +42,8 @@ pub struct UpstreamEntry {
     pub username: Option<String>,
     pub has_password: bool,
     pub weight: u32,
+    /// Its exit addresses, once checked through it ([`check_exit_ip`]).
+    pub exit: Option<veil_system::ipcheck::ExitIp>,
 }
 
 /// To add an upstream (`original_name` null) or edit one. `password`: null
@@ -183,6 +185,7 @@ pub async fn set_strategy<R: Runtime>(
 #[tauri::command]
 pub async fn list_upstreams(state: AppStateRef<'_>) -> AppResult<Vec<UpstreamEntry>> {
     let servers = state.config()?.upstreams.server;
+    let mut exits = state.exit_ips();
     // Asking the keyring is a blocking D-Bus call on Linux.
     blocking(move || {
         servers
@@ -193,6 +196,7 @@ pub async fn list_upstreams(state: AppStateRef<'_>) -> AppResult<Vec<UpstreamEnt
                     || (username.is_some()
                         && secrets::get(&SecretKey::Upstream(s.name.clone()))?.is_some());
                 Ok(UpstreamEntry {
+                    exit: exits.remove(&s.name),
                     name: s.name,
                     url: s.url,
                     username,
@@ -819,4 +823,14 @@ pub fn quit_app<R: Runtime>(app: AppHandle<R>) {
 #[tauri::command]
 pub async fn close_connections(state: AppStateRef<'_>, ids: Option<Vec<u64>>) -> AppResult<usize> {
     state.close_connections(ids.as_deref()).await
+}
+
+/// The exit addresses (IPv4 and IPv6) of one upstream, checked through it
+/// alone; kept and shown with the upstream list.
+#[tauri::command]
+pub async fn check_exit_ip(
+    state: AppStateRef<'_>,
+    name: String,
+) -> AppResult<veil_system::ipcheck::ExitIp> {
+    state.check_exit_ip(&name).await
 }

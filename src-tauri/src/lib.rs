@@ -69,6 +69,7 @@ pub fn builder_on<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::answer_close,
         commands::quit_app,
         commands::close_connections,
+        commands::check_exit_ip,
     ])
 }
 

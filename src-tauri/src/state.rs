@@ -13,7 +13,7 @@ use veil_engine::{EngineConfig, Mode, StatsSnapshot, Strategy};
 use veil_system::alerts::Alert;
 use veil_system::config::Theme;
 use veil_system::instance::{InstanceError, InstanceLock};
-use veil_system::ipcheck::IpReport;
+use veil_system::ipcheck::{ExitIp, IpReport};
 use veil_system::sysproxy::{self, Recovery, SystemProxyStatus};
 use veil_system::{Config, ConfigFile, Paths, Service};
 
@@ -95,6 +95,8 @@ pub struct AppState {
     /// Found once at start: which desktop backends can take the setting.
     backends: Result<Vec<String>, String>,
     last_ip: Mutex<Option<IpReport>>,
+    /// Each upstream's exit addresses, as last checked through it alone.
+    exits: Mutex<std::collections::HashMap<String, ExitIp>>,
 }
 
 impl AppState {
@@ -149,6 +151,7 @@ impl AppState {
             selection: Mutex::new(selection.clone()),
             backends,
             last_ip: Mutex::new(None),
+            exits: Mutex::default(),
         };
         // A pinned upstream that no longer exists falls back to the pool.
         if !attached
@@ -448,6 +451,48 @@ impl AppState {
             detail,
             drift,
         }
+    }
+
+    /// The exit addresses of one configured upstream, asked through it
+    /// alone (never directly, never beside the masked-IP check); kept for
+    /// the Upstreams page.
+    pub async fn check_exit_ip(&self, name: &str) -> AppResult<ExitIp> {
+        use veil_system::ipcheck::{IpCheckSettings, Through};
+        let engine = self.engine_config().await?;
+        let spec = engine
+            .upstreams
+            .iter()
+            .find(|u| u.name == name)
+            .cloned()
+            .ok_or_else(|| AppError::invalid(format!("No upstream is named {name:?}.")))?;
+        let through = Through {
+            spec,
+            dns_servers: engine.dns_servers.clone(),
+            timeout: engine
+                .limits
+                .connect_timeout
+                .max(std::time::Duration::from_secs(5)),
+        };
+        let exit = match &self.running {
+            Running::Own(service) => service.exit_ip(&through).await,
+            _ => {
+                let settings = IpCheckSettings::from_config(&self.config()?.ipcheck);
+                veil_system::ipcheck::exit_of(&through, &settings).await
+            }
+        };
+        self.exits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), exit.clone());
+        Ok(exit)
+    }
+
+    /// The exit addresses checked so far, by upstream name.
+    pub fn exit_ips(&self) -> std::collections::HashMap<String, ExitIp> {
+        self.exits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn last_ip(&self) -> Option<IpReport> {

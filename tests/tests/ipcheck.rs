@@ -108,6 +108,7 @@ fn settings(endpoints: &[String], timeout_ms: u64) -> IpCheckSettings {
             .iter()
             .map(|e| e.replacen("127.0.0.1", "localhost", 1))
             .collect(),
+        endpoints_v6: Vec::new(),
         direct: true,
         timeout: Duration::from_millis(timeout_ms),
         delay: (Duration::ZERO, Duration::ZERO),
@@ -413,6 +414,7 @@ async fn the_two_sides_ask_different_endpoints_and_never_the_same_one() {
         endpoints: vec![proxied.url("/cdn-cgi/trace")],
         // The proxied endpoint first: skipped, so the direct one answers.
         direct_endpoints: vec![proxied.url("/other"), direct.url("/cdn-cgi/trace")],
+        endpoints_v6: Vec::new(),
         direct: true,
         timeout: Duration::from_secs(10),
         delay: (Duration::ZERO, Duration::ZERO),
@@ -474,6 +476,7 @@ async fn with_the_direct_check_off_nothing_is_asked_directly() {
     let settings = IpCheckSettings {
         endpoints: vec![proxied.url("/cdn-cgi/trace")],
         direct_endpoints: vec![direct.url("/cdn-cgi/trace")],
+        endpoints_v6: Vec::new(),
         direct: false,
         timeout: Duration::from_secs(10),
         delay: (Duration::ZERO, Duration::ZERO),
@@ -499,4 +502,59 @@ async fn with_the_direct_check_off_nothing_is_asked_directly() {
     );
     assert!(direct.seen().is_empty());
     engine.shutdown().await;
+}
+
+/// Each upstream's exit is asked through that upstream alone, per address
+/// family: Squid leaves from 127.0.0.2 over IPv4 and from ::1 over IPv6;
+/// microsocks leaves from 127.0.0.3; an IPv6 endpoint that does not answer
+/// leaves the IPv6 exit empty, with the reason. No request goes direct (the
+/// endpoints see only the upstreams' addresses).
+#[tokio::test]
+async fn each_upstream_exit_is_checked_through_it_alone_by_address_family() {
+    use veil_tests::peers::Microsocks;
+    let v4 = Origin::start().await;
+    let v6 = Origin::start_on("[::1]:0").await;
+    let squid = Squid::start(SQUID_EXIT).await;
+    let socks = Microsocks::start(Ipv4Addr::new(127, 0, 0, 3), None).await;
+    let settings = IpCheckSettings {
+        endpoints: vec![v4.url("/ip")],
+        endpoints_v6: vec![v6.url("/ip")],
+        direct_endpoints: Vec::new(),
+        direct: false,
+        timeout: Duration::from_secs(10),
+        delay: (Duration::ZERO, Duration::ZERO),
+    };
+    let through = |spec| ipcheck::Through {
+        spec,
+        dns_servers: Vec::new(),
+        timeout: Duration::from_secs(10),
+    };
+
+    let exit = ipcheck::exit_of(&through(spec("squid", &squid.url(), None)), &settings).await;
+    assert_eq!(exit.v4.as_deref(), Some("127.0.0.2"), "{exit:?}");
+    assert_eq!(exit.v6.as_deref(), Some("::1"), "{exit:?}");
+    assert!(exit.error.is_none(), "{exit:?}");
+
+    // microsocks binds 127.0.0.3 for IPv4 only; IPv6 leaves from ::1.
+    let socks_through = through(spec("socks", &socks.url(), None));
+    let exit = ipcheck::exit_of(&socks_through, &settings).await;
+    assert_eq!(exit.v4.as_deref(), Some("127.0.0.3"), "{exit:?}");
+    assert_eq!(exit.v6.as_deref(), Some("::1"), "{exit:?}");
+
+    // An IPv6 endpoint that does not answer: no IPv6 exit, and why.
+    let closed = std::net::TcpListener::bind("[::1]:0").expect("bind");
+    let dead = format!("http://{}/ip", closed.local_addr().expect("addr"));
+    drop(closed);
+    let settings = IpCheckSettings {
+        endpoints_v6: vec![dead.clone()],
+        ..settings
+    };
+    let exit = ipcheck::exit_of(&socks_through, &settings).await;
+    assert_eq!(exit.v4.as_deref(), Some("127.0.0.3"), "{exit:?}");
+    assert_eq!(exit.v6, None, "{exit:?}");
+    assert!(
+        exit.v6_error.as_deref().is_some_and(|e| e.contains(&dead)),
+        "the IPv6 failure names its endpoint: {exit:?}"
+    );
+    assert!(exit.checked_unix_ms > 0);
 }

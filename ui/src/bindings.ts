@@ -241,6 +241,17 @@ endpoint: string | null, elapsed_ms: number,
  */
 failures: Array<EndpointFailure>, };
 
+export type ExitIp = { v4: string | null, v6: string | null, 
+/**
+ * Why there is no IPv6 answer (no IPv6 route behind the upstream, or
+ * an endpoint failure).
+ */
+v6_error: string | null, 
+/**
+ * Why there is no answer at all.
+ */
+error: string | null, checked_unix_ms: number, };
+
 export type EndpointFailure = { endpoint: string, error: string, };
 
 export type IpReport = { direct: IpProbe, 
@@ -406,7 +417,11 @@ alerts: Array<Alert>, stats: StatsSnapshot,
  */
 attached: AttachedTo | null, };
 
-export type UpstreamEntry = { name: string, url: string, username: string | null, has_password: boolean, weight: number, };
+export type UpstreamEntry = { name: string, url: string, username: string | null, has_password: boolean, weight: number, 
+/**
+ * Its exit addresses, once checked through it ([`check_exit_ip`]).
+ */
+exit: ExitIp | null, };
 
 export type UpstreamInput = { original_name: string | null, name: string, url: string, password: string | null, weight: number, };
 

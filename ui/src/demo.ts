@@ -9,8 +9,8 @@ import { cacheStats, coverage, leaks, settings, stats, status } from "./test/fix
 export function install(): void {
   const t0 = Date.now();
   let upstreams: UpstreamEntry[] = [
-    { name: "home", url: "socks5://me@203.0.113.20:1080", username: "me", has_password: true, weight: 1 },
-    { name: "vps-fra", url: "http://198.51.100.7:3128", username: null, has_password: false, weight: 2 },
+    { name: "home", url: "socks5://me@203.0.113.20:1080", username: "me", has_password: true, weight: 1, exit: null },
+    { name: "vps-fra", url: "http://198.51.100.7:3128", username: null, has_password: false, weight: 2, exit: null },
   ];
   let current: AppStatus = status({ selection: { kind: "pool" } });
   let conf: Settings = settings();
@@ -100,7 +100,7 @@ export function install(): void {
         case "save_upstream": {
           const u = args.upstream as UpstreamInput;
           if (u.name === "fail") throw { kind: "keyring", message: "No OS keyring is running, so the password cannot be stored. Start your keyring and try again." };
-          const entry: UpstreamEntry = { name: u.name, url: u.url, username: null, has_password: !!u.password, weight: u.weight };
+          const entry: UpstreamEntry = { name: u.name, url: u.url, username: null, has_password: !!u.password, weight: u.weight, exit: null };
           upstreams = upstreams.filter((x) => x.name !== (u.original_name ?? u.name)).concat(entry);
           return upstreams;
         }

@@ -288,6 +288,10 @@ pub struct IpCheckSection {
     /// skipped.
     #[serde(deserialize_with = "http_urls")]
     pub direct_endpoints: Vec<String>,
+    /// Names with only IPv6 addresses, asked through each upstream (never
+    /// directly) for the upstream's IPv6 exit.
+    #[serde(deserialize_with = "http_urls")]
+    pub endpoints_v6: Vec<String>,
     /// Whether the real IP is checked directly at all ("Check my real IP
     /// directly" in Settings). Off, the verdict rests on the exit IP alone.
     pub direct: bool,
@@ -305,6 +309,7 @@ impl Default for IpCheckSection {
         Self {
             endpoints: urls(crate::ipcheck::DEFAULT_ENDPOINTS),
             direct_endpoints: urls(crate::ipcheck::DEFAULT_DIRECT_ENDPOINTS),
+            endpoints_v6: urls(crate::ipcheck::DEFAULT_V6_ENDPOINTS),
             direct: true,
             timeout_ms: 4000,
             delay_min_ms: 2000,

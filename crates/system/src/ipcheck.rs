@@ -47,6 +47,10 @@ pub const DEFAULT_ENDPOINTS: &[&str] = &[
     "https://icanhazip.com",
 ];
 
+/// Asked through each upstream for its IPv6 exit when `[ipcheck]
+/// endpoints_v6` is not set: names with only IPv6 addresses.
+pub const DEFAULT_V6_ENDPOINTS: &[&str] = &["https://api6.ipify.org", "https://ipv6.icanhazip.com"];
+
 /// Asked directly when `[ipcheck] direct_endpoints` is not set: other
 /// operators than [`DEFAULT_ENDPOINTS`], so no one of them is asked both ways.
 pub const DEFAULT_DIRECT_ENDPOINTS: &[&str] = &[
@@ -126,6 +130,8 @@ pub struct IpCheckSettings {
     pub endpoints: Vec<String>,
     /// Asked directly.
     pub direct_endpoints: Vec<String>,
+    /// IPv6-only names, asked through each upstream for its IPv6 exit.
+    pub endpoints_v6: Vec<String>,
     /// Whether the direct side runs at all.
     pub direct: bool,
     pub timeout: Duration,
@@ -138,6 +144,7 @@ impl IpCheckSettings {
         Self {
             endpoints: section.endpoints.clone(),
             direct_endpoints: section.direct_endpoints.clone(),
+            endpoints_v6: section.endpoints_v6.clone(),
             direct: section.direct,
             timeout: Duration::from_millis(section.timeout_ms),
             // Config validation keeps min <= max.
@@ -282,6 +289,71 @@ impl IpChecker {
         let route = ProxyRoute::of(engine, &self.bypass, &self.rules);
         check(&self.settings, Some(&route)).await
     }
+}
+
+/// One upstream to leave through, on its own (not the pool), with what the
+/// engine needs to dial it: for that upstream's exit address.
+#[derive(Debug, Clone)]
+pub struct Through {
+    pub spec: veil_engine::UpstreamSpec,
+    pub dns_servers: Vec<SocketAddr>,
+    pub timeout: Duration,
+}
+
+/// The addresses the world sees for traffic that leaves through one
+/// upstream, by address family, and when they were checked.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitIp {
+    pub v4: Option<String>,
+    pub v6: Option<String>,
+    /// Why there is no IPv6 answer (no IPv6 route behind the upstream, or
+    /// an endpoint failure).
+    pub v6_error: Option<String>,
+    /// Why there is no answer at all.
+    pub error: Option<String>,
+    pub checked_unix_ms: u64,
+}
+
+/// Asks the proxied endpoints, then the IPv6-only ones, through `through`
+/// alone. Never a direct request: nothing here can pair the exit with the
+/// real address.
+pub async fn exit_of(through: &Through, settings: &IpCheckSettings) -> ExitIp {
+    let mut exit = ExitIp {
+        checked_unix_ms: unix_ms(SystemTime::now()),
+        ..ExitIp::default()
+    };
+    if settings.endpoints.is_empty() {
+        exit.error = Some("the IP check is off: no endpoints are configured".into());
+        return exit;
+    }
+    let any = probe(
+        &settings.endpoints,
+        settings.timeout,
+        Path::Through(through),
+    )
+    .await;
+    match any.ip.as_deref().map(str::parse::<IpAddr>) {
+        Some(Ok(IpAddr::V4(v4))) => exit.v4 = Some(v4.to_string()),
+        Some(Ok(IpAddr::V6(v6))) => exit.v6 = Some(v6.to_string()),
+        _ => exit.error = Some(failures_text(&any)),
+    }
+    if exit.v6.is_none() && !settings.endpoints_v6.is_empty() {
+        let v6 = probe(
+            &settings.endpoints_v6,
+            settings.timeout,
+            Path::Through(through),
+        )
+        .await;
+        match v6.ip.as_deref().map(str::parse::<IpAddr>) {
+            Some(Ok(IpAddr::V6(v6))) => exit.v6 = Some(v6.to_string()),
+            Some(Ok(IpAddr::V4(_))) => {
+                exit.v6_error = Some("the IPv6 endpoint answered over IPv4".into())
+            }
+            _ => exit.v6_error = Some(failures_text(&v6)),
+        }
+    }
+    exit
 }
 
 /// Refuses anything but an absolute `http://` or `https://` URL with a host
@@ -517,13 +589,15 @@ fn failures_text(probe: &IpProbe) -> String {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Path {
+enum Path<'a> {
     Direct,
     /// Through an HTTP proxy (Veil's listener).
     Via(SocketAddr),
+    /// Through one upstream only, for its own exit address.
+    Through(&'a Through),
 }
 
-async fn probe(endpoints: &[String], timeout: Duration, path: Path) -> IpProbe {
+async fn probe(endpoints: &[String], timeout: Duration, path: Path<'_>) -> IpProbe {
     let started = Instant::now();
     let mut failures = Vec::new();
     for endpoint in endpoints {
@@ -554,7 +628,7 @@ async fn probe(endpoints: &[String], timeout: Duration, path: Path) -> IpProbe {
     }
 }
 
-async fn fetch_ip(url: &str, path: Path) -> Result<IpAddr, String> {
+async fn fetch_ip(url: &str, path: Path<'_>) -> Result<IpAddr, String> {
     check_endpoint_url(url)?;
     let uri: Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
     let https = uri.scheme_str() == Some("https");
@@ -568,19 +642,39 @@ async fn fetch_ip(url: &str, path: Path) -> Result<IpAddr, String> {
         Path::Via(proxy) => TcpStream::connect(proxy)
             .await
             .map_err(|e| format!("cannot connect to Veil at {proxy}: {e}"))?,
+        Path::Through(upstream) => {
+            let target = Target::new(bare_host, port).map_err(|e| e.to_string())?;
+            let stream = veil_engine::upstream::tunnel_through(
+                upstream.spec.clone(),
+                &upstream.dns_servers,
+                &target,
+                upstream.timeout,
+            )
+            .await?;
+            return if https {
+                get(
+                    tls_connect(stream, bare_host).await?,
+                    path_and_query,
+                    &authority,
+                )
+                .await
+            } else {
+                get(stream, path_and_query, &authority).await
+            };
+        }
     };
     let _ = stream.set_nodelay(true);
     if https {
         let stream = match path {
             Path::Via(_) => connect_tunnel(stream, &format!("{host}:{port}")).await?,
-            Path::Direct => stream,
+            Path::Direct | Path::Through(_) => stream,
         };
         let tls = tls_connect(stream, bare_host).await?;
         get(tls, path_and_query, &authority).await
     } else {
         let target = match path {
             Path::Via(_) => format!("http://{authority}{path_and_query}"),
-            Path::Direct => path_and_query.to_owned(),
+            Path::Direct | Path::Through(_) => path_and_query.to_owned(),
         };
         get(stream, &target, &authority).await
     }
@@ -732,6 +826,7 @@ mod tests {
         let settings = IpCheckSettings {
             endpoints: Vec::new(),
             direct_endpoints: vec!["http://127.0.0.1:9/".into()],
+            endpoints_v6: Vec::new(),
             direct: true,
             timeout: Duration::from_secs(1),
             delay: (Duration::ZERO, Duration::ZERO),

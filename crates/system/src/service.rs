@@ -48,6 +48,9 @@ pub struct Service {
     /// The exit address the last IP check saw through Veil (the IPv6 leak
     /// check compares it with this machine's addresses).
     last_exit_ip: Mutex<Option<String>>,
+    /// Held by each IP check, so a proxied check of an upstream's exit
+    /// never runs beside the direct side of the masked-IP check.
+    ipcheck_turn: tokio::sync::Mutex<()>,
     /// The OS setting watched while on ([`Service::watch_system_proxy`]).
     drift: drift::DriftState,
     /// Every upstream this Veil may use, for [`Request::Select`] (the
@@ -103,6 +106,7 @@ impl Service {
             recorder: Mutex::new(recorder),
             alerts: Alerts::default(),
             last_exit_ip: Mutex::new(None),
+            ipcheck_turn: tokio::sync::Mutex::new(()),
             drift: drift::DriftState::default(),
             upstreams: RwLock::new(upstreams),
             pinned: RwLock::new(None),
@@ -166,12 +170,28 @@ impl Service {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let report = checker.check(&self.engine()).await;
+        let report = {
+            let _turn = self.ipcheck_turn.lock().await;
+            checker.check(&self.engine()).await
+        };
         *self
             .last_exit_ip
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = report.via_proxy.ip.clone();
         report
+    }
+
+    /// The exit addresses of one upstream, asked through it alone, never
+    /// while the masked-IP check runs.
+    pub async fn exit_ip(&self, through: &crate::ipcheck::Through) -> crate::ipcheck::ExitIp {
+        let settings = self
+            .ipcheck
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .settings
+            .clone();
+        let _turn = self.ipcheck_turn.lock().await;
+        crate::ipcheck::exit_of(through, &settings).await
     }
 
     /// The exit address the last IP check saw through Veil, if any.

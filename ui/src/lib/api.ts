@@ -8,6 +8,7 @@ import type {
   CacheStats,
   CoverageReport,
   DriftChoice,
+  ExitIp,
   HistoryRange,
   HistoryReport,
   ImportResult,
@@ -94,6 +95,7 @@ export const checkIp = () => call<IpReport>("check_ip");
 export const scanCoverage = () => call<CoverageReport>("scan_coverage");
 export const checkLeaks = () => call<LeakReport>("check_leaks");
 export const getHistory = (range: HistoryRange) => call<HistoryReport>("get_history", { range });
+export const checkExitIp = (name: string) => call<ExitIp>("check_exit_ip", { name });
 export const closeConnections = (ids: number[] | null) => call<number>("close_connections", { ids });
 export const answerClose = (keepRunning: boolean) => call<null>("answer_close", { keepRunning });
 export const quitApp = () => call<null>("quit_app");

@@ -101,7 +101,7 @@ export function settings(over: Partial<Settings> = {}): Settings {
 }
 
 export function upstream(over: Partial<UpstreamEntry> = {}): UpstreamEntry {
-  return { name: "home", url: "socks5://me@10.0.0.2:1080", username: "me", has_password: true, weight: 1, ...over };
+  return { name: "home", url: "socks5://me@10.0.0.2:1080", username: "me", has_password: true, weight: 1, exit: null, ...over };
 }
 
 export function coverage(): CoverageReport {

@@ -55,6 +55,29 @@ pub async fn probe(
         .map_err(|e| e.to_string())
 }
 
+/// A tunnel to `target` through this one upstream (not the pool), for a
+/// check that must leave through it: its own exit address.
+pub async fn tunnel_through(
+    spec: UpstreamSpec,
+    dns_servers: &[std::net::SocketAddr],
+    target: &Target,
+    timeout: Duration,
+) -> Result<super::OutStream, String> {
+    let dns = DnsCache::new(dns_servers).map_err(|e| e.to_string())?;
+    let dialer = Dialer::new(spec)?;
+    let (stream, early) = dialer
+        .tunnel(&dns, target, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !early.is_empty() {
+        return Err(format!(
+            "the upstream {} sent bytes before the request",
+            dialer.spec().name
+        ));
+    }
+    Ok(stream)
+}
+
 async fn fetch_through(
     dialer: &Dialer,
     dns: &DnsCache,

@@ -11,8 +11,8 @@ mod stream;
 
 pub use connector::UpstreamConnector;
 pub use dial::UpstreamError;
-pub use health::probe;
 pub(crate) use health::{check_all, measure, run_checks};
+pub use health::{probe, tunnel_through};
 pub use pool::{Lease, Pool, PoolError, Upstream, UpstreamReport};
 pub use spec::{
     HealthConfig, ProxyKind, ProxyUrl, ProxyUrlError, Strategy, UpstreamSpec, percent_decode,
