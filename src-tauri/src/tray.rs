@@ -267,7 +267,7 @@ fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<
             MenuItem::with_id(
                 app,
                 "drift",
-                words.text("tray.drift", &[("headline", &d.headline())]),
+                words.text("tray.drift", &[("headline", d.headline())]),
                 false,
                 None::<&str>,
             )?,
