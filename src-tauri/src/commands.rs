@@ -11,13 +11,14 @@ use tauri::{AppHandle, Manager, Runtime, State};
 use tauri_plugin_autostart::ManagerExt;
 use veil_engine::{CacheStats, ProxyUrl, Strategy};
 use veil_system::ConfigFile;
-use veil_system::config::{Language, ServerSection, Theme};
+use veil_system::config::{Language, Theme};
 use veil_system::coverage::CoverageReport;
 use veil_system::history::{History, HistoryRange, HistoryReport};
 use veil_system::ipcheck::IpReport;
 use veil_system::leaks::LeakReport;
 use veil_system::secrets::{self, SecretKey};
 use veil_system::sysproxy::AppsReach;
+use veil_system::upstream_import;
 
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::state::{AppState, AppStatus, Selection, SysProxyState};
@@ -215,134 +216,33 @@ pub async fn save_upstream<R: Runtime>(
     state: AppStateRef<'_>,
     upstream: UpstreamInput,
 ) -> AppResult<Vec<UpstreamEntry>> {
+    use veil_system::upstream_edit::{self, UpstreamChange};
     // Refused up front when attached to `veil run`, before the file changes.
     state.service()?;
-    let name = upstream.name.trim().to_owned();
-    if name.is_empty() {
-        return Err(AppError::invalid("Give the upstream a name."));
-    }
-    let url: ProxyUrl = upstream.url.trim().parse().map_err(|e| {
-        AppError::invalid(format!(
-            "{e}. Use http://, https:// or socks5://, e.g. socks5://user@host:1080."
-        ))
-    })?;
-    if upstream.weight == 0 {
-        return Err(AppError::invalid("The weight must be at least 1."));
-    }
-    let original = upstream.original_name.clone();
-    let password = upstream.password.clone();
-    let has_user = url.username.is_some();
-    if !has_user && password.as_deref().is_some_and(|p| !p.is_empty()) {
-        return Err(AppError::invalid(
-            "This URL names no user, so a password has nothing to log in with: put the user in \
-             the URL (scheme://USER@host:port).",
-        ));
-    }
-    if has_user && password.as_deref() == Some("") {
-        return Err(AppError::invalid(
-            "An upstream with a user needs its password; give it, or take the user out of the URL.",
-        ));
-    }
-    // A stored password belongs to the proxy it was given for: moved to
-    // another host, port or kind, it would be sent there without the user
-    // having said so. Ask for it again.
-    if has_user
-        && password.is_none()
-        && let Some(original) = &original
-        && let Some(old) = state
-            .config()?
-            .upstreams
-            .server
-            .iter()
-            .find(|s| &s.name == original)
-            .and_then(|s| s.url.parse::<ProxyUrl>().ok())
-        && (old.host != url.host
-            || old.port != url.port
-            || old.kind != url.kind
-            || old.username != url.username)
-    {
-        return Err(AppError::invalid(format!(
-            "{url} is another proxy than {old}: give the password for it again (Veil does not \
-             send a stored password to a new place on its own)."
-        )));
-    }
-    // With a user and no new password, the stored one must exist (under the
-    // old name when renaming): without it the engine could not log in.
-    let stored_under = original.clone().unwrap_or_else(|| name.clone());
-    if has_user && password.is_none() {
-        let key = SecretKey::Upstream(stored_under.clone());
-        let stored = blocking(move || Ok(secrets::get(&key)?)).await?;
-        if stored.is_none() {
-            return Err(AppError::invalid(format!(
-                "{url} names a user: give its password (it goes to the OS keyring)."
-            )));
-        }
-    }
-
-    let before_text = std::fs::read(&state.config_path).ok();
-    let mut file = ConfigFile::open(&state.config_path)?;
-    let server = ServerSection {
-        name: name.clone(),
-        url: url.to_string(),
+    let change = UpstreamChange {
+        original_name: upstream.original_name,
+        name: upstream.name.trim().to_owned(),
+        url: upstream.url,
+        password: upstream.password,
         weight: upstream.weight,
-        password_env: None,
-        ca_file: None,
     };
-    match &original {
-        Some(original) => {
-            file.replace_upstream(original, &server)?;
-            // A renamed upstream stays the chosen one.
-            if state.config()?.app.pinned_upstream.as_deref() == Some(original.as_str()) {
-                file.set("app", "pinned_upstream", name.as_str())?;
-            }
-        }
-        None => file.add_upstream(&server)?,
-    }
-    file.save()?;
-
-    // Then the keyring; if it refuses, the file goes back as it was.
-    let renamed_from = original.filter(|o| *o != name);
-    let key = SecretKey::Upstream(name.clone());
-    let own_name = name.clone();
-    let keyring = blocking(move || {
-        if !has_user {
-            // Nothing to log in with; an old entry is removed if the
-            // keyring is there (best effort: none is needed).
-            for old in [Some(own_name), renamed_from].into_iter().flatten() {
-                if let Err(e) = secrets::delete(&SecretKey::Upstream(old)) {
-                    tracing::debug!("no keyring entry removed: {e}");
-                }
-            }
-            return Ok(());
-        }
-        if let Some(password) = password.filter(|p| !p.is_empty()) {
-            secrets::set(&key, &password)?;
-        } else if let Some(old) = &renamed_from
-            && let Some(stored) = secrets::get(&SecretKey::Upstream(old.clone()))?
-        {
-            secrets::set(&key, &stored)?;
-        }
-        if let Some(old) = renamed_from {
-            secrets::delete(&SecretKey::Upstream(old))?;
-        }
-        Ok(())
+    let path = state.config_path.clone();
+    let (saved, change) = blocking(move || {
+        let saved = upstream_edit::save(&path, &change, &upstream_import::OsKeyring)?;
+        Ok((saved, change))
     })
-    .await;
-    if let Err(e) = keyring {
-        if let Some(text) = before_text
-            && let Err(io) = std::fs::write(&state.config_path, text)
-        {
-            tracing::error!("config.toml could not be put back: {io}");
-        }
-        return Err(e);
-    }
+    .await?;
     if let Selection::One { name: chosen } = state.selection()
-        && Some(&chosen) == upstream.original_name.as_ref()
-        && chosen != name
+        && Some(&chosen) == change.original_name.as_ref()
+        && chosen != change.name
     {
-        state.select(Selection::One { name: name.clone() }).await?;
+        state
+            .select(Selection::One {
+                name: change.name.clone(),
+            })
+            .await?;
     }
-    upstreams_changed(&app, state, before_text).await
+    upstreams_changed(&app, state, saved.undo).await
 }
 
 /// After the upstream list changed: the engine, the window, the tray and the
@@ -350,14 +250,12 @@ pub async fn save_upstream<R: Runtime>(
 async fn upstreams_changed<R: Runtime>(
     app: &AppHandle<R>,
     state: AppStateRef<'_>,
-    before_text: Option<Vec<u8>>,
+    undo: veil_system::upstream_edit::Undo,
 ) -> AppResult<Vec<UpstreamEntry>> {
     if let Err(e) = state.reload_upstreams().await {
         // Fail closed: the engine still carries the route it had, and the
         // file goes back to match it, so the next start does too.
-        if let Some(text) = before_text
-            && let Err(io) = std::fs::write(&state.config_path, text)
-        {
+        if let Err(io) = undo.undo() {
             tracing::error!("config.toml could not be put back: {io}");
         }
         crate::notify_changed(app);
@@ -380,18 +278,35 @@ pub async fn remove_upstream<R: Runtime>(
     state: AppStateRef<'_>,
     name: String,
 ) -> AppResult<Vec<UpstreamEntry>> {
+    use veil_system::upstream_edit;
     state.service()?;
-    let before_text = std::fs::read(&state.config_path).ok();
-    let mut file = ConfigFile::open(&state.config_path)?;
-    if !file.remove_upstream(&name)? {
-        return Err(AppError::invalid(format!("No upstream is named {name:?}.")));
+    // Fail closed: removing the last upstream of a route through upstreams
+    // would send traffic from the user's own address. They say so first.
+    let servers = state.config()?.upstreams.server;
+    if state.selection() != Selection::Direct
+        && servers.len() == 1
+        && servers.iter().any(|s| s.name == name)
+    {
+        return Err(AppError::invalid(format!(
+            "{name:?} is the last upstream and your traffic goes through it: removing it would \
+             send traffic from your own address. Choose Direct first (Overview or tray), or add \
+             another upstream."
+        )));
     }
-    file.save()?;
+    let path = state.config_path.clone();
+    let removed = name.clone();
+    let undo = blocking(move || Ok(upstream_edit::remove(&path, &removed)?)).await?;
     // The password goes only once the removal took effect, so a refused
     // change leaves the upstream whole.
-    let list = upstreams_changed(&app, state, before_text).await?;
-    let key = SecretKey::Upstream(name.clone());
-    if let Err(e) = blocking(move || Ok(secrets::delete(&key)?)).await {
+    let list = upstreams_changed(&app, state, undo).await?;
+    let forgotten = name.clone();
+    let keyring = blocking(move || {
+        Ok(upstream_edit::forget(
+            &upstream_import::OsKeyring,
+            &forgotten,
+        )?)
+    });
+    if let Err(e) = keyring.await {
         tracing::warn!("the keyring entry of upstream {name:?} could not be deleted: {e}");
     }
     Ok(list)
@@ -414,8 +329,7 @@ pub async fn import_upstreams<R: Runtime>(
     state: AppStateRef<'_>,
     text: String,
 ) -> AppResult<ImportResult> {
-    use veil_system::upstream_import;
-    let before_text = std::fs::read(&state.config_path).ok();
+    let undo = veil_system::upstream_edit::Undo::before_change(&state.config_path);
     let path = state.config_path.clone();
     let summary = blocking(move || {
         let mut file = ConfigFile::open(&path)?;
@@ -429,7 +343,7 @@ pub async fn import_upstreams<R: Runtime>(
         return Ok(ImportResult { summary, upstreams });
     }
     let added: Vec<String> = summary.added.iter().map(|a| a.name.clone()).collect();
-    match upstreams_changed(&app, state, before_text).await {
+    match upstreams_changed(&app, state, undo).await {
         Ok(upstreams) => Ok(ImportResult { summary, upstreams }),
         Err(e) => {
             let _ = blocking(move || {

@@ -54,6 +54,17 @@ impl From<SecretsError> for AppError {
     }
 }
 
+impl From<veil_system::upstream_edit::EditError> for AppError {
+    fn from(e: veil_system::upstream_edit::EditError) -> Self {
+        use veil_system::upstream_edit::EditError;
+        match e {
+            EditError::Invalid(message) => Self::invalid(message),
+            EditError::Config(e) => e.into(),
+            EditError::Keyring(e) => e.into(),
+        }
+    }
+}
+
 impl From<SysProxyError> for AppError {
     fn from(e: SysProxyError) -> Self {
         Self::new(ErrorKind::Sysproxy, e.to_string())

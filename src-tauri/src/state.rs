@@ -160,6 +160,16 @@ impl AppState {
         {
             tracing::warn!("the chosen upstream is not available ({e}); using all upstreams");
             let _ = state.apply_selection(&Selection::Pool).await;
+            // A route the user did not choose: said where they look.
+            if let Ok(service) = state.service() {
+                service.raise_alert(
+                    "The chosen upstream is not available",
+                    format!(
+                        "{e}. Veil uses all your upstreams instead (never direct); choose \
+                         another route on the Overview or in the tray."
+                    ),
+                );
+            }
         }
         state
     }

@@ -285,17 +285,27 @@ fn upstreams_are_added_chosen_edited_and_removed_live() {
     assert_eq!(status["stats"]["strategy"], "leastconn");
     assert!(t.config().contains("strategy = \"leastconn\""));
 
+    // The last upstream of a route through upstreams is not removed: that
+    // would send traffic direct. The user chooses Direct first.
+    let before = t.config();
+    let e = t.err("remove_upstream", json!({"name": "exit-b"}));
+    assert_eq!(e["kind"], "invalid");
+    assert!(
+        e["message"].as_str().unwrap_or("").contains("Direct"),
+        "the refusal says what to do: {e}"
+    );
+    assert_eq!(t.config(), before, "nothing changed");
+    let status = t.ok("get_status", json!({}));
+    assert_eq!(
+        status["stats"]["mode"], "proxy",
+        "still through the upstream"
+    );
+
+    t.ok("set_selection", json!({"selection": {"kind": "direct"}}));
     let list = t.ok("remove_upstream", json!({"name": "exit-b"}));
     assert_eq!(list, json!([]));
     let status = t.ok("get_status", json!({}));
-    assert_eq!(
-        status["stats"]["mode"], "direct",
-        "nothing left to proxy through"
-    );
-    assert_eq!(
-        status["alerts"][0]["what"], "Veil now connects directly",
-        "never direct without saying so: {status}"
-    );
+    assert_eq!(status["stats"]["mode"], "direct");
 }
 
 #[test]

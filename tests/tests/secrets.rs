@@ -82,6 +82,24 @@ async fn keyring_round_trip_to_an_authenticated_upstream_leaves_no_password_behi
         "{listed}"
     );
 
+    // Renamed with `veil upstream edit` (the same code as the window's):
+    // the password moves with it; moved to another host it is refused.
+    let edit = s.veil(&["upstream", "edit", "home", "--rename", "house"]);
+    assert!(edit.status.success(), "{}", text(&edit));
+    let stored = s.tool(
+        "secret-tool",
+        &["lookup", "service", "veil", "username", "house"],
+    );
+    assert_eq!(stored, SECRET, "the password moved to the new name");
+    let elsewhere = format!("socks5://{USER}@127.0.0.9:1080");
+    let moved = s.veil(&["upstream", "edit", "house", "--url", &elsewhere]);
+    assert!(!moved.status.success(), "{}", text(&moved));
+    assert!(
+        text(&moved).contains("give the password for it again"),
+        "{}",
+        text(&moved)
+    );
+
     // The engine reads the password from the keyring and logs in with it.
     let mut veil = s
         .veil_run(&["--listen", "127.0.0.1:0"])
@@ -99,7 +117,7 @@ async fn keyring_round_trip_to_an_authenticated_upstream_leaves_no_password_behi
     assert!(status.status.success(), "{}", text(&status));
     let sysproxy_status = s.veil(&["sysproxy", "status", "--json"]);
     assert!(veil.terminate(), "veil run exits cleanly");
-    for out in [&add, &list, &status, &sysproxy_status] {
+    for out in [&add, &list, &edit, &moved, &status, &sysproxy_status] {
         assert!(!text(out).contains(SECRET), "printed: {}", text(out));
     }
     let leaks = files_containing(&s.veil_home(), SECRET);
@@ -112,10 +130,10 @@ async fn keyring_round_trip_to_an_authenticated_upstream_leaves_no_password_behi
         "there were logs to search"
     );
 
-    let remove = s.veil(&["upstream", "remove", "home"]);
+    let remove = s.veil(&["upstream", "remove", "house"]);
     assert!(remove.status.success(), "{}", text(&remove));
     let mut lookup = s.command("secret-tool");
-    lookup.args(["lookup", "service", "veil", "username", "home"]);
+    lookup.args(["lookup", "service", "veil", "username", "house"]);
     let gone = lookup.output().expect("secret-tool");
     // Exit 1 with nothing on stderr is "no such entry"; a broken keyring
     // would also print nothing on stdout, so that alone proves little.

@@ -147,6 +147,22 @@ enum UpstreamCommand {
         #[arg(long, default_value_t = 1)]
         weight: u32,
     },
+    /// Change an upstream: its name, URL or weight. The stored password is
+    /// kept unless --password-stdin gives a new one; moving it to another
+    /// host, port or user needs the password again.
+    Edit {
+        name: String,
+        /// A new name (the password and the tray's choice follow it).
+        #[arg(long)]
+        rename: Option<String>,
+        #[arg(long)]
+        url: Option<String>,
+        /// Read a new password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        weight: Option<u32>,
+    },
     /// List the configured upstreams and whether each has its password stored.
     List {
         /// Print the list as JSON.
@@ -237,6 +253,13 @@ fn main() -> ExitCode {
                 password_stdin,
                 weight,
             }) => upstream_edit::add(&name, &url, password_stdin, weight),
+            Command::Upstream(UpstreamCommand::Edit {
+                name,
+                rename,
+                url,
+                password_stdin,
+                weight,
+            }) => upstream_edit::edit(&name, rename, url, password_stdin, weight),
             Command::Upstream(UpstreamCommand::List { json }) => upstream_edit::list(json),
             Command::Upstream(UpstreamCommand::Remove { name }) => upstream_edit::remove(&name),
             Command::Sysproxy(SysproxyCommand::On) => sysproxy::on().await,

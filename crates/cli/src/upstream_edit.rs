@@ -1,6 +1,8 @@
-//! `veil upstream add|list|remove|import`: edit the `[[upstreams.server]]` list in
-//! `config.toml` (comments and formatting kept) and keep each upstream's
-//! password in the OS keyring, never in the file or on the command line.
+//! `veil upstream add|edit|list|remove|import`: edit the `[[upstreams.server]]`
+//! list in `config.toml` (comments and formatting kept) and keep each
+//! upstream's password in the OS keyring, never in the file or on the command
+//! line; the checks and the writing are `veil_system::upstream_edit`'s, which
+//! the window's Upstreams page uses too.
 //!
 //! A running engine keeps the config it started with; it uses the change
 //! after a restart.
@@ -10,50 +12,80 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, bail};
 use serde::Serialize;
 use veil_engine::ProxyUrl;
-use veil_system::config::ServerSection;
 use veil_system::secrets::{self, SecretKey};
+use veil_system::upstream_edit::{self as edit, UpstreamChange};
+use veil_system::upstream_import::OsKeyring;
 use veil_system::{Config, ConfigFile, Paths};
 
 pub fn add(name: &str, url: &str, password_stdin: bool, weight: u32) -> anyhow::Result<()> {
     let paths = Paths::discover()?;
     let parsed: ProxyUrl = url.parse()?;
-    let mut file = ConfigFile::open(&paths.config_file)?;
-    file.add_upstream(&ServerSection {
-        name: name.to_owned(),
-        url: parsed.to_string(),
-        weight,
-        password_env: None,
-        ca_file: None,
-    })?;
-
-    let key = SecretKey::Upstream(name.to_owned());
-    let stored = match &parsed.username {
-        Some(user) => {
-            let password = read_password(user, &parsed, password_stdin)?;
-            // The keyring first: if it is unavailable, config.toml is not
-            // touched and nothing half-added is left behind.
-            secrets::set(&key, &password)?;
-            true
-        }
+    let password = match &parsed.username {
+        Some(user) => Some(read_password(user, &parsed, password_stdin)?),
         None if password_stdin => bail!(
             "{parsed} names no user, so there is nothing to log in with; put the user in the URL \
              (scheme://USER@host:port)"
         ),
-        None => false,
+        None => None,
     };
-    if let Err(e) = file.save() {
-        if stored {
-            let _ = secrets::delete(&key);
-        }
-        return Err(e.into());
-    }
+    let change = UpstreamChange {
+        original_name: None,
+        name: name.to_owned(),
+        url: url.to_owned(),
+        password,
+        weight,
+    };
+    let saved = edit::save(&paths.config_file, &change, &OsKeyring)?;
     println!(
-        "added upstream {name:?} ({parsed}) to {}",
-        file.path().display()
+        "added upstream {name:?} ({}) to {}",
+        saved.url,
+        paths.config_file.display()
     );
-    if stored {
+    if saved.password_stored {
         println!("its password is in the OS keyring (service \"veil\", entry {name:?})");
     }
+    println!("a running engine uses it after a restart");
+    Ok(())
+}
+
+/// `veil upstream edit NAME`: what is not given stays as it is.
+pub fn edit(
+    name: &str,
+    rename: Option<String>,
+    url: Option<String>,
+    password_stdin: bool,
+    weight: Option<u32>,
+) -> anyhow::Result<()> {
+    let paths = Paths::discover()?;
+    let config = Config::load(&paths.config_file)?;
+    let Some(current) = config.upstreams.server.iter().find(|s| s.name == name) else {
+        bail!(
+            "no upstream named {name:?} in {}",
+            paths.config_file.display()
+        );
+    };
+    let url = url.unwrap_or_else(|| current.url.clone());
+    let parsed: ProxyUrl = url.parse()?;
+    let password = match (&parsed.username, password_stdin) {
+        (Some(user), true) => Some(read_password(user, &parsed, true)?),
+        (None, true) => bail!("{parsed} names no user, so a password has nothing to log in with"),
+        (_, false) => None,
+    };
+    let new_name = rename.unwrap_or_else(|| name.to_owned());
+    let change = UpstreamChange {
+        original_name: Some(name.to_owned()),
+        name: new_name.clone(),
+        url,
+        password,
+        weight: weight.unwrap_or(current.weight),
+    };
+    let saved = edit::save(&paths.config_file, &change, &OsKeyring)?;
+    println!(
+        "upstream {new_name:?} is now {} (weight {}) in {}",
+        saved.url,
+        change.weight,
+        paths.config_file.display()
+    );
     println!("a running engine uses it after a restart");
     Ok(())
 }
@@ -145,19 +177,12 @@ pub fn list(json: bool) -> anyhow::Result<()> {
 
 pub fn remove(name: &str) -> anyhow::Result<()> {
     let paths = Paths::discover()?;
-    let mut file = ConfigFile::open(&paths.config_file)?;
-    if !file.remove_upstream(name)? {
-        bail!(
-            "no upstream named {name:?} in {}",
-            paths.config_file.display()
-        );
-    }
-    file.save()?;
+    let _kept = edit::remove(&paths.config_file, name)?;
     println!(
         "removed upstream {name:?} from {}",
         paths.config_file.display()
     );
-    match secrets::delete(&SecretKey::Upstream(name.to_owned())) {
+    match edit::forget(&OsKeyring, name) {
         Ok(true) => println!("and its password from the OS keyring"),
         Ok(false) => {}
         Err(e) => eprintln!("veil: its keyring entry could not be deleted: {e}"),

@@ -42,6 +42,7 @@ pub mod sockets;
 pub mod sysproxy;
 pub mod tray_host;
 pub mod units;
+pub mod upstream_edit;
 pub mod upstream_import;
 pub mod upstream_test;
 
