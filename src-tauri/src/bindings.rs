@@ -73,7 +73,7 @@ pub fn render() -> String {
         veil_system::upstream_import::AddedUpstream,
         veil_system::upstream_import::ImportSummary,
         crate::ImportResult,
-        crate::Settings,
+        veil_system::settings_edit::Settings,
         crate::SettingsSaved,
     ];
     let mut out = String::from(

@@ -2,7 +2,6 @@
 //! allowed for the main window in `capabilities/default.json`). Each is a
 //! thin wrapper over `veil-system`/`veil-engine` through [`AppState`].
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,13 +10,12 @@ use tauri::{AppHandle, Manager, Runtime, State};
 use tauri_plugin_autostart::ManagerExt;
 use veil_engine::{CacheStats, ProxyUrl, Strategy};
 use veil_system::ConfigFile;
-use veil_system::config::{Language, Theme};
 use veil_system::coverage::CoverageReport;
 use veil_system::history::{History, HistoryRange, HistoryReport};
 use veil_system::ipcheck::IpReport;
 use veil_system::leaks::LeakReport;
 use veil_system::secrets::{self, SecretKey};
-use veil_system::sysproxy::AppsReach;
+use veil_system::settings_edit::{self, Settings};
 use veil_system::upstream_import;
 
 use crate::error::{AppError, AppResult, ErrorKind};
@@ -77,30 +75,6 @@ pub struct UpstreamTest {
     pub name: String,
     pub latency_ms: Option<u64>,
     pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
-pub struct Settings {
-    pub listen: String,
-    pub bypass: Vec<String>,
-    pub cache_enabled: bool,
-    pub cache_memory_mb: u64,
-    pub cache_disk_mb: u64,
-    /// Serve what was fetched through one route to requests taking another.
-    pub cache_share_across_routes: bool,
-    pub autostart: bool,
-    /// `http(s)` URLs only, asked through Veil.
-    pub ipcheck_endpoints: Vec<String>,
-    /// "Check my real IP directly" (other endpoints, after a random pause).
-    pub ipcheck_direct: bool,
-    pub history_retention_days: u32,
-    pub theme: Theme,
-    /// How apps reach Veil when the system proxy is on: a fixed proxy, or
-    /// Veil's PAC file (fail-closed or fail-open).
-    pub apps_reach: AppsReach,
-    pub language: Language,
-    /// Closing the window keeps Veil running in the tray.
-    pub keep_running: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -409,103 +383,32 @@ pub async fn get_settings<R: Runtime>(
     app: AppHandle<R>,
     state: AppStateRef<'_>,
 ) -> AppResult<Settings> {
-    let config = state.config()?;
-    Ok(Settings {
-        listen: config.proxy.listen.to_string(),
-        bypass: config.proxy.bypass,
-        cache_enabled: config.cache.enabled,
-        cache_memory_mb: config.cache.memory_mb,
-        cache_disk_mb: config.cache.disk_mb,
-        cache_share_across_routes: config.cache.share_across_routes,
-        autostart: app.autolaunch().is_enabled().unwrap_or(false),
-        ipcheck_endpoints: config.ipcheck.endpoints,
-        ipcheck_direct: config.ipcheck.direct,
-        history_retention_days: config.history.retention_days,
-        theme: config.app.theme,
-        language: config.app.language,
-        keep_running: crate::window::keeps_running(&state, tray_shown(&app)).unwrap_or(false),
-        apps_reach: config.proxy.apps_reach,
-    })
+    let keep_running = crate::window::keeps_running(&state, tray_shown(&app)).unwrap_or(false);
+    let autostart = app.autolaunch().is_enabled().unwrap_or(false);
+    Ok(Settings::of(&state.config()?, autostart, keep_running))
 }
 
+/// Checks and writes the settings (`veil_system::settings_edit`), then the
+/// engine takes them: in place, or as a new engine when the listener or
+/// the cache's size changed. When it cannot, the file goes back and the
+/// running engine is left as it was.
 #[tauri::command]
 pub async fn save_settings<R: Runtime>(
     app: AppHandle<R>,
     state: AppStateRef<'_>,
     settings: Settings,
 ) -> AppResult<SettingsSaved> {
-    let listen: SocketAddr = settings.listen.trim().parse().map_err(|_| {
-        AppError::invalid(format!(
-            "{:?} is not an address and port, e.g. 127.0.0.1:7890.",
-            settings.listen
-        ))
-    })?;
-    for endpoint in &settings.ipcheck_endpoints {
-        veil_system::ipcheck::check_endpoint_url(endpoint).map_err(|e| {
-            AppError::invalid(format!(
-                "IP-check endpoint {e}: only http:// and https:// URLs are fetched."
-            ))
-        })?;
-    }
-    let before = state.config()?;
-    let before_text = std::fs::read(&state.config_path).ok();
-    // Puts the file back as it was when the new settings cannot run.
-    let restore_file = |e: AppError| -> AppError {
-        let restored = match &before_text {
-            Some(text) => std::fs::write(&state.config_path, text),
-            None => std::fs::remove_file(&state.config_path),
-        };
-        if let Err(io) = restored {
+    let service = state.service()?.clone();
+    let path = state.config_path.clone();
+    let wanted = settings.clone();
+    let written = blocking(move || Ok(settings_edit::write(&path, &wanted)?)).await?;
+    let (before, after) = (&written.before, &written.after);
+    let undo = |e: AppError| -> AppError {
+        if let Err(io) = written.undo.undo() {
             tracing::error!("config.toml could not be put back: {io}");
         }
         e
     };
-    let service = state.service()?.clone();
-    let mut file = ConfigFile::open(&state.config_path)?;
-    file.set("proxy", "listen", listen.to_string())?;
-    file.set(
-        "proxy",
-        "bypass",
-        settings
-            .bypass
-            .iter()
-            .map(|b| b.trim())
-            .filter(|b| !b.is_empty())
-            .collect::<toml_edit::Array>(),
-    )?;
-    let reach = serde_json::to_value(settings.apps_reach)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "manual".to_owned());
-    file.set("proxy", "apps_reach", reach)?;
-    file.set("cache", "enabled", settings.cache_enabled)?;
-    file.set("cache", "memory_mb", settings.cache_memory_mb as i64)?;
-    file.set("cache", "disk_mb", settings.cache_disk_mb as i64)?;
-    file.set(
-        "cache",
-        "share_across_routes",
-        settings.cache_share_across_routes,
-    )?;
-    file.set("app", "theme", settings.theme.as_str())?;
-    file.set("app", "language", settings.language.as_str())?;
-    file.set("app", "keep_running", settings.keep_running)?;
-    file.set(
-        "ipcheck",
-        "endpoints",
-        settings
-            .ipcheck_endpoints
-            .iter()
-            .map(|e| e.trim())
-            .collect::<toml_edit::Array>(),
-    )?;
-    file.set("ipcheck", "direct", settings.ipcheck_direct)?;
-    file.set(
-        "history",
-        "retention_days",
-        i64::from(settings.history_retention_days),
-    )?;
-    file.save()?;
-    let after = state.config()?;
 
     let autostart = app.autolaunch();
     let autostart_result = if settings.autostart {
@@ -517,7 +420,6 @@ pub async fn save_settings<R: Runtime>(
         tracing::warn!("autostart not changed: {e}");
     }
 
-    let mut notice = None;
     // Sharing across routes is switched in place; the other cache settings
     // size the tiers, which takes a new engine.
     let cache_resized = {
@@ -525,48 +427,44 @@ pub async fn save_settings<R: Runtime>(
         cache.share_across_routes = before.cache.share_across_routes;
         cache != before.cache
     };
-    if after.proxy.listen != before.proxy.listen || cache_resized {
-        let new = state.engine_config().await.map_err(restore_file)?;
+    let restart = after.proxy.listen != before.proxy.listen || cache_resized;
+    let mut notice = None;
+    if restart {
+        let new = state.engine_config().await.map_err(undo)?;
         let previous = state.engine_config_of(before.clone()).await?;
         if let Err(e) = service.restart_engine(new, previous).await {
-            // The previous engine runs again: give it the chosen route.
-            let _ = state.reload_upstreams().await;
-            return Err(restore_file(AppError::new(
-                ErrorKind::Engine,
-                format!(
-                    "Veil could not listen on {}: {e}. It still listens on {}; nothing was \
-                     changed.",
-                    after.proxy.listen,
-                    service.engine().local_addr()
-                ),
-            )));
+            let message = format!(
+                "Veil could not listen on {}: {e}. It still listens on {}; nothing was changed.",
+                after.proxy.listen,
+                service.engine().local_addr()
+            );
+            // The previous engine runs again: give it the chosen route, and
+            // say so loudly if even that fails (never a silent direct).
+            let undone = undo(AppError::new(ErrorKind::Engine, message));
+            if let Err(e) = state.reload_upstreams().await {
+                service.raise_alert(
+                    "The route could not be restored",
+                    format!("after a failed restart: {e}"),
+                );
+                crate::notify_changed(&app);
+            }
+            return Err(undone);
         }
         if let Err(e) = state.reload_upstreams().await {
-            tracing::warn!("upstreams after the restart: {e}");
+            service.raise_alert(
+                "The route could not be applied after the restart",
+                e.to_string(),
+            );
         }
         notice = Some(format!(
             "Veil restarted and listens on {}.",
             service.engine().local_addr()
         ));
-    } else {
-        let engine = service.engine();
-        let rules: Vec<_> = after.rules.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        engine
-            .set_routing(&after.proxy.bypass, &rules)
-            .map_err(|e| restore_file(e.into()))?;
-        engine.set_cache_enabled(after.cache.enabled);
-        engine.set_cache_share_across_routes(after.cache.share_across_routes);
-        if after.proxy.bypass != before.proxy.bypass {
-            service.set_bypass(after.proxy.bypass.clone()).await;
-        }
     }
-    service.set_apps_reach(after.proxy.apps_reach).await;
-    if let Some(history) = service.history()
-        && let Err(e) = history.set_retention_days(after.history.retention_days)
-    {
-        tracing::warn!("traffic history not pruned: {e}");
-    }
-    service.set_ipcheck(&after);
+    service
+        .apply_settings(before, after, restart)
+        .await
+        .map_err(|e| undo(e.into()))?;
     crate::notify_changed(&app);
     crate::recheck_ip(&app);
     Ok(SettingsSaved {

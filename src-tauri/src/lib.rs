@@ -7,6 +7,7 @@ mod attached;
 pub mod bindings;
 mod commands;
 mod error;
+pub mod gl;
 mod i18n;
 mod state;
 #[cfg(test)]
@@ -24,9 +25,10 @@ use veil_system::ipcheck::IpReport;
 
 pub use attached::AttachedTo;
 pub use commands::{
-    ImportResult, Settings, SettingsSaved, UpstreamEntry, UpstreamInput, UpstreamTest,
+    ImportResult, SettingsSaved, UpstreamEntry, UpstreamInput, UpstreamTest,
 };
 pub use error::{AppError, ErrorKind};
+pub use veil_system::settings_edit::Settings;
 pub use state::{AppState, AppStatus, Selection, SysProxyState};
 
 /// Events the window listens to.

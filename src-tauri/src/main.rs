@@ -2,6 +2,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
+    veil_app::gl::keep_out_of_this_process();
     // The login-time repair runs this program with `sysproxy restore
     // --if-stranded` when the app turned the system proxy on: no window then.
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -455,7 +455,11 @@ export type Settings = { listen: string, bypass: Array<string>, cache_enabled: b
 /**
  * Serve what was fetched through one route to requests taking another.
  */
-cache_share_across_routes: boolean, autostart: boolean, 
+cache_share_across_routes: boolean, 
+/**
+ * Start at login (the app's autostart entry, not in `config.toml`).
+ */
+autostart: boolean, 
 /**
  * `http(s)` URLs only, asked through Veil.
  */

@@ -38,6 +38,7 @@ pub mod notify;
 mod paths;
 pub mod secrets;
 pub mod service;
+pub mod settings_edit;
 pub mod sockets;
 pub mod sysproxy;
 pub mod tray_host;

@@ -202,6 +202,38 @@ impl Service {
             .clone()
     }
 
+    /// What the Settings page changed, from `before` to `after` (both
+    /// already in `config.toml`). Without `restarted` the running engine
+    /// takes the routing and cache switches in place; with it, a new engine
+    /// started from `after` has them already. The OS side (bypass list,
+    /// how apps reach Veil), history retention and the IP check follow
+    /// either way.
+    pub async fn apply_settings(
+        &self,
+        before: &Config,
+        after: &Config,
+        restarted: bool,
+    ) -> Result<(), veil_engine::EngineError> {
+        if !restarted {
+            let engine = self.engine();
+            let rules: Vec<_> = after.rules.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            engine.set_routing(&after.proxy.bypass, &rules)?;
+            engine.set_cache_enabled(after.cache.enabled);
+            engine.set_cache_share_across_routes(after.cache.share_across_routes);
+        }
+        if after.proxy.bypass != before.proxy.bypass {
+            self.set_bypass(after.proxy.bypass.clone()).await;
+        }
+        self.set_apps_reach(after.proxy.apps_reach).await;
+        if let Some(history) = self.history()
+            && let Err(e) = history.set_retention_days(after.history.retention_days)
+        {
+            tracing::warn!("traffic history not pruned: {e}");
+        }
+        self.set_ipcheck(after);
+        Ok(())
+    }
+
     /// New IP-check endpoints, bypass list or rules (after a settings change).
     pub fn set_ipcheck(&self, config: &Config) {
         *self.ipcheck.write().unwrap_or_else(PoisonError::into_inner) = IpChecker::new(config);

@@ -82,8 +82,8 @@ impl Undo {
     }
 
     /// Writes the file back (or removes it, when there was none).
-    pub fn undo(self) -> std::io::Result<()> {
-        match self.before {
+    pub fn undo(&self) -> std::io::Result<()> {
+        match &self.before {
             Some(text) => std::fs::write(&self.path, text),
             None => std::fs::remove_file(&self.path),
         }

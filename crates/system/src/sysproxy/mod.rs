@@ -67,6 +67,15 @@ impl AppsReach {
     pub fn is_manual(&self) -> bool {
         *self == AppsReach::Manual
     }
+
+    /// The value as `config.toml` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppsReach::Manual => "manual",
+            AppsReach::Pac => "pac",
+            AppsReach::PacFailOpen => "pac_fail_open",
+        }
+    }
 }
 
 /// What Veil points the OS at.
