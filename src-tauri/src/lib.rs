@@ -24,12 +24,10 @@ use veil_system::control::ControlServer;
 use veil_system::ipcheck::IpReport;
 
 pub use attached::AttachedTo;
-pub use commands::{
-    ImportResult, SettingsSaved, UpstreamEntry, UpstreamInput, UpstreamTest,
-};
+pub use commands::{ImportResult, SettingsSaved, UpstreamEntry, UpstreamInput, UpstreamTest};
 pub use error::{AppError, ErrorKind};
-pub use veil_system::settings_edit::Settings;
 pub use state::{AppState, AppStatus, Selection, SysProxyState};
+pub use veil_system::settings_edit::Settings;
 
 /// Events the window listens to.
 pub mod event {

@@ -422,3 +422,100 @@ async fn shutdown_lets_open_tunnels_finish_then_closes_them() {
         .unwrap_or(0);
     assert_eq!(n, 0, "tunnel closed after the grace period");
 }
+
+/// Reads until the proxy closes the connection; `true` when it did within
+/// `limit` (a closed tunnel), `false` when it was still open.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_connections_ends_their_tunnels_one_or_all() {
+    // A target that accepts and never speaks: only Veil can end the tunnels.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            kept.push(stream);
+        }
+    });
+    let engine = start_engine(|_| {}).await;
+
+    // A CONNECT tunnel and a SOCKS5 one.
+    let mut connect = TcpStream::connect(engine.local_addr())
+        .await
+        .expect("connect");
+    connect
+        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    let mut head = vec![0u8; 256];
+    let n = connect.read(&mut head).await.expect("answer");
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    let mut socks = TcpStream::connect(engine.local_addr())
+        .await
+        .expect("connect");
+    socks.write_all(&[5, 1, 0]).await.expect("greeting");
+    let mut reply = [0u8; 2];
+    socks.read_exact(&mut reply).await.expect("method");
+    let std::net::IpAddr::V4(ip) = target.ip() else {
+        unreachable!("bound on 127.0.0.1")
+    };
+    let mut request = vec![5, 1, 0, 1];
+    request.extend(ip.octets());
+    request.extend(target.port().to_be_bytes());
+    socks.write_all(&request).await.expect("request");
+    let mut reply = [0u8; 10];
+    socks.read_exact(&mut reply).await.expect("reply");
+    assert_eq!(reply[1], 0, "SOCKS5 succeeded");
+
+    // One by id: only that one ends.
+    let open = engine.stats().connections;
+    let socks_id = open
+        .iter()
+        .find(|c| c.protocol == "socks5")
+        .map(|c| c.id)
+        .expect("the SOCKS5 connection is listed");
+    assert_eq!(engine.close_connections(Some(&[socks_id])), 1);
+    assert!(
+        closed_within(&mut socks, Duration::from_secs(10)).await,
+        "the SOCKS5 tunnel ended"
+    );
+    assert!(
+        !closed_within(&mut connect, Duration::from_millis(300)).await,
+        "the other tunnel is untouched"
+    );
+
+    // Then all.
+    assert!(
+        eventually(Duration::from_secs(5), || engine.stats().connections.len()
+            == 1)
+        .await
+    );
+    assert_eq!(engine.close_connections(None), 1);
+    assert!(
+        closed_within(&mut connect, Duration::from_secs(10)).await,
+        "the CONNECT tunnel ended"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || engine.stats().connections_open
+            == 0)
+        .await
+    );
+    held.abort();
+}

@@ -9,11 +9,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Config;
 use crate::config::{Language, Theme};
 use crate::config_file::ConfigFile;
 use crate::sysproxy::AppsReach;
 use crate::upstream_edit::{EditError, Undo};
-use crate::Config;
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
