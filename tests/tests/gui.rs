@@ -740,3 +740,86 @@ async fn the_main_tasks_work_with_the_keyboard_alone_and_focus_always_shows() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn importing_a_list_then_testing_all_shows_each_upstreams_result_and_exit() {
+    let origin = Origin::start().await;
+    // The exit check asks the origin, which answers with the caller's
+    // address: 127.0.0.3 through microsocks.
+    let s = session(&format!(
+        "[ipcheck]\nendpoints = [\"{}\"]\ndirect_endpoints = []\nendpoints_v6 = []\n\
+         direct = false\ntimeout_ms = 3000\n",
+        origin.url("/ip"),
+    ));
+    let socks = Microsocks::start(Ipv4Addr::new(127, 0, 0, 3), None).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_url = format!("socks5://{}", dead.local_addr().expect("addr"));
+    drop(dead);
+    within(&s, TEST_LIMIT, async {
+        let xvfb = Xvfb::start();
+        let app = AppDriver::launch(&s, &xvfb).await;
+        app.find("#sysproxy-switch:not([disabled])").await;
+        open_page(&app, "upstreams").await;
+        let list = format!("# two proxies and a typo\n{}\n{dead_url}\nsocks://typo:1080\n", socks.url());
+        // Typed as a user types it: Enter between the lines.
+        let enter = char::from(fantoccini::key::Key::Enter).to_string();
+        app.fill("#upstream-import-text", &list.replace('\n', &enter))
+            .await;
+        app.click("[data-testid=\"upstream-import\"]").await;
+        let result = app
+            .until("the import's summary", || async {
+                let text = app.text("[data-testid=\"upstream-import-result\"]").await;
+                text.contains("typo").then_some(text)
+            })
+            .await;
+        assert!(result.contains("Added 2"), "{result}");
+        app.until("two imported rows", || async {
+            let rows = app
+                .client
+                .find_all(fantoccini::Locator::Css("[data-testid=\"upstream-row\"]"))
+                .await
+                .ok()?;
+            (rows.len() == 2).then_some(())
+        })
+        .await;
+        // The exit of the working one, checked through it after the import.
+        app.until("the exit IP through microsocks", || async {
+            let v4 = app
+                .client
+                .find(fantoccini::Locator::Css("[data-testid=\"upstream-exit-v4\"]"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            v4.contains("127.0.0.3").then_some(())
+        })
+        .await;
+
+        app.click("[data-testid=\"upstream-test-all\"]").await;
+        app.until("a result for each upstream", || async {
+            let results = app
+                .client
+                .find_all(fantoccini::Locator::Css("[data-testid=\"upstream-test-result\"]"))
+                .await
+                .ok()?;
+            let mut texts = Vec::new();
+            for r in results {
+                texts.push(r.text().await.ok()?);
+            }
+            (texts.len() == 2).then_some(texts)
+        })
+        .await;
+        app.scroll_to("[data-testid=\"upstream-test-result\"]").await;
+        app.screenshot("upstreams-import-test-all").await;
+        let works = app
+            .text(&format!(
+                "[data-testid=\"upstream-row\"][data-name=\"{}\"] [data-testid=\"upstream-test-result\"]",
+                socks.url().trim_start_matches("socks5://")
+            ))
+            .await;
+        assert!(!works.is_empty(), "microsocks has a result");
+        app.quit().await;
+    })
+    .await;
+}
