@@ -67,7 +67,7 @@ pub fn render() -> String {
         crate::AttachedTo,
         crate::AppStatus,
         crate::UpstreamEntry,
-        crate::UpstreamInput,
+        veil_system::upstream_edit::UpstreamChange,
         crate::UpstreamTest,
         veil_system::upstream_import::RefusedLine,
         veil_system::upstream_import::AddedUpstream,

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tauri::{AppHandle, Manager, Runtime, State};
 use tauri_plugin_autostart::ManagerExt;
 use veil_engine::{CacheStats, ProxyUrl, Strategy};
@@ -45,30 +45,9 @@ pub struct UpstreamEntry {
     pub exit: Option<veil_system::ipcheck::ExitIp>,
 }
 
-/// To add an upstream (`original_name` null) or edit one. `password`: null
-/// keeps the stored one, anything else replaces it in the OS keyring ("" is
-/// refused for a URL with a user, which needs one). `Debug` leaves the
-/// password out.
-#[derive(Clone, PartialEq, Eq, Deserialize, ts_rs::TS)]
-pub struct UpstreamInput {
-    pub original_name: Option<String>,
-    pub name: String,
-    pub url: String,
-    pub password: Option<String>,
-    pub weight: u32,
-}
-
-impl std::fmt::Debug for UpstreamInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamInput")
-            .field("original_name", &self.original_name)
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
-            .field("weight", &self.weight)
-            .finish()
-    }
-}
+/// To add an upstream (`original_name` null) or edit one: the same record
+/// `veil upstream add|edit` builds.
+pub use veil_system::upstream_edit::UpstreamChange as UpstreamInput;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct UpstreamTest {
@@ -190,15 +169,12 @@ pub async fn save_upstream<R: Runtime>(
     state: AppStateRef<'_>,
     upstream: UpstreamInput,
 ) -> AppResult<Vec<UpstreamEntry>> {
-    use veil_system::upstream_edit::{self, UpstreamChange};
+    use veil_system::upstream_edit;
     // Refused up front when attached to `veil run`, before the file changes.
     state.service()?;
-    let change = UpstreamChange {
-        original_name: upstream.original_name,
+    let change = UpstreamInput {
         name: upstream.name.trim().to_owned(),
-        url: upstream.url,
-        password: upstream.password,
-        weight: upstream.weight,
+        ..upstream
     };
     let path = state.config_path.clone();
     let (saved, change) = blocking(move || {

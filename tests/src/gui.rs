@@ -487,37 +487,18 @@ impl Drop for AppDriver {
 
 /// The WebKit processes (web, network, GPU) below `pid`, by pid and name.
 pub fn webkit_processes(pid: u32) -> Vec<(u32, String)> {
-    let mut parent_of = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(id) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let name = head.split_once('(').map_or("", |(_, n)| n).to_owned();
-        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-        parent_of.push((id, ppid.unwrap_or(0), name));
-    }
+    let table = veil_system::children::processes();
     let mut below = vec![pid];
     let mut found = Vec::new();
-    // Breadth first; bounded by the process table's size.
+    // Breadth first; each process is visited once.
     let mut i = 0;
-    while i < below.len() && i < parent_of.len() + 1 {
+    while i < below.len() {
         let parent = below[i];
-        for (id, ppid, name) in &parent_of {
-            if *ppid == parent && !below.contains(id) {
-                below.push(*id);
-                if name.starts_with("WebKit") {
-                    found.push((*id, name.clone()));
+        for p in &table {
+            if p.parent == parent && !below.contains(&p.pid) {
+                below.push(p.pid);
+                if p.name.starts_with("WebKit") {
+                    found.push((p.pid, p.name.clone()));
                 }
             }
         }

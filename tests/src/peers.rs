@@ -536,3 +536,33 @@ impl Drop for RecordingDns {
         self.task.abort();
     }
 }
+
+/// A TCP server on 127.0.0.1 that accepts and never speaks, holding every
+/// connection open: a tunnel to it ends only when the proxy ends it. Stops
+/// when dropped.
+pub struct Silent {
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Silent {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        Self { addr, task }
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -498,16 +498,8 @@ async fn without_a_tray_closing_the_window_asks_once_and_keeps_running_when_told
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_a_connection_in_the_window_ends_the_curl_that_used_it() {
     // A server that accepts and never answers: the tunnel stays open.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let target = silent.local_addr().expect("addr");
-    let held = tokio::spawn(async move {
-        let mut kept = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            kept.push(stream);
-        }
-    });
+    let silent = veil_tests::peers::Silent::start().await;
+    let target = silent.addr;
     let s = session("[ipcheck]\nendpoints = []\ndirect_endpoints = []\n");
     within(&s, TEST_LIMIT, async {
         let xvfb = Xvfb::start();
@@ -554,7 +546,6 @@ async fn closing_a_connection_in_the_window_ends_the_curl_that_used_it() {
         app.quit().await;
     })
     .await;
-    held.abort();
 }
 
 /// Sets the theme the way the Settings page applies it (`data-theme`).

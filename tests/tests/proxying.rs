@@ -440,16 +440,8 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_connections_ends_their_tunnels_one_or_all() {
     // A target that accepts and never speaks: only Veil can end the tunnels.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let target = silent.local_addr().expect("addr");
-    let held = tokio::spawn(async move {
-        let mut kept = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            kept.push(stream);
-        }
-    });
+    let silent = veil_tests::peers::Silent::start().await;
+    let target = silent.addr;
     let engine = start_engine(|_| {}).await;
 
     // A CONNECT tunnel and a SOCKS5 one.
@@ -517,5 +509,4 @@ async fn closing_connections_ends_their_tunnels_one_or_all() {
             == 0)
         .await
     );
-    held.abort();
 }

@@ -423,7 +423,11 @@ export type UpstreamEntry = { name: string, url: string, username: string | null
  */
 exit: ExitIp | null, };
 
-export type UpstreamInput = { original_name: string | null, name: string, url: string, password: string | null, weight: number, };
+export type UpstreamInput = { 
+/**
+ * The upstream edited (by its name before the change), or `None` to add.
+ */
+original_name: string | null, name: string, url: string, password: string | null, weight: number, };
 
 export type UpstreamTest = { name: string, latency_ms: number | null, error: string | null, };
 

@@ -19,8 +19,10 @@ use crate::{Config, ConfigError};
 
 /// One upstream as the user gave it. `password`: `None` keeps the stored
 /// one, `Some("")` is refused for a URL with a user (it needs one), any
-/// other value replaces it in the keyring. `Debug` leaves it out.
-#[derive(Clone, PartialEq, Eq)]
+/// other value replaces it in the keyring. `Debug` leaves it out. The
+/// window sends it as `UpstreamInput`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "UpstreamInput"))]
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct UpstreamChange {
     /// The upstream edited (by its name before the change), or `None` to add.
     pub original_name: Option<String>,
