@@ -26,7 +26,7 @@ use crate::engine::Shared;
 use crate::outbound::connector::ConnectorError;
 use crate::outbound::{Body, BoxError, ConnectError, Direct, HttpConnector};
 use crate::routing::Action;
-use crate::stats::{ByteCounters, Counted, CountedBody, Side};
+use crate::stats::{ByteCounters, CountedBody};
 use crate::upstream::{Lease, PoolError, ProxyKind, UpstreamError};
 
 /// Pooled keep-alive connections to origins, for direct plain HTTP.
@@ -36,12 +36,12 @@ pub struct HttpForwarder {
 }
 
 impl HttpForwarder {
-    pub fn new(direct: Direct) -> Self {
+    pub(crate) fn new(direct: Direct, fds: crate::fd_budget::FdBudget) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .pool_max_idle_per_host(64)
-            .build(HttpConnector::new(direct));
+            .build(HttpConnector::new(direct, fds));
         Self { client }
     }
 }
@@ -160,13 +160,8 @@ pub(super) async fn forward(
                     match tokio::try_join!(client_upgrade, origin_upgrade) {
                         Ok((client, origin)) => {
                             let mut client = TokioIo::new(client);
-                            let mut origin =
-                                Counted::new(TokioIo::new(origin), Side::Target, counters);
-                            if let Err(e) =
-                                tokio::io::copy_bidirectional(&mut client, &mut origin).await
-                            {
-                                tracing::debug!("upgraded connection ended: {e}");
-                            }
+                            let mut origin = TokioIo::new(origin);
+                            super::relay::copy(&mut client, &mut origin, &counters).await;
                         }
                         Err(e) => tracing::debug!("protocol upgrade failed: {e}"),
                     }

@@ -5,6 +5,7 @@
 //! answers forward requests and `CONNECT`. Tunnels of both kinds end in
 //! `relay`.
 
+mod first;
 mod forward;
 mod headers;
 mod http;
@@ -27,6 +28,7 @@ use crate::engine::Shared;
 use crate::stats::{ByteCounters, ConnEntry, Counted, Side};
 use crate::upstream::Lease;
 use crate::{EngineEvent, Target};
+use first::First;
 
 const SOCKS5_VERSION: u8 = 0x05;
 const SOCKS4_VERSION: u8 = 0x04;
@@ -76,14 +78,16 @@ impl ConnGuard {
     /// Runs a tunnel until it ends, or until no byte has moved either way
     /// for the configured idle time (a peer that vanished during sleep or a
     /// network change), whichever comes first.
-    async fn unless_idle(&self, tunnel: impl Future<Output = ()>) {
+    fn unless_idle<'a>(
+        &'a self,
+        tunnel: impl Future<Output = ()> + 'a,
+    ) -> impl Future<Output = ()> + 'a {
         let limit = self.shared.config.limits.tunnel_idle_timeout;
-        tokio::select! {
-            () = tunnel => {}
-            () = idle_for(&self.entry.bytes, limit) => {
-                tracing::debug!("tunnel idle for {}s: closed", limit.as_secs());
-            }
-        }
+        let idle = async move {
+            idle_for(&self.entry.bytes, limit).await;
+            tracing::debug!("tunnel idle for {}s: closed", limit.as_secs());
+        };
+        First::new(tunnel, idle)
     }
 
     /// Whether a client on another machine (a LAN listener with credentials)
@@ -185,10 +189,7 @@ pub(crate) async fn serve(
         }
     }
     .instrument(span);
-    tokio::select! {
-        _ = work => {}
-        _ = hard_stop.cancelled() => {}
-    }
+    First::new(work, hard_stop.cancelled_owned()).await;
 }
 
 /// Resolves once `bytes` has not moved for `limit`.
@@ -214,11 +215,6 @@ async fn idle_for(bytes: &ByteCounters, limit: std::time::Duration) {
 /// Runs a tunnel that outlives its HTTP exchange (CONNECT, upgrades), tracked
 /// for graceful shutdown and closed when the grace period ends.
 fn spawn_tunnel(shared: &Shared, tunnel: impl Future<Output = ()> + Send + 'static) {
-    let hard_stop = shared.hard_stop.clone();
-    shared.tasks.spawn(async move {
-        tokio::select! {
-            _ = tunnel => {}
-            _ = hard_stop.cancelled() => {}
-        }
-    });
+    let hard_stop = shared.hard_stop.clone().cancelled_owned();
+    shared.tasks.spawn(First::new(tunnel, hard_stop));
 }
