@@ -94,6 +94,9 @@ pub(super) async fn forward(
     set_host_from_target(&mut parts);
     parts.version = Version::HTTP_11;
     let (method, uri) = (parts.method.clone(), parts.uri.clone());
+    // Requests Veil makes on its own behalf (a revalidation, a refetch after
+    // a 304 that matched nothing) pass the origin's 1xx on too.
+    let interim = parts.extensions.get::<Interim>().cloned();
     let lookup = if upgrade {
         Lookup::Bypass
     } else {
@@ -105,9 +108,11 @@ pub(super) async fn forward(
         Lookup::Serve(resp) => return resp,
         Lookup::Bypass => (Request::from_parts(parts, body), None, None),
         Lookup::Miss(fill) => (Request::from_parts(parts, body), Some(fill), None),
-        Lookup::Revalidate { request, stale } => {
-            (Request::from_parts(*request, empty()), None, Some(stale))
-        }
+        Lookup::Revalidate { request, stale } => (
+            with_interim(Request::from_parts(*request, empty()), &interim),
+            None,
+            Some(stale),
+        ),
     };
 
     // Twice at most: a revalidation whose 304 matches nothing is fetched
@@ -181,7 +186,7 @@ pub(super) async fn forward(
             match shared.cache.revalidated(stale, resp).await {
                 Revalidated::Done(resp) => return resp,
                 Revalidated::Refetch { request, fill: f } => {
-                    out = Request::from_parts(*request, empty());
+                    out = with_interim(Request::from_parts(*request, empty()), &interim);
                     fill = Some(f);
                     continue;
                 }
@@ -234,6 +239,15 @@ fn set_host_from_target(parts: &mut http::request::Parts) {
             parts.headers.remove(http::header::HOST);
         }
     }
+}
+
+/// `req` with the client's 1xx queue, so the origin's interim responses to
+/// it reach the client.
+fn with_interim(mut req: Request<Body>, interim: &Option<Interim>) -> Request<Body> {
+    if let Some(interim) = interim {
+        req.extensions_mut().insert(interim.clone());
+    }
+    req
 }
 
 type Sent = Result<(Response<Incoming>, Option<Lease>), Response<Body>>;
