@@ -77,6 +77,9 @@ pub(super) async fn relay(
     drop(pending_up);
     drop(pending_down);
     drop(beyond_client);
+    // Only splice pipes take descriptors from the budget.
+    #[cfg(not(target_os = "linux"))]
+    let _ = fds;
     let result = match &mut target {
         #[cfg(target_os = "linux")]
         OutStream::Tcp(target) => both_ways_tcp(&mut client, target, &counters, fds).await,
