@@ -483,6 +483,67 @@ mod tests {
         Engine::start(config).await.expect("engine starts")
     }
 
+    /// An idle tunnel holds its client's two descriptors and no pipe; each
+    /// direction that carries bytes takes its splice pipe's two from the
+    /// budget, and everything comes back when the tunnel closes.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn splice_pipes_are_made_when_bytes_flow_and_counted_in_the_budget() {
+        let echo = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let target = echo.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let engine = engine_with_budget(20).await;
+        let mut tunnel = TcpStream::connect(engine.local_addr())
+            .await
+            .expect("connect");
+        let req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+        tunnel.write_all(req.as_bytes()).await.expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(20), tunnel.read(&mut byte))
+                .await
+                .expect("answer in time")
+                .expect("read");
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&head));
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
+        let fds = &engine.shared.fds;
+        assert!(
+            until(|| fds.available() == Some(18)).await,
+            "{:?}",
+            fds.available()
+        );
+
+        tunnel.write_all(b"ping").await.expect("write");
+        let mut pong = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(20), tunnel.read_exact(&mut pong))
+            .await
+            .expect("echo in time")
+            .expect("echo");
+        assert_eq!(&pong, b"ping");
+        assert!(
+            until(|| fds.available() == Some(14)).await,
+            "{:?}",
+            fds.available()
+        );
+
+        drop(tunnel);
+        assert!(
+            until(|| fds.available() == Some(20)).await,
+            "{:?}",
+            fds.available()
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pooled_connections_hold_descriptors_of_the_budget() {
         let engine = engine_with_budget(10).await;
