@@ -538,6 +538,64 @@ async fn a_wildcard_listener_is_not_reached_through_the_hosts_own_lan_address() 
     }
 }
 
+/// The same loop through an upstream: Veil on 0.0.0.0 with an upstream
+/// that is its own LAN address at its own port (which the check at start,
+/// looking only at loopback spellings, lets through). The upstream dialer
+/// looks at the connection it made, as the direct one does, and refuses
+/// it: a 502 that says so, for plain HTTP and CONNECT, instead of Veil
+/// proxying to itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_is_veils_own_lan_address_is_refused_as_a_loop() {
+    let ns = veil_tests::netns::Netns::create().unwrap_or_else(|e| panic!("{e}"));
+    // The namespace is new, so a port free here is free there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let home = tempfile::TempDir::new().expect("temp VEIL_HOME");
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[proxy]\nlisten = \"0.0.0.0:{port}\"\nmode = \"proxy\"\nbypass = []\n\
+             [proxy.auth]\nusername = \"lan\"\npassword_env = \"VEIL_TEST_LAN_PW\"\n\
+             [[upstreams.server]]\nname = \"me\"\nurl = \"http://{}:{port}\"\n",
+            ns.peer_ip
+        ),
+    )
+    .expect("write config");
+    let mut command = std::process::Command::new("ip");
+    command
+        .args(["netns", "exec", &ns.name])
+        .arg(veil_tests::veil_process::veil_bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("VEIL_HOME", home.path())
+        .env("VEIL_TEST_LAN_PW", "lan-Pw-7x");
+    let veil = veil_tests::veil_process::VeilProcess::spawn(command, home.path(), PATIENCE)
+        .expect("veil run starts on 0.0.0.0 in the namespace");
+    let proxy = format!("http://127.0.0.1:{}", veil.addr.port());
+    for connect in [false, true] {
+        let mut args = vec!["-s", "-m", "10", "-x", &proxy, "-U", "lan:lan-Pw-7x"];
+        if connect {
+            args.extend(["-p", "-o", "/dev/null", "-w", "%{http_connect}"]);
+        } else {
+            args.extend(["-w", "\n%{http_code}"]);
+        }
+        args.push("http://example.test/");
+        let child = ns.spawn("curl", &args).expect("curl in the namespace");
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("curl ran");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.ends_with("502"), "connect={connect}: {text}");
+        if !connect {
+            assert!(text.contains("is this Veil itself"), "{text}");
+        }
+    }
+}
+
 /// A tunnel whose peer vanished (sleep, a network change) is closed after
 /// the idle time with no byte either way; one that moves bytes is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

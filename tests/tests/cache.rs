@@ -1515,6 +1515,91 @@ async fn early_hints_are_forwarded_and_never_stored() {
     assert!(!second.to_ascii_lowercase().contains("link:"), "{second:?}");
 }
 
+// The same when Veil asks the origin on its own behalf: the conditional
+// request of a revalidation and the full request after a 304 that matched
+// nothing pass the origin's 1xx on to the client waiting for them, ahead of
+// the final response, and never store them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_hints_reach_the_client_when_veil_revalidates_or_refetches() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = listener.local_addr().expect("addr");
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let answer: &[u8] = match n {
+                    // Stored, to be revalidated by every later request.
+                    1 => {
+                        b"HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nETag: \"v1\"\r\n\
+                           Content-Length: 5\r\nConnection: close\r\n\r\nfirst"
+                    }
+                    // The revalidation: still the same.
+                    2 => {
+                        b"HTTP/1.1 103 Early Hints\r\nLink: </reval.css>; rel=preload\r\n\r\n\
+                           HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n"
+                    }
+                    // A 304 that selects nothing stored: Veil asks again in full.
+                    3 => {
+                        b"HTTP/1.1 103 Early Hints\r\nLink: </reval.css>; rel=preload\r\n\r\n\
+                           HTTP/1.1 304 Not Modified\r\nETag: \"v9\"\r\nConnection: close\r\n\r\n"
+                    }
+                    _ => {
+                        b"HTTP/1.1 103 Early Hints\r\nLink: </refetch.css>; rel=preload\r\n\r\n\
+                           HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nETag: \"v4\"\r\n\
+                           Content-Length: 5\r\nConnection: close\r\n\r\nfresh"
+                    }
+                };
+                let _ = stream.write_all(answer).await;
+            });
+        }
+    });
+    let engine = start_engine(|_| {}).await;
+    let url = format!("http://{origin}/revalidated");
+    let first = raw_get(engine.local_addr(), &url).await;
+    assert!(first.ends_with("first"), "{first:?}");
+
+    let revalidated = raw_get(engine.local_addr(), &url).await;
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+    let hint = revalidated.find("HTTP/1.1 103 Early Hints\r\n");
+    let fin = revalidated.find("HTTP/1.1 200 OK\r\n");
+    assert!(
+        matches!((hint, fin), (Some(h), Some(f)) if h < f),
+        "103 ahead of the 200 served from the cache: {revalidated:?}"
+    );
+    assert!(revalidated.contains("</reval.css>"), "{revalidated:?}");
+    assert!(revalidated.ends_with("first"), "{revalidated:?}");
+
+    let refetched = raw_get(engine.local_addr(), &url).await;
+    assert_eq!(served.load(Ordering::SeqCst), 4);
+    let hint = refetched.find("</refetch.css>");
+    let fin = refetched.find("HTTP/1.1 200 OK\r\n");
+    assert!(
+        matches!((hint, fin), (Some(h), Some(f)) if h < f),
+        "the refetch's 103 ahead of its 200: {refetched:?}"
+    );
+    assert!(refetched.ends_with("fresh"), "{refetched:?}");
+    // Never stored: the next revalidation's answer carries only its own.
+    assert!(
+        !refetched.contains("</reval.css>\r\n\r\nHTTP/1.1 200"),
+        "{refetched:?}"
+    );
+}
+
 // RFC 9111 4.4, run in many interleavings: in each round a POST to /a races
 // GETs of /a, /b and /c. Whatever the order, /b and /c end up stored (a POST
 // elsewhere never stops their store), and /a is never served as it was

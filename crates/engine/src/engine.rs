@@ -72,6 +72,7 @@ impl Engine {
             return Err(EngineError::NoUpstream);
         }
         let routing = Routing::new(&config.bypass, &config.rules).map_err(EngineError::Config)?;
+        crate::trim::configure();
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -94,12 +95,17 @@ impl Engine {
             routing.clone(),
         );
         let (events, _) = broadcast::channel(1024);
+        let fds = crate::fd_budget::FdBudget::new(config.limits.fd_budget);
         let pool = Pool::new(
             config.upstreams.clone(),
             config.strategy,
             config.health.clone(),
             dns,
             config.limits.connect_timeout,
+            crate::upstream::EngineSide {
+                own_listener: listen,
+                fds: fds.clone(),
+            },
             events.clone(),
         )
         .map_err(EngineError::Config)?;
@@ -114,10 +120,10 @@ impl Engine {
                 config.auth.is_some(),
             )
             .map_err(EngineError::UserCheck)?,
-            forwarder: HttpForwarder::new(direct.clone()),
+            forwarder: HttpForwarder::new(direct.clone(), fds.clone()),
             cache: HttpCache::open(&config.cache).await,
             logins: crate::auth::LoginThrottle::default(),
-            fds: crate::fd_budget::FdBudget::new(config.limits.fd_budget),
+            fds,
             outbound: Outbound::new(
                 direct,
                 pool.clone(),
@@ -397,5 +403,196 @@ fn refuse_self(listen: SocketAddr, upstreams: &[UpstreamSpec]) -> Result<(), Eng
             listen,
         }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// An origin that answers every request on a connection with a short
+    /// uncacheable 200 and counts the connections it has open.
+    async fn origin() -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let open = Arc::new(AtomicUsize::new(0));
+        let counted = open.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let open = counted.clone();
+                open.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut chunk).await {
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let answer = "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\n\
+                                          Content-Length: 2\r\n\r\nok";
+                            if s.write_all(answer.as_bytes()).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (addr, open)
+    }
+
+    /// One plain-HTTP GET through the engine on a fresh client connection,
+    /// read whole, then the client closes.
+    async fn get_through(engine: &EngineHandle, origin: SocketAddr) {
+        let mut s = TcpStream::connect(engine.local_addr())
+            .await
+            .expect("connect");
+        let req = format!("GET http://{origin}/ HTTP/1.1\r\nHost: {origin}\r\n\r\n");
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !got.ends_with(b"ok") {
+            let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut chunk))
+                .await
+                .expect("answer in time")
+                .expect("read");
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 200"), "{got:?}");
+    }
+
+    async fn until(what: impl Fn() -> bool) -> bool {
+        for _ in 0..200 {
+            if what() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    async fn engine_with_budget(descriptors: usize) -> EngineHandle {
+        let mut config = EngineConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            ..EngineConfig::default()
+        };
+        config.limits.fd_budget = Some(descriptors);
+        Engine::start(config).await.expect("engine starts")
+    }
+
+    /// An idle tunnel holds its client's two descriptors and no pipe; each
+    /// direction that carries bytes takes its splice pipe's two from the
+    /// budget, and everything comes back when the tunnel closes.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn splice_pipes_are_made_when_bytes_flow_and_counted_in_the_budget() {
+        let echo = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let target = echo.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let engine = engine_with_budget(20).await;
+        let mut tunnel = TcpStream::connect(engine.local_addr())
+            .await
+            .expect("connect");
+        let req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+        tunnel.write_all(req.as_bytes()).await.expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(20), tunnel.read(&mut byte))
+                .await
+                .expect("answer in time")
+                .expect("read");
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&head));
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
+        let fds = &engine.shared.fds;
+        assert!(
+            until(|| fds.available() == Some(18)).await,
+            "{:?}",
+            fds.available()
+        );
+
+        tunnel.write_all(b"ping").await.expect("write");
+        let mut pong = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(20), tunnel.read_exact(&mut pong))
+            .await
+            .expect("echo in time")
+            .expect("echo");
+        assert_eq!(&pong, b"ping");
+        assert!(
+            until(|| fds.available() == Some(14)).await,
+            "{:?}",
+            fds.available()
+        );
+
+        drop(tunnel);
+        assert!(
+            until(|| fds.available() == Some(20)).await,
+            "{:?}",
+            fds.available()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pooled_connections_hold_descriptors_of_the_budget() {
+        let engine = engine_with_budget(10).await;
+        let (a, _) = origin().await;
+        let (b, _) = origin().await;
+        get_through(&engine, a).await;
+        get_through(&engine, b).await;
+        assert!(until(|| engine.stats().connections_open == 0).await);
+        // The clients gave theirs back; the two idle pooled connections
+        // to the origins keep one each.
+        let fds = &engine.shared.fds;
+        assert!(
+            until(|| fds.available() == Some(8)).await,
+            "{:?}",
+            fds.available()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_made_past_the_budget_is_not_pooled() {
+        // Room for one client (two) and one pooled connection.
+        let engine = engine_with_budget(3).await;
+        let (a, open_a) = origin().await;
+        let (b, open_b) = origin().await;
+        get_through(&engine, a).await;
+        assert!(until(|| engine.stats().connections_open == 0).await);
+        get_through(&engine, b).await;
+        // The connection to `b` found no descriptor left: used once and
+        // closed; the one to `a` stays pooled.
+        assert!(
+            until(|| open_b.load(Ordering::SeqCst) == 0).await,
+            "the connection made past the budget stays open"
+        );
+        assert_eq!(open_a.load(Ordering::SeqCst), 1);
+        assert!(until(|| engine.stats().connections_open == 0).await);
+        let fds = &engine.shared.fds;
+        assert!(
+            until(|| fds.available() == Some(2)).await,
+            "{:?}",
+            fds.available()
+        );
     }
 }

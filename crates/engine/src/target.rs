@@ -121,6 +121,26 @@ pub fn reaches_listener(listen: SocketAddr, addr: SocketAddr) -> bool {
         && (ip == canonical_ip(listen.ip()) || (listen.ip().is_unspecified() && ip.is_loopback()))
 }
 
+/// Whether a connection just made reached the listener `listen` itself,
+/// which would loop. Its far end may be the listener's address in any
+/// spelling ([`reaches_listener`]); and a wildcard listener is also reached
+/// on every address of this machine's interfaces (its LAN address, a
+/// VPN's), which come and go with the network. Rather than keep a list of
+/// them, look at the connection: one whose two ends share an address never
+/// left this host, and at the listener's port it reached Veil itself. Both
+/// ways out (direct and through an upstream) ask this after connecting.
+pub(crate) fn connected_to_self(listen: SocketAddr, stream: &tokio::net::TcpStream) -> bool {
+    let Ok(peer) = stream.peer_addr() else {
+        return false;
+    };
+    if reaches_listener(listen, peer) {
+        return true;
+    }
+    listen.ip().is_unspecified()
+        && peer.port() == listen.port()
+        && matches!(stream.local_addr(), Ok(local) if canonical_ip(local.ip()) == canonical_ip(peer.ip()))
+}
+
 /// [`reaches_listener`] for a host as written in a URL (an address, with
 /// or without brackets, or `localhost`); other names are not resolved.
 pub fn host_reaches_listener(listen: SocketAddr, host: &str, port: u16) -> bool {

@@ -6,6 +6,16 @@
 //! and `malloc_trim` brought it back to 22 MiB (18.5 MiB at start). So once
 //! the number of open connections has fallen well below its peak, the
 //! engine asks glibc to return the free pages, off the async threads.
+//!
+//! glibc also raises its mmap threshold each time a large block is freed,
+//! so that after the first few large reads (the socket table for client
+//! attribution is a 1 MiB string on a busy machine) every later one comes
+//! from the arenas instead, and the arenas grow around blocks that stay in
+//! use. [`configure`] pins the threshold at 128 KiB, glibc's default start:
+//! large blocks always go back to the system when freed. Measured by the
+//! soak with 2,000 idle tunnels: RSS after close +26% of the start without
+//! it, +13% with it.
+//!
 //! Elsewhere (other C libraries, macOS, Windows) this does nothing.
 
 #![allow(unsafe_code)]
@@ -36,6 +46,25 @@ impl Trimmer {
         false
     }
 }
+
+/// Large blocks are mapped and unmapped on their own, never kept in the
+/// arenas (see the module comment). Once per process.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn configure() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: mallopt takes two plain integers and only changes glibc's
+        // own tuning under its lock; a refusal (0) leaves the default.
+        let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };
+    });
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn configure() {}
+
+/// glibc's own starting mmap threshold.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn release() {

@@ -17,6 +17,9 @@ pub const KEEP_LOG_FILES: usize = 14;
 /// The SOCKS5 library logs the bytes of usernames and passwords at debug
 /// level; its logs are switched off whatever `RUST_LOG` says, so no setting
 /// can put a password in a log.
+/// Log lines queued for the writer thread at most.
+const LOG_QUEUE_LINES: usize = 4096;
+
 pub fn init(log_dir: &Path, name: &str) -> Option<WorkerGuard> {
     let filter = || {
         EnvFilter::try_from_default_env()
@@ -32,7 +35,14 @@ pub fn init(log_dir: &Path, name: &str) -> Option<WorkerGuard> {
         .and_then(|()| appender(log_dir, name).map_err(|e| e.to_string()))
     {
         Ok(appender) => {
-            let (writer, guard) = tracing_appender::non_blocking(appender);
+            // The default queue holds 128,000 lines whose slots are all
+            // written at start: 4 MiB of resident memory for a log that
+            // sees a few lines a minute. Past this many, lines are dropped
+            // rather than stalling the engine.
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .buffered_lines_limit(LOG_QUEUE_LINES)
+                .lossy(true)
+                .finish(appender);
             let layer = tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(writer)

@@ -26,7 +26,7 @@ use crate::engine::Shared;
 use crate::outbound::connector::ConnectorError;
 use crate::outbound::{Body, BoxError, ConnectError, Direct, HttpConnector};
 use crate::routing::Action;
-use crate::stats::{ByteCounters, Counted, CountedBody, Side};
+use crate::stats::{ByteCounters, CountedBody};
 use crate::upstream::{Lease, PoolError, ProxyKind, UpstreamError};
 
 /// Pooled keep-alive connections to origins, for direct plain HTTP.
@@ -36,12 +36,12 @@ pub struct HttpForwarder {
 }
 
 impl HttpForwarder {
-    pub fn new(direct: Direct) -> Self {
+    pub(crate) fn new(direct: Direct, fds: crate::fd_budget::FdBudget) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .pool_max_idle_per_host(64)
-            .build(HttpConnector::new(direct));
+            .build(HttpConnector::new(direct, fds));
         Self { client }
     }
 }
@@ -94,6 +94,9 @@ pub(super) async fn forward(
     set_host_from_target(&mut parts);
     parts.version = Version::HTTP_11;
     let (method, uri) = (parts.method.clone(), parts.uri.clone());
+    // Requests Veil makes on its own behalf (a revalidation, a refetch after
+    // a 304 that matched nothing) pass the origin's 1xx on too.
+    let interim = parts.extensions.get::<Interim>().cloned();
     let lookup = if upgrade {
         Lookup::Bypass
     } else {
@@ -105,9 +108,11 @@ pub(super) async fn forward(
         Lookup::Serve(resp) => return resp,
         Lookup::Bypass => (Request::from_parts(parts, body), None, None),
         Lookup::Miss(fill) => (Request::from_parts(parts, body), Some(fill), None),
-        Lookup::Revalidate { request, stale } => {
-            (Request::from_parts(*request, empty()), None, Some(stale))
-        }
+        Lookup::Revalidate { request, stale } => (
+            with_interim(Request::from_parts(*request, empty()), &interim),
+            None,
+            Some(stale),
+        ),
     };
 
     // Twice at most: a revalidation whose 304 matches nothing is fetched
@@ -160,13 +165,8 @@ pub(super) async fn forward(
                     match tokio::try_join!(client_upgrade, origin_upgrade) {
                         Ok((client, origin)) => {
                             let mut client = TokioIo::new(client);
-                            let mut origin =
-                                Counted::new(TokioIo::new(origin), Side::Target, counters);
-                            if let Err(e) =
-                                tokio::io::copy_bidirectional(&mut client, &mut origin).await
-                            {
-                                tracing::debug!("upgraded connection ended: {e}");
-                            }
+                            let mut origin = TokioIo::new(origin);
+                            super::relay::copy(&mut client, &mut origin, &counters).await;
                         }
                         Err(e) => tracing::debug!("protocol upgrade failed: {e}"),
                     }
@@ -186,7 +186,7 @@ pub(super) async fn forward(
             match shared.cache.revalidated(stale, resp).await {
                 Revalidated::Done(resp) => return resp,
                 Revalidated::Refetch { request, fill: f } => {
-                    out = Request::from_parts(*request, empty());
+                    out = with_interim(Request::from_parts(*request, empty()), &interim);
                     fill = Some(f);
                     continue;
                 }
@@ -239,6 +239,15 @@ fn set_host_from_target(parts: &mut http::request::Parts) {
             parts.headers.remove(http::header::HOST);
         }
     }
+}
+
+/// `req` with the client's 1xx queue, so the origin's interim responses to
+/// it reach the client.
+fn with_interim(mut req: Request<Body>, interim: &Option<Interim>) -> Request<Body> {
+    if let Some(interim) = interim {
+        req.extensions_mut().insert(interim.clone());
+    }
+    req
 }
 
 type Sent = Result<(Response<Incoming>, Option<Lease>), Response<Body>>;

@@ -127,7 +127,7 @@ async fn handle(
 async fn connect(
     shared: Arc<Shared>,
     guard: Arc<ConnGuard>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Response<Body> {
     let Some(authority) = req.uri().authority() else {
         return refuse(
@@ -157,22 +157,27 @@ async fn connect(
     guard.carried_by(opened.lease.as_ref());
     let fell_back = opened.fell_back.is_some();
     let host = shared.stats.host(&target.host(), false);
+    // Only the upgrade goes into the tunnel's task, not the whole request
+    // (its head and headers would stay there for the tunnel's life).
+    let upgrade = hyper::upgrade::on(&mut req);
+    drop(req);
     spawn_tunnel(&shared, async move {
         let tunnel = async {
-            match hyper::upgrade::on(req).await {
+            match upgrade.await {
                 // Take the client's socket back from hyper, so the relay can
                 // splice it.
                 Ok(upgraded) => match upgraded.downcast::<TokioIo<InterimIo<Counted<TcpStream>>>>()
                 {
                     Ok(parts) => {
                         let io = parts.io.into_inner().into_inner();
-                        relay(io, parts.read_buf, opened, host).await;
+                        relay(io, parts.read_buf, opened, host, &guard.shared.fds).await;
                     }
                     Err(upgraded) => {
                         let mut client = TokioIo::new(upgraded);
                         let mut counters = vec![host.bytes.clone()];
                         counters.extend(opened.lease.as_ref().map(|l| l.upstream().bytes.clone()));
-                        copy(&mut client, opened.stream, counters).await;
+                        let mut target = opened.stream;
+                        copy(&mut client, &mut target, &counters).await;
                     }
                 },
                 Err(e) => tracing::debug!("CONNECT upgrade failed: {e}"),

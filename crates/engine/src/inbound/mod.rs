@@ -5,6 +5,7 @@
 //! answers forward requests and `CONNECT`. Tunnels of both kinds end in
 //! `relay`.
 
+mod first;
 mod forward;
 mod headers;
 mod http;
@@ -27,6 +28,7 @@ use crate::engine::Shared;
 use crate::stats::{ByteCounters, ConnEntry, Counted, Side};
 use crate::upstream::Lease;
 use crate::{EngineEvent, Target};
+use first::First;
 
 const SOCKS5_VERSION: u8 = 0x05;
 const SOCKS4_VERSION: u8 = 0x04;
@@ -76,15 +78,20 @@ impl ConnGuard {
     /// Runs a tunnel until it ends, until no byte has moved either way for
     /// the configured idle time (a peer that vanished during sleep or a
     /// network change), or until the user closes it, whichever comes first.
-    async fn unless_idle(&self, tunnel: impl Future<Output = ()>) {
+    fn unless_idle<'a>(
+        &'a self,
+        tunnel: impl Future<Output = ()> + 'a,
+    ) -> impl Future<Output = ()> + 'a {
         let limit = self.shared.config.limits.tunnel_idle_timeout;
-        tokio::select! {
-            () = tunnel => {}
-            () = idle_for(&self.entry.bytes, limit) => {
-                tracing::debug!("tunnel idle for {}s: closed", limit.as_secs());
-            }
-            () = self.entry.close_requested() => tracing::debug!("tunnel closed by the user"),
-        }
+        let idle = async move {
+            idle_for(&self.entry.bytes, limit).await;
+            tracing::debug!("tunnel idle for {}s: closed", limit.as_secs());
+        };
+        let closed = async move {
+            self.entry.close_requested().await;
+            tracing::debug!("tunnel closed by the user");
+        };
+        First::new(tunnel, First::new(idle, closed))
     }
 
     /// Whether a client on another machine (a LAN listener with credentials)
@@ -187,11 +194,12 @@ pub(crate) async fn serve(
         }
     }
     .instrument(span);
-    tokio::select! {
-        _ = work => {}
-        _ = hard_stop.cancelled() => {}
-        () = closing.close_requested() => tracing::debug!("closed by the user"),
-    }
+    // Ends with the engine, or when the user closes the connection.
+    First::new(
+        work,
+        First::new(hard_stop.cancelled_owned(), closing.close_requested()),
+    )
+    .await;
 }
 
 /// Resolves once `bytes` has not moved for `limit`.
@@ -217,11 +225,6 @@ async fn idle_for(bytes: &ByteCounters, limit: std::time::Duration) {
 /// Runs a tunnel that outlives its HTTP exchange (CONNECT, upgrades), tracked
 /// for graceful shutdown and closed when the grace period ends.
 fn spawn_tunnel(shared: &Shared, tunnel: impl Future<Output = ()> + Send + 'static) {
-    let hard_stop = shared.hard_stop.clone();
-    shared.tasks.spawn(async move {
-        tokio::select! {
-            _ = tunnel => {}
-            _ = hard_stop.cancelled() => {}
-        }
-    });
+    let hard_stop = shared.hard_stop.clone().cancelled_owned();
+    shared.tasks.spawn(First::new(tunnel, hard_stop));
 }

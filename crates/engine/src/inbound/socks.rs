@@ -121,9 +121,8 @@ pub(super) async fn serve(shared: Arc<Shared>, guard: Arc<ConnGuard>, client: Cl
         }
     };
     let host = shared.stats.host(&target.host(), false);
-    guard
-        .unless_idle(relay(client, bytes::Bytes::new(), opened, host))
-        .await;
+    let tunnel = relay(client, bytes::Bytes::new(), opened, host, &shared.fds);
+    guard.unless_idle(tunnel).await;
 }
 
 /// A short description of a handshake failure that leaves out anything the

@@ -8,17 +8,20 @@ use tokio::net::TcpStream;
 
 use super::{ConnectError, Direct};
 use crate::Target;
+use crate::fd_budget::{FdBudget, Pooled};
 
 /// Hyper's pooled client connects through this, so forwarded HTTP requests use
 /// the same DNS cache, timeouts and loop guard as tunnels.
 #[derive(Debug, Clone)]
 pub struct HttpConnector {
     direct: Direct,
+    /// Each pooled connection holds a descriptor of the budget.
+    fds: FdBudget,
 }
 
 impl HttpConnector {
-    pub fn new(direct: Direct) -> Self {
-        Self { direct }
+    pub(crate) fn new(direct: Direct, fds: FdBudget) -> Self {
+        Self { direct, fds }
     }
 }
 
@@ -35,7 +38,7 @@ pub enum ConnectorError {
 }
 
 impl tower_service::Service<Uri> for HttpConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<Pooled<TcpStream>>;
     type Error = ConnectorError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -45,6 +48,7 @@ impl tower_service::Service<Uri> for HttpConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let direct = self.direct.clone();
+        let fds = self.fds.clone();
         Box::pin(async move {
             let host = uri
                 .host()
@@ -53,7 +57,7 @@ impl tower_service::Service<Uri> for HttpConnector {
             let target =
                 Target::new(host, port).map_err(|e| ConnectorError::BadTarget(e.to_string()))?;
             let stream = direct.connect(&target).await?;
-            Ok(TokioIo::new(stream))
+            Ok(TokioIo::new(Pooled::new(stream, &fds)))
         })
     }
 }

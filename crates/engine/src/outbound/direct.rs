@@ -92,7 +92,7 @@ impl Direct {
                 }
                 match TcpStream::connect(addr).await {
                     Ok(stream) => {
-                        if self.reached_own_wildcard(&stream) {
+                        if crate::target::connected_to_self(self.own_listener, &stream) {
                             return Err(ConnectError::Loop {
                                 target: target.clone(),
                             });
@@ -129,25 +129,6 @@ impl Direct {
     /// listener is reached on every loopback address.
     fn is_own_listener(&self, addr: SocketAddr) -> bool {
         crate::target::reaches_listener(self.own_listener, addr)
-    }
-
-    /// A wildcard listener is also reached on every address of this
-    /// machine's interfaces (its LAN address, a VPN's), which come and go
-    /// with the network. Rather than keep a list of them, look at the
-    /// connection: one whose two ends share an address never left this
-    /// host, and at the listener's port it reached Veil itself.
-    fn reached_own_wildcard(&self, stream: &TcpStream) -> bool {
-        if !self.own_listener.ip().is_unspecified() {
-            return false;
-        }
-        match (stream.local_addr(), stream.peer_addr()) {
-            (Ok(local), Ok(peer)) => {
-                peer.port() == self.own_listener.port()
-                    && crate::target::canonical_ip(local.ip())
-                        == crate::target::canonical_ip(peer.ip())
-            }
-            _ => false,
-        }
     }
 }
 

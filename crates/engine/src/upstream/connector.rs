@@ -12,6 +12,7 @@ use super::dial::{Dialer, UpstreamError};
 use super::stream::ClientConn;
 use crate::Target;
 use crate::dns::DnsCache;
+use crate::fd_budget::{FdBudget, Pooled};
 
 /// Connections for hyper's pooled client that forwards plain HTTP through
 /// one upstream: to the proxy itself for HTTP(S) proxies (the client then
@@ -21,12 +22,14 @@ pub struct UpstreamConnector {
     pub(crate) dialer: Arc<Dialer>,
     pub(crate) dns: DnsCache,
     pub(crate) timeout: Duration,
+    /// Each pooled connection holds a descriptor of the budget.
+    pub(crate) fds: FdBudget,
 }
 
 impl tower_service::Service<Uri> for UpstreamConnector {
-    type Response = TokioIo<ClientConn>;
+    type Response = TokioIo<Pooled<ClientConn>>;
     type Error = UpstreamError;
-    type Future = Pin<Box<dyn Future<Output = Result<TokioIo<ClientConn>, UpstreamError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, UpstreamError>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -44,10 +47,11 @@ impl tower_service::Service<Uri> for UpstreamConnector {
                             name,
                             after: this.timeout,
                         })??;
-                    Ok(TokioIo::new(ClientConn {
+                    let conn = ClientConn {
                         stream,
                         to_proxy: true,
-                    }))
+                    };
+                    Ok(TokioIo::new(Pooled::new(conn, &this.fds)))
                 }
                 ProxyKind::Socks5 => {
                     let host = uri.host().unwrap_or_default();
@@ -59,10 +63,11 @@ impl tower_service::Service<Uri> for UpstreamConnector {
                         }
                     })?;
                     let (stream, _) = this.dialer.tunnel(&this.dns, &target, this.timeout).await?;
-                    Ok(TokioIo::new(ClientConn {
+                    let conn = ClientConn {
                         stream,
                         to_proxy: false,
-                    }))
+                    };
+                    Ok(TokioIo::new(Pooled::new(conn, &this.fds)))
                 }
             }
         })

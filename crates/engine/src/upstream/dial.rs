@@ -54,6 +54,11 @@ pub enum UpstreamError {
     },
     #[error("upstream {name} answered in a way Veil does not understand: {reason}")]
     Protocol { name: String, reason: String },
+    #[error(
+        "upstream {name} ({addr}) is this Veil itself (the address reaches its own listener); \
+         refusing to loop"
+    )]
+    Loop { name: String, addr: String },
     #[error("upstream {name} is marked down: {reason}")]
     Down { name: String, reason: String },
 }
@@ -73,6 +78,9 @@ pub(crate) struct Dialer {
     tls: Option<(TlsConnector, ServerName<'static>)>,
     /// `Proxy-Authorization` for HTTP(S) proxies.
     pub auth_header: Option<HeaderValue>,
+    /// The engine's own listener, when this upstream is one of its pool's:
+    /// a connection that reaches it is refused as a loop.
+    own_listener: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Dialer {
@@ -121,7 +129,14 @@ impl Dialer {
             spec,
             tls,
             auth_header,
+            own_listener: None,
         })
+    }
+
+    /// Refuses connections that reach `listen`, the engine's own listener.
+    pub fn guarding(mut self, listen: SocketAddr) -> Self {
+        self.own_listener = Some(listen);
+        self
     }
 
     pub fn spec(&self) -> &UpstreamSpec {
@@ -156,6 +171,14 @@ impl Dialer {
             }
         }
         let tcp = tcp.ok_or_else(|| unreachable(last))?;
+        if let Some(listen) = self.own_listener
+            && crate::target::connected_to_self(listen, &tcp)
+        {
+            return Err(UpstreamError::Loop {
+                name: self.name(),
+                addr: format!("{}:{}", url.host, url.port),
+            });
+        }
         let _ = tcp.set_nodelay(true);
         crate::keepalive::enable(&tcp);
         match &self.tls {

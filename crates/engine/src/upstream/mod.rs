@@ -13,6 +13,7 @@ pub use connector::UpstreamConnector;
 pub use dial::UpstreamError;
 pub(crate) use health::{check_all, measure, run_checks};
 pub use health::{probe, tunnel_through};
+pub(crate) use pool::EngineSide;
 pub use pool::{Lease, Pool, PoolError, Upstream, UpstreamReport};
 pub use spec::{
     HealthConfig, ProxyKind, ProxyUrl, ProxyUrlError, Strategy, UpstreamSpec, percent_decode,

@@ -6,6 +6,7 @@
 //! checks bring it back. A connection whose upstream fails before any byte was
 //! relayed is retried on the next healthy one.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use super::dial::{Dialer, UpstreamError};
 use super::stream::OutStream;
 use super::{HealthConfig, Strategy, UpstreamSpec};
 use crate::dns::DnsCache;
+use crate::fd_budget::FdBudget;
 use crate::outbound::Body;
 use crate::stats::ByteCounters;
 use crate::{EngineEvent, Target};
@@ -43,8 +45,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    fn new(spec: UpstreamSpec, dns: &DnsCache, timeout: Duration) -> Result<Self, String> {
-        let dialer = Arc::new(Dialer::new(spec)?);
+    fn new(
+        spec: UpstreamSpec,
+        dns: &DnsCache,
+        timeout: Duration,
+        own_listener: SocketAddr,
+        fds: &FdBudget,
+    ) -> Result<Self, String> {
+        let dialer = Arc::new(Dialer::new(spec)?.guarding(own_listener));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
@@ -53,6 +61,7 @@ impl Upstream {
                 dialer: dialer.clone(),
                 dns: dns.clone(),
                 timeout,
+                fds: fds.clone(),
             });
         Ok(Self {
             dialer,
@@ -168,8 +177,21 @@ pub struct Pool {
     health: HealthConfig,
     dns: DnsCache,
     timeout: Duration,
+    /// The engine's listener, which no upstream connection may reach.
+    own_listener: SocketAddr,
+    /// The engine's descriptor budget, which pooled connections count in.
+    fds: FdBudget,
     next: AtomicUsize,
     events: tokio::sync::broadcast::Sender<EngineEvent>,
+}
+
+/// What the pool's connections must respect of the engine around it.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineSide {
+    /// The engine's listener, which no upstream connection may reach.
+    pub own_listener: SocketAddr,
+    /// The descriptor budget, which pooled connections count in.
+    pub fds: FdBudget,
 }
 
 /// Every upstream tried for one connection, and why each failed.
@@ -202,14 +224,16 @@ impl PoolError {
 }
 
 impl Pool {
-    pub fn new(
+    pub(crate) fn new(
         specs: Vec<UpstreamSpec>,
         strategy: Strategy,
         health: HealthConfig,
         dns: DnsCache,
         timeout: Duration,
+        engine: EngineSide,
         events: tokio::sync::broadcast::Sender<EngineEvent>,
     ) -> Result<Self, String> {
+        let EngineSide { own_listener, fds } = engine;
         let pool = Self {
             members: RwLock::new(Arc::new(Members {
                 upstreams: Vec::new(),
@@ -218,6 +242,8 @@ impl Pool {
             health,
             dns,
             timeout,
+            own_listener,
+            fds,
             next: AtomicUsize::new(0),
             events,
         };
@@ -261,7 +287,10 @@ impl Pool {
             .map(
                 |spec| match old.upstreams.iter().find(|u| *u.spec() == spec) {
                     Some(same) => Ok(same.clone()),
-                    None => Upstream::new(spec, &self.dns, self.timeout).map(Arc::new),
+                    None => {
+                        Upstream::new(spec, &self.dns, self.timeout, self.own_listener, &self.fds)
+                            .map(Arc::new)
+                    }
                 },
             )
             .collect::<Result<Vec<_>, String>>()?;
@@ -463,7 +492,20 @@ mod tests {
             ..HealthConfig::default()
         };
         let dns = DnsCache::new(&[]).expect("dns");
-        Pool::new(specs, strategy, health, dns, Duration::from_secs(1), events).expect("pool")
+        let engine = EngineSide {
+            own_listener: SocketAddr::from(([127, 0, 0, 1], 9)),
+            fds: FdBudget::new(None),
+        };
+        Pool::new(
+            specs,
+            strategy,
+            health,
+            dns,
+            Duration::from_secs(1),
+            engine,
+            events,
+        )
+        .expect("pool")
     }
 
     fn first_picks(pool: &Pool, rounds: usize) -> Vec<String> {

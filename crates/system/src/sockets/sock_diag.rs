@@ -5,7 +5,8 @@
 //! The "only your user" check sits before every new connection, and reading
 //! `/proc/net/tcp` walks the kernel's whole established hash (milliseconds
 //! even when nearly empty), so the check asks for exactly the socket it
-//! needs instead. Through rustix's safe calls: no `unsafe` here.
+//! needs instead; so does the client app lookup, for the socket's inode.
+//! Through rustix's safe calls: no `unsafe` here.
 //!
 //! Wire layouts (linux/inet_diag.h, linux/netlink.h), native byte order
 //! except the ports and addresses, which are network order:
@@ -54,6 +55,16 @@ impl SockDiag {
     /// The uid owning the TCP socket with local address `local` connected
     /// to `remote`; `Ok(None)` when there is no such socket.
     pub fn uid(&mut self, local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>> {
+        Ok(self.owner(local, remote)?.map(|(uid, _)| uid))
+    }
+
+    /// The uid and inode of the TCP socket with local address `local`
+    /// connected to `remote`; `Ok(None)` when there is no such socket.
+    pub fn owner(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> io::Result<Option<(u32, u64)>> {
         self.seq = self.seq.wrapping_add(1);
         let request = request(self.seq, local, remote);
         rustix::net::send(&self.fd, &request, SendFlags::empty())?;
@@ -80,8 +91,12 @@ impl SockDiag {
                     e => Err(io::Error::from_raw_os_error(e)),
                 };
             }
-            return match answer.get(UID_AT..UID_AT + 4) {
-                Some(b) => Ok(Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))),
+            // The inode follows the uid.
+            return match answer.get(UID_AT..UID_AT + 8) {
+                Some(b) => Ok(Some((
+                    u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+                    u64::from(u32::from_ne_bytes([b[4], b[5], b[6], b[7]])),
+                ))),
                 None => Err(io::Error::other("short sock_diag answer")),
             };
         }
@@ -155,5 +170,11 @@ mod tests {
         assert_eq!(diag.uid(listen, me).expect("asked"), Some(own_uid()));
         let gone = SocketAddr::from(([127, 0, 0, 1], 1));
         assert_eq!(diag.uid(gone, listen).expect("asked"), None);
+        // The inode is the one /proc names for the client's descriptor.
+        use std::os::fd::AsRawFd;
+        let link =
+            std::fs::read_link(format!("/proc/self/fd/{}", client.as_raw_fd())).expect("fd link");
+        let (_, inode) = diag.owner(me, listen).expect("asked").expect("found");
+        assert_eq!(link.to_string_lossy(), format!("socket:[{inode}]"));
     }
 }
