@@ -128,6 +128,9 @@ pub fn destroyed<R: Runtime>(window: &Window<R>) {
         if app.get_webview_window(MAIN).is_none() {
             let ended = veil_system::children::end_children_named("WebKitNetwork");
             tracing::info!("window closed: {ended} WebKit helper process(es) ended");
+            // What the window's toolkit side freed goes back to the system
+            // (`make app-metrics`: the tray-only app after a close).
+            let _ = tauri::async_runtime::spawn_blocking(veil_engine::release_free_memory).await;
         }
     });
 }

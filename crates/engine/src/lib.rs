@@ -30,6 +30,9 @@ mod routing;
 pub mod stats;
 mod target;
 mod trim;
+/// Gives free heap pages back to the system (after a burst, or when the
+/// desktop app's window closes).
+pub use trim::release as release_free_memory;
 pub mod upstream;
 
 pub use attribution::{ClientApp, ClientLookup};

@@ -66,8 +66,10 @@ pub(crate) fn configure() {}
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 
+/// Gives the free pages of every arena back to the system (glibc; elsewhere
+/// nothing). Blocking: a trim walks every arena.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release() {
+pub fn release() {
     // SAFETY: malloc_trim takes a plain integer and works on glibc's own
     // arenas under their locks; it frees nothing that is in use.
     unsafe {
@@ -76,7 +78,7 @@ fn release() {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release() {}
+pub fn release() {}
 
 #[cfg(test)]
 mod tests {
