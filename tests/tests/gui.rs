@@ -364,10 +364,11 @@ async fn wait_for(s: &DesktopSession, what: &str, mut check: impl FnMut() -> boo
 }
 
 /// Presses the window's close button until the app logs `seen` (it took
-/// it). A press that arrives while the window is still starting up can be
-/// lost without trace (never seen by the app, so pressing again is safe).
+/// it). A press can be lost without trace while the window is starting up,
+/// and under heavy load the app can take many seconds to get to it; it is
+/// never seen by the app, so pressing again is safe. At most a minute.
 async fn press_close(s: &DesktopSession, xvfb: &Xvfb, seen: &str) {
-    for _ in 0..5 {
+    for _ in 0..12 {
         assert_eq!(
             veil_tests::x11::press_close(&xvfb.display, "Veil"),
             1,
@@ -541,8 +542,11 @@ async fn closing_a_connection_in_the_window_ends_the_curl_that_used_it() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         };
         assert!(!ended.success(), "curl saw its connection end");
-        let notice = app.text("[data-testid=\"connections-notice\"]").await;
-        assert!(notice.contains("1 connection closed"), "{notice}");
+        app.until("the window to say the connection was closed", || async {
+            let notice = app.text("[data-testid=\"connections-notice\"]").await;
+            notice.contains("1 connection closed").then_some(())
+        })
+        .await;
         app.quit().await;
     })
     .await;
