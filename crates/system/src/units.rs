@@ -24,6 +24,6 @@ mod tests {
         assert_eq!(super::bytes(1023), "1023 B");
         assert_eq!(super::bytes(1536), "1.5 KiB");
         assert_eq!(super::bytes(5 << 30), "5.0 GiB");
-        assert_eq!(super::bytes(u64::MAX), "16384.0 TiB");
+        assert_eq!(super::bytes(u64::MAX), "16777216.0 TiB");
     }
 }
