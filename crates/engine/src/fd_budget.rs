@@ -36,7 +36,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Descriptors one client connection holds: its socket and one outbound.
 pub const PER_CONNECTION: u32 = 2;
-/// Descriptors of one splice pipe (its two ends).
+/// Descriptors of one splice pipe (its two ends). Splice is Linux only.
+#[cfg(target_os = "linux")]
 pub const PER_PIPE: u32 = 2;
 /// Descriptors of one pooled keep-alive connection.
 pub const PER_POOLED: u32 = 1;
@@ -84,6 +85,7 @@ impl FdBudget {
     }
 
     /// Descriptors for one splice pipe, if the budget has them now.
+    #[cfg(target_os = "linux")]
     pub fn try_take_pipe(&self) -> Option<Held> {
         self.try_take_n(PER_PIPE)
     }
