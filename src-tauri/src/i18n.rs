@@ -11,8 +11,9 @@ const EN: &str = include_str!("../../ui/src/i18n/en.json");
 const ZH_CN: &str = include_str!("../../ui/src/i18n/zh-CN.json");
 
 /// A shipped locale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Locale {
+    #[default]
     En,
     ZhCn,
 }

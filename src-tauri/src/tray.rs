@@ -58,10 +58,15 @@ fn icon(look: Look) -> tauri::Result<Image<'static>> {
     })
 }
 
-/// The last "Test all upstreams": running, or its results as menu lines.
+/// What the tray keeps between updates: the last "Test all upstreams"
+/// (running, or its results as menu lines), and the language and tooltip
+/// last shown, so the once-a-second rate neither reads `config.toml` nor
+/// sets an unchanged tooltip.
 #[derive(Default)]
 pub struct TrayMemory {
     tests: Mutex<Tests>,
+    words: Mutex<Locale>,
+    tooltip: Mutex<String>,
 }
 
 #[derive(Default)]
@@ -104,7 +109,8 @@ pub fn show_rate<R: Runtime>(app: &AppHandle<R>, state: &AppState) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
-    let words = locale(state);
+    let memory = app.state::<TrayMemory>();
+    let words = *memory.words.lock().unwrap_or_else(|e| e.into_inner());
     let text = match state.stats().and_then(|s| s.rates.last().cloned()) {
         Some(rate) => words.text(
             "tray.tooltip",
@@ -115,8 +121,13 @@ pub fn show_rate<R: Runtime>(app: &AppHandle<R>, state: &AppState) {
         ),
         None => words.text("tray.tooltip_off", &[]),
     };
-    if let Err(e) = tray.set_tooltip(Some(text)) {
-        tracing::debug!("tray tooltip not updated: {e}");
+    let mut shown = memory.tooltip.lock().unwrap_or_else(|e| e.into_inner());
+    if *shown == text {
+        return;
+    }
+    match tray.set_tooltip(Some(text.as_str())) {
+        Ok(()) => *shown = text,
+        Err(e) => tracing::debug!("tray tooltip not updated: {e}"),
     }
 }
 
@@ -186,7 +197,12 @@ fn strategy_name(words: Locale, strategy: veil_engine::Strategy) -> String {
 }
 
 fn menu<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> tauri::Result<Menu<R>> {
+    // Read once per change (a saved language reaches the tooltip here too).
     let words = locale(state);
+    *app.state::<TrayMemory>()
+        .words
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = words;
     let on = state.system_proxy_on();
     let sysproxy = CheckMenuItem::with_id(
         app,

@@ -837,7 +837,14 @@ async fn importing_a_list_then_testing_all_shows_each_upstreams_result_and_exit(
                 socks.url().trim_start_matches("socks5://")
             ))
             .await;
-        assert!(!works.is_empty(), "microsocks has a result");
+        assert!(works.contains("Works"), "microsocks works: {works}");
+        let failed = app
+            .text(&format!(
+                "[data-testid=\"upstream-row\"][data-name=\"{}\"] [data-testid=\"upstream-test-result\"]",
+                dead_url.trim_start_matches("socks5://")
+            ))
+            .await;
+        assert!(failed.contains("Failed"), "the dead one says why: {failed}");
         app.quit().await;
     })
     .await;
