@@ -186,6 +186,20 @@ fn every_command_is_registered_and_allowed_exactly_once() {
 }
 
 #[test]
+fn toasts_are_sent_under_the_bundle_identifier() {
+    let conf = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tauri.conf.json"),
+    )
+    .expect("tauri.conf.json");
+    let conf: serde_json::Value = serde_json::from_str(&conf).expect("tauri.conf.json");
+    assert_eq!(
+        conf["identifier"].as_str(),
+        Some(veil_system::notify::APP_USER_MODEL_ID),
+        "the installer's shortcut registers the identifier as the AppUserModelID"
+    );
+}
+
+#[test]
 fn only_the_main_window_may_call_commands() {
     let t = start();
     let refused = invoke(&t.other, "get_status", json!({}));
