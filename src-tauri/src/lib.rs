@@ -293,7 +293,14 @@ fn setup(app: &mut tauri::App, started: Started, hidden: bool) {
         tracing::info!("the desktop shows no tray icon: closing the window will ask first");
     }
     handle.state::<window::WindowMemory>().set_tray(tray);
-    if !hidden {
+    if hidden {
+        // Started for the tray (autostart): once start-up has settled.
+        let app = handle.clone();
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            window::go_light(&app).await;
+        });
+    } else {
         window::open(&handle);
     }
     recheck_ip(&handle);

@@ -60,6 +60,9 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) {
         let _ = window.set_focus();
         return;
     }
+    // Building a window runs much code that `go_light` let go of: read it
+    // back in large pieces.
+    veil_engine::code_read_ahead();
     let memory = app.state::<WindowMemory>();
     // A page is remembered once a window has closed: this is a reopening.
     let remembered = memory.page.lock().ok().and_then(|p| p.clone());
@@ -131,8 +134,26 @@ pub fn destroyed<R: Runtime>(window: &Window<R>) {
             // What the window's toolkit side freed goes back to the system
             // (`make app-metrics`: the tray-only app after a close).
             let _ = tauri::async_runtime::spawn_blocking(veil_engine::release_free_memory).await;
+            go_light(&app).await;
         }
     });
+}
+
+/// With no window, the code that built and drew it (WebKit's, GTK's, the
+/// app's own start-up) need not stay in memory: its pages go back to the
+/// system and what the tray and the engine still run comes back on its own
+/// (`veil_engine::page_out_code`; `make app-metrics` shows the effect).
+pub async fn go_light<R: Runtime>(app: &AppHandle<R>) {
+    if app.get_webview_window(MAIN).is_some() {
+        return;
+    }
+    let advised = tauri::async_runtime::spawn_blocking(veil_engine::page_out_code)
+        .await
+        .unwrap_or(0);
+    tracing::debug!(
+        "no window: {} MiB of code mappings paged out",
+        advised >> 20
+    );
 }
 
 /// Whether the app stays when its last window has closed.

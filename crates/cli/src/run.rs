@@ -51,6 +51,9 @@ pub async fn running_pid(paths: &Paths) -> Option<u32> {
     }
 }
 
+/// How long after start the start-up code is let go of.
+const SETTLE_BEFORE_PAGE_OUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let paths = Paths::discover()?;
     paths.create_dirs()?;
@@ -110,6 +113,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     println!("veil: listening on {listen}");
     std::io::stdout().flush().context("writing to stdout")?;
+    // Start-up code (the config, certificates, the store) is not run
+    // again: once it has settled, its pages go back to the system.
+    tokio::spawn(async {
+        tokio::time::sleep(SETTLE_BEFORE_PAGE_OUT).await;
+        let _ = tokio::task::spawn_blocking(veil_engine::page_out_code).await;
+    });
 
     let signal = signals.recv().await;
     tracing::info!("{signal}: shutting down");
