@@ -293,11 +293,27 @@ fn setup(app: &mut tauri::App, started: Started, hidden: bool) {
         tracing::info!("the desktop shows no tray icon: closing the window will ask first");
     }
     handle.state::<window::WindowMemory>().set_tray(tray);
+    // While there is no window, what the tray and the engine have not
+    // touched lately goes back to the system now and then.
+    let app = handle.clone();
+    tauri::async_runtime::spawn(async move {
+        let mut every = tokio::time::interval(window::LIGHT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            window::go_light(&app).await;
+        }
+    });
     if hidden {
-        // Started for the tray (autostart): once start-up has settled.
+        // Started for the tray (autostart): once start-up has settled, and
+        // again after the first minute's one-off work (the IP check, the
+        // first history sample).
         let app = handle.clone();
         tauri::async_runtime::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            window::go_light(&app).await;
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
             window::go_light(&app).await;
         });
     } else {

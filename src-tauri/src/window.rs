@@ -135,9 +135,15 @@ pub fn destroyed<R: Runtime>(window: &Window<R>) {
             // (`make app-metrics`: the tray-only app after a close).
             let _ = tauri::async_runtime::spawn_blocking(veil_engine::release_free_memory).await;
             go_light(&app).await;
+            // Again once what the close set off (WebKit's teardown) is over.
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            go_light(&app).await;
         }
     });
 }
+
+/// How often code is let go of while there is no window.
+pub const LIGHT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// With no window, the code that built and drew it (WebKit's, GTK's, the
 /// app's own start-up) need not stay in memory: its pages go back to the

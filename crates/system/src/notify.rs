@@ -398,19 +398,8 @@ mod platform {
         });
         // The delegate is a weak reference: `answers` lives on this thread.
         center.setDelegate(Some(ProtocolObject::from_ref(&*answers)));
-        let asked = RcBlock::new(|granted: Bool, _error: *mut NSError| {
-            if !granted.as_bool() {
-                tracing::info!(
-                    "notifications are off for Veil in System Settings; the window and the \
-                     tray still show a changed system proxy"
-                );
-            }
-        });
-        center.requestAuthorizationWithOptions_completionHandler(
-            UNAuthorizationOptions::Alert | UNAuthorizationOptions::Sound,
-            &asked,
-        );
         let mut serial = 0u64;
+        let mut asked = false;
         for command in commands {
             let last = std::mem::take(&mut *shown.lock().unwrap_or_else(PoisonError::into_inner));
             if !last.is_empty() {
@@ -420,6 +409,23 @@ mod platform {
             let Command::Show(notice) = command else {
                 continue;
             };
+            // Permission is asked when there is first something to show, not
+            // at every start.
+            if !asked {
+                asked = true;
+                let answered = RcBlock::new(|granted: Bool, _error: *mut NSError| {
+                    if !granted.as_bool() {
+                        tracing::info!(
+                            "notifications are off for Veil in System Settings; the window \
+                             and the tray still show a changed system proxy"
+                        );
+                    }
+                });
+                center.requestAuthorizationWithOptions_completionHandler(
+                    UNAuthorizationOptions::Alert | UNAuthorizationOptions::Sound,
+                    &answered,
+                );
+            }
             serial += 1;
             let id = format!("veil-system-proxy-{serial}");
             let category = NSString::from_str(&format!("veil-{}", super::action_keys(&notice)));
