@@ -275,18 +275,27 @@ impl AppDriver {
         panic!("{why}\n{shot}\n{}", self.logs.tail())
     }
 
-    /// The element for `css`, waiting up to 20 s for it to appear.
+    /// The element for `css`, waiting up to 20 s for it to appear. A node
+    /// the page redraws between WebKitWebDriver's find and its handle (the
+    /// once-a-second tables) is "stale": looked for again, in the same 20 s.
     pub async fn find(&self, css: &str) -> Element {
-        let wait = self
-            .client
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css(css));
-        match self.bounded(&format!("find {css}"), wait).await {
-            Ok(element) => element,
-            Err(e) => {
-                self.fail(&format!("no element {css:?} in the window: {e}"))
-                    .await
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let wait = self
+                .client
+                .wait()
+                .at_most(left.max(Duration::from_millis(100)))
+                .for_element(Locator::Css(css));
+            match self.bounded(&format!("find {css}"), wait).await {
+                Ok(element) => return element,
+                Err(e) if e.is_stale_element_reference() && !left.is_zero() => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    self.fail(&format!("no element {css:?} in the window: {e}"))
+                        .await
+                }
             }
         }
     }
