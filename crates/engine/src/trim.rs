@@ -94,23 +94,38 @@ pub fn release() {}
 /// bytes of the mappings it advised. For a process that has just gone idle
 /// (the app's window closed, the tray-only start settled): what is still
 /// needed comes back from the page cache or the file on its next touch.
+/// Faults then read only the page touched, not the file around it.
 #[cfg(target_os = "linux")]
 pub fn page_out_code() -> usize {
+    advise_code(&[libc::MADV_RANDOM, libc::MADV_PAGEOUT])
+}
+
+/// Undoes [`page_out_code`]'s access pattern: faults read ahead again, as
+/// they should while a window is being built.
+#[cfg(target_os = "linux")]
+pub fn code_read_ahead() {
+    advise_code(&[libc::MADV_NORMAL]);
+}
+
+/// Gives each read-only file mapping of this process the advice in turn;
+/// returns the bytes of the mappings that took the last one.
+#[cfg(target_os = "linux")]
+fn advise_code(advice: &[libc::c_int]) -> usize {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
         return 0;
     };
     let mut advised = 0;
     for (start, len) in maps.lines().filter_map(read_only_file_mapping) {
-        // SAFETY: the range is one whole mapping of this process as the
-        // kernel listed it; MADV_PAGEOUT changes no contents, it only lets
-        // the kernel drop clean file pages, which fault back in from the
-        // file (a range unmapped meanwhile makes the call fail harmlessly).
-        let done = unsafe {
-            let addr = start as *mut libc::c_void;
-            // Faults read only the page touched, not the file around it.
-            libc::madvise(addr, len, libc::MADV_RANDOM);
-            libc::madvise(addr, len, libc::MADV_PAGEOUT)
-        };
+        let mut done = -1;
+        for &a in advice {
+            // SAFETY: the range is one whole mapping of this process as the
+            // kernel listed it. MADV_PAGEOUT changes no contents, it only
+            // lets the kernel drop clean file pages, which fault back in
+            // from the file; MADV_RANDOM and MADV_NORMAL only set the
+            // read-ahead hint (a range unmapped meanwhile makes the call
+            // fail harmlessly).
+            done = unsafe { libc::madvise(start as *mut libc::c_void, len, a) };
+        }
         if done == 0 {
             advised += len;
         }
@@ -118,29 +133,13 @@ pub fn page_out_code() -> usize {
     advised
 }
 
-/// Undoes [`page_out_code`]'s access pattern: faults read ahead again, as
-/// they should while a window is being built.
-#[cfg(target_os = "linux")]
-pub fn code_read_ahead() {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return;
-    };
-    for (start, len) in maps.lines().filter_map(read_only_file_mapping) {
-        // SAFETY: as in `page_out_code`; MADV_NORMAL only resets the
-        // kernel's read-ahead hint for the range.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, len, libc::MADV_NORMAL);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn code_read_ahead() {}
-
 #[cfg(not(target_os = "linux"))]
 pub fn page_out_code() -> usize {
     0
 }
+
+#[cfg(not(target_os = "linux"))]
+pub fn code_read_ahead() {}
 
 /// A line of `/proc/self/maps` that is a private, read-only mapping of a
 /// file (`r-xp` code, `r--p` constants): its start and length.

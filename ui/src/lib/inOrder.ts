@@ -1,3 +1,7 @@
+import { reportError } from "./errors.svelte";
+import { setStatus } from "./state.svelte";
+import type { AppStatus } from "../bindings";
+
 // Changes a control sends to the engine, one after the other in the order
 // they were made, while the control stays enabled (disabling a focused
 // control throws a keyboard user's focus away). Only the answer to the last
@@ -37,4 +41,22 @@ export function inOrder<T, R>(
     });
     return queue;
   };
+}
+
+/**
+ * A route-like setting: the engine answers with the new status, which is
+ * shown; a failure is reported and, with nothing after it, undone on screen.
+ */
+export function statusChanges<T>(
+  send: (value: T) => Promise<AppStatus>,
+  busy: (busy: boolean) => void,
+): (value: T, revert: () => void) => Promise<void> {
+  return inOrder(send, {
+    busy,
+    settled: setStatus,
+    failed: (error, revert) => {
+      reportError(error);
+      revert?.();
+    },
+  });
 }
