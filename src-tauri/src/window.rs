@@ -205,12 +205,22 @@ fn remember_page<R: Runtime>(app: &AppHandle<R>) {
 /// default, which about doubles the web process's memory; this window is
 /// tables and one chart, so it draws without it (`make app-metrics`: the
 /// web process's PSS falls from about 230 to about 115 MiB under Xvfb).
+/// It is one page loaded once from the app itself, never browsed: WebKit's
+/// caches for pages and resources seen before (the back/forward cache,
+/// the memory cache sized for a browser) have nothing to keep.
 #[cfg(target_os = "linux")]
 fn lighten_webview<R: Runtime>(window: &tauri::WebviewWindow<R>) {
     let result = window.with_webview(|webview| {
-        use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
-        if let Some(settings) = WebViewExt::settings(&webview.inner()) {
+        use webkit2gtk::{
+            CacheModel, HardwareAccelerationPolicy, SettingsExt, WebContextExt, WebViewExt,
+        };
+        let view = webview.inner();
+        if let Some(settings) = WebViewExt::settings(&view) {
             settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+            settings.set_enable_page_cache(false);
+        }
+        if let Some(context) = view.context() {
+            context.set_cache_model(CacheModel::DocumentViewer);
         }
     });
     if let Err(e) = result {
