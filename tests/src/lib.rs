@@ -11,6 +11,8 @@ pub mod notifications;
 pub mod origin;
 pub mod peers;
 pub mod scripted;
+#[cfg(target_os = "linux")]
+pub mod tray_host;
 pub mod veil_process;
 #[cfg(target_os = "linux")]
 pub mod x11;

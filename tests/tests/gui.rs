@@ -849,3 +849,159 @@ async fn importing_a_list_then_testing_all_shows_each_upstreams_result_and_exit(
     })
     .await;
 }
+
+/// Runs a blocking D-Bus step (bounded by its own call limits) off the
+/// runtime, so the test's time limit keeps running.
+async fn on_bus<T: Send + 'static>(step: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(step).await.expect("D-Bus step")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_back() {
+    use std::sync::Arc;
+    use veil_tests::gui::webkit_processes;
+    use veil_tests::tray_host::TrayHost;
+    use veil_tests::x11;
+    let s = session(
+        "[ipcheck]\nendpoints = []\ndirect_endpoints = []\n\
+         [[upstreams.server]]\nname = \"exit\"\nurl = \"socks5://127.0.0.1:9\"\n",
+    );
+    // A desktop whose tray shows icons (KDE, or GNOME with the AppIndicator
+    // extension): closing the window keeps Veil without asking.
+    let host = Arc::new(TrayHost::start(s.bus_address()));
+    let before = s.gnome_proxy_settings();
+    within(&s, TEST_LIMIT, async {
+        let xvfb = Xvfb::start();
+        let app = AppDriver::launch(&s, &xvfb).await;
+        app.find("#sysproxy-switch:not([disabled])").await;
+        let (listen, pid) = listen_of_app(&s);
+        let port = listen.rsplit(':').next().expect("port").to_owned();
+        let found = host.clone();
+        let item = on_bus(move || found.wait_for_item(std::time::Duration::from_secs(20)))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "Veil's tray icon never registered with the tray\n{}",
+                    veil_tests::gui::Diagnostics::of(&s).tail()
+                )
+            });
+        let menu = {
+            let host = host.clone();
+            Arc::new(on_bus(move || host.menu(&item)).await)
+        };
+        let read = menu.clone();
+        let entries = on_bus(move || read.entries()).await;
+        let labels: Vec<&str> = entries.iter().map(|e| e.label.as_str()).collect();
+        for wanted in [
+            "System proxy",
+            "Test all upstreams",
+            "Close all connections",
+            "Copy shell exports",
+            "Open Veil",
+            "Quit Veil",
+        ] {
+            assert!(
+                labels.contains(&wanted),
+                "{wanted:?} in the tray menu: {labels:?}"
+            );
+        }
+        let switch = entries
+            .iter()
+            .find(|e| e.label == "System proxy")
+            .expect("switch");
+        assert_eq!(
+            switch.checked,
+            Some(false),
+            "the tray reads the proxy as off"
+        );
+
+        // The system proxy, switched on from the tray.
+        let click = menu.clone();
+        on_bus(move || click.click("System proxy")).await;
+        wait_for(&s, "GNOME's proxy to point at Veil", || {
+            s.gsettings_get("org.gnome.system.proxy.http", "port") == port
+        })
+        .await;
+        app.until("the window's switch to show on", || async {
+            (app.attr("#sysproxy-switch", "aria-checked")
+                .await
+                .as_deref()
+                == Some("true"))
+            .then_some(())
+        })
+        .await;
+        let read = menu.clone();
+        let checked = on_bus(move || {
+            (0..50)
+                .find_map(|_| {
+                    let on = read.find("System proxy").and_then(|e| e.checked);
+                    if on == Some(true) {
+                        return on;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    None
+                })
+                .unwrap_or(false)
+        })
+        .await;
+        assert!(checked, "the tray's check reads back on");
+
+        // Every upstream tested from the tray: the dead one shows its reason.
+        let click = menu.clone();
+        on_bus(move || click.click("Test now")).await;
+        let read = menu.clone();
+        let result = on_bus(move || {
+            (0..100).find_map(|_| {
+                let line = read
+                    .entries()
+                    .into_iter()
+                    .find(|e| e.label.starts_with("exit: "))
+                    .map(|e| e.label);
+                if line.is_none() {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                line
+            })
+        })
+        .await;
+        let result = result.expect("the tray shows the upstream's result");
+        eprintln!("tray menu: {labels:?}; test all: {result}");
+        assert!(
+            !result.contains(" ms"),
+            "a dead upstream has no latency: {result}"
+        );
+
+        // Closed: no WebView; "Open Veil" in the tray builds it again.
+        press_close(&s, &xvfb, &app, "Veil keeps running in the tray").await;
+        wait_for(&s, "every WebKit process to end", || {
+            webkit_processes(pid).is_empty()
+        })
+        .await;
+        let click = menu.clone();
+        on_bus(move || click.click("Open Veil")).await;
+        wait_for(&s, "the window to come back from the tray", || {
+            !x11::shown_windows(&xvfb.display, "Veil").is_empty()
+        })
+        .await;
+        wait_for(&s, "the page to load again", || {
+            app_log(&s).contains("window reopened on")
+        })
+        .await;
+        assert_eq!(app_pid(&s), pid, "the same app");
+
+        // Quit from the tray: the app ends and the user's settings are back.
+        let click = menu.clone();
+        on_bus(move || click.click("Quit Veil")).await;
+        wait_for(&s, "the app to end", || {
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+        .await;
+        assert_eq!(
+            s.gnome_proxy_settings(),
+            before,
+            "settings restored on quit"
+        );
+        drop(app);
+    })
+    .await;
+}
