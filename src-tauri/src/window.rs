@@ -61,7 +61,8 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) {
         return;
     }
     // Building a window runs much code that `go_light` let go of: read it
-    // back in large pieces.
+    // back in large pieces, and keep it while the window is there.
+    veil_engine::page_out_after_bursts(false);
     veil_engine::code_read_ahead();
     let memory = app.state::<WindowMemory>();
     // A page is remembered once a window has closed: this is a reopening.
@@ -153,6 +154,7 @@ pub async fn go_light<R: Runtime>(app: &AppHandle<R>) {
     if app.get_webview_window(MAIN).is_some() {
         return;
     }
+    veil_engine::page_out_after_bursts(true);
     let advised = tauri::async_runtime::spawn_blocking(veil_engine::page_out_code)
         .await
         .unwrap_or(0);

@@ -32,7 +32,9 @@ mod target;
 mod trim;
 /// Gives free heap pages back to the system (after a burst, or when the
 /// desktop app's window closes).
-pub use trim::{code_read_ahead, page_out_code, release as release_free_memory};
+pub use trim::{
+    code_read_ahead, page_out_after_bursts, page_out_code, release as release_free_memory,
+};
 pub mod upstream;
 
 pub use attribution::{ClientApp, ClientLookup};

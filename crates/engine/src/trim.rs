@@ -42,7 +42,18 @@ pub(crate) struct Trimmer {
 impl Trimmer {
     pub fn observe(&mut self, open: u64) {
         if self.should_trim(open) {
-            tokio::task::spawn_blocking(release);
+            tokio::task::spawn_blocking(|| {
+                release();
+                let code = if PAGE_OUT_AFTER_BURSTS.load(std::sync::atomic::Ordering::Relaxed) {
+                    page_out_code()
+                } else {
+                    0
+                };
+                tracing::debug!(
+                    "a burst of connections is over: free heap given back, {} MiB of code mappings paged out",
+                    code >> 20
+                );
+            });
         }
     }
 
@@ -56,6 +67,19 @@ impl Trimmer {
     }
 }
 
+/// Whether a trim after a burst also pages code out ([`page_out_code`]).
+static PAGE_OUT_AFTER_BURSTS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Asks that, once a burst of connections is over, the code it ran is
+/// given back too, not only the heap: for a process with nothing else to
+/// run (`veil run`, the app with no window). Measured by `make soak`: after
+/// 2,000 idle tunnels closed, `veil run` held 13.6 MiB against 5.7 at
+/// start; most of the difference was code the burst had faulted in.
+pub fn page_out_after_bursts(on: bool) {
+    PAGE_OUT_AFTER_BURSTS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Large blocks are mapped and unmapped on their own, never kept in the
 /// arenas (see the module comment). Once per process.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -65,6 +89,7 @@ pub(crate) fn configure() {
         // SAFETY: mallopt takes two plain integers and only changes glibc's
         // own tuning under its lock; a refusal (0) leaves the default.
         let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };
+
     });
 }
 
