@@ -174,6 +174,7 @@ pub fn run() {
                     launched.elapsed().as_millis()
                 ),
             }
+            window::settled(webview.app_handle());
         })
         .on_window_event(|window, event| match event {
             tauri::WindowEvent::CloseRequested { api, .. } => {

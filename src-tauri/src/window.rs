@@ -143,6 +143,31 @@ pub fn destroyed<R: Runtime>(window: &Window<R>) {
     });
 }
 
+/// How long after its page has loaded the window counts as settled.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The window's page has loaded. Building it ran much code that will not
+/// run again while it stays open (the toolkit's and WebKit's set-up, the
+/// app's start): once it has settled, those pages go back to the system,
+/// as they do with no window, but faults still read ahead (the window is
+/// in use). What the window keeps running stays, or comes straight back.
+pub fn settled<R: Runtime>(app: &AppHandle<R>) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(SETTLE).await;
+        if app.get_webview_window(MAIN).is_none() {
+            return;
+        }
+        let advised = tauri::async_runtime::spawn_blocking(veil_engine::page_out_start_up_code)
+            .await
+            .unwrap_or(0);
+        tracing::debug!(
+            "window settled: {} MiB of code mappings paged out",
+            advised >> 20
+        );
+    });
+}
+
 /// How often code is let go of while there is no window.
 pub const LIGHT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 

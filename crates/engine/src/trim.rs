@@ -125,6 +125,14 @@ pub fn page_out_code() -> usize {
     advise_code(&[libc::MADV_RANDOM, libc::MADV_PAGEOUT])
 }
 
+/// [`page_out_code`] for a process that is still in use (the app with its
+/// window open, once the window has settled): the same pages go, but a
+/// later fault still reads ahead, as code being used again wants.
+#[cfg(target_os = "linux")]
+pub fn page_out_start_up_code() -> usize {
+    advise_code(&[libc::MADV_PAGEOUT])
+}
+
 /// Undoes [`page_out_code`]'s access pattern: faults read ahead again, as
 /// they should while a window is being built.
 #[cfg(target_os = "linux")]
@@ -165,6 +173,11 @@ pub fn page_out_code() -> usize {
 
 #[cfg(not(target_os = "linux"))]
 pub fn code_read_ahead() {}
+
+#[cfg(not(target_os = "linux"))]
+pub fn page_out_start_up_code() -> usize {
+    0
+}
 
 /// A line of `/proc/self/maps` that is a private, read-only mapping of a
 /// file (`r-xp` code, `r--p` constants): its start and length.
