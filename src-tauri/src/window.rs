@@ -158,9 +158,12 @@ pub fn settled<R: Runtime>(app: &AppHandle<R>) {
         if app.get_webview_window(MAIN).is_none() {
             return;
         }
-        let advised = tauri::async_runtime::spawn_blocking(veil_engine::page_out_start_up_code)
-            .await
-            .unwrap_or(0);
+        let advised = tauri::async_runtime::spawn_blocking(|| {
+            veil_engine::release_free_memory();
+            veil_engine::page_out_start_up_code()
+        })
+        .await
+        .unwrap_or(0);
         tracing::debug!(
             "window settled: {} MiB of code mappings paged out",
             advised >> 20
