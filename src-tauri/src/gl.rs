@@ -12,6 +12,12 @@
 //!   the web process neither allocates compiled code nor maps memory that
 //!   is both writable and executable (`make app-metrics`: window open,
 //!   241 → 231 MiB PSS). The web process inherits this environment.
+//!
+//! Every other child inherits it too. The app starts only helpers (the
+//! desktop's settings tools, `ps`, the shells `veil env` checks), none of
+//! them a GTK program or a browser; a change that makes it launch one must
+//! remove these two variables from that child's environment when this
+//! module set them.
 #![allow(unsafe_code)]
 
 /// Sets each variable unless the user already set it (so `GDK_GL=` or

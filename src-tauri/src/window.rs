@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use tauri::{AppHandle, Emitter, Manager, Runtime, WebviewUrl, WebviewWindowBuilder, Window};
@@ -28,6 +28,12 @@ pub struct WindowMemory {
     tray: AtomicBool,
     /// The keep-running question is on screen.
     asking: AtomicBool,
+    /// A window was asked for and has not been destroyed since: code must
+    /// stay (see `go_light`).
+    wanted: AtomicBool,
+    /// Counts the windows built, so a timer set for one window does nothing
+    /// to the next.
+    generation: AtomicU64,
 }
 
 impl WindowMemory {
@@ -60,11 +66,12 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) {
         let _ = window.set_focus();
         return;
     }
+    let memory = app.state::<WindowMemory>();
     // Building a window runs much code that `go_light` let go of: read it
     // back in large pieces, and keep it while the window is there.
-    veil_engine::page_out_after_bursts(false);
-    veil_engine::code_read_ahead();
-    let memory = app.state::<WindowMemory>();
+    memory.wanted.store(true, Ordering::SeqCst);
+    memory.generation.fetch_add(1, Ordering::SeqCst);
+    veil_engine::go_busy();
     // A page is remembered once a window has closed: this is a reopening.
     let remembered = memory.page.lock().ok().and_then(|p| p.clone());
     if let (Some(page), Ok(mut at)) = (&remembered, memory.opened_at.lock()) {
@@ -126,6 +133,9 @@ pub fn destroyed<R: Runtime>(window: &Window<R>) {
         return;
     }
     let app = window.app_handle().clone();
+    app.state::<WindowMemory>()
+        .wanted
+        .store(false, Ordering::SeqCst);
     tauri::async_runtime::spawn(async move {
         // After the web process has gone, which still talks to it.
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -153,9 +163,16 @@ const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
 /// in use). What the window keeps running stays, or comes straight back.
 pub fn settled<R: Runtime>(app: &AppHandle<R>) {
     let app = app.clone();
+    let memory = app.state::<WindowMemory>();
+    let built = memory.generation.load(Ordering::SeqCst);
     tauri::async_runtime::spawn(async move {
         tokio::time::sleep(SETTLE).await;
-        if app.get_webview_window(MAIN).is_none() {
+        let memory = app.state::<WindowMemory>();
+        // The same window, still there (not closed, nor closed and built
+        // again in the meantime, which would be reading its code back).
+        if memory.generation.load(Ordering::SeqCst) != built
+            || app.get_webview_window(MAIN).is_none()
+        {
             return;
         }
         let advised = tauri::async_runtime::spawn_blocking(|| {
@@ -179,13 +196,17 @@ pub const LIGHT_EVERY: std::time::Duration = std::time::Duration::from_secs(600)
 /// system and what the tray and the engine still run comes back on its own
 /// (`veil_engine::page_out_code`; `make app-metrics` shows the effect).
 pub async fn go_light<R: Runtime>(app: &AppHandle<R>) {
-    if app.get_webview_window(MAIN).is_some() {
-        return;
-    }
-    veil_engine::page_out_after_bursts(true);
-    let advised = tauri::async_runtime::spawn_blocking(veil_engine::page_out_code)
-        .await
-        .unwrap_or(0);
+    let check = app.clone();
+    // Decided under the engine's lock, so a window asked for meanwhile
+    // wins: its read-ahead comes after this page-out, never before.
+    let advised = tauri::async_runtime::spawn_blocking(move || {
+        veil_engine::go_idle(|| {
+            !check.state::<WindowMemory>().wanted.load(Ordering::SeqCst)
+                && check.get_webview_window(MAIN).is_none()
+        })
+    })
+    .await
+    .unwrap_or(0);
     tracing::debug!(
         "no window: {} MiB of code mappings paged out",
         advised >> 20

@@ -39,8 +39,14 @@ impl TrayHost {
         let mut channel = Channel::open_private(address).expect("connect to the session bus");
         channel.register().expect("register on the bus");
         let conn = Connection::from(channel);
-        conn.request_name(WATCHER, false, true, true)
-            .expect("own org.kde.StatusNotifierWatcher");
+        let owned = conn
+            .request_name(WATCHER, false, true, true)
+            .expect("ask for org.kde.StatusNotifierWatcher");
+        assert_eq!(
+            owned,
+            dbus::blocking::stdintf::org_freedesktop_dbus::RequestNameReply::PrimaryOwner,
+            "this test's tray owns the watcher's name"
+        );
         let items = Arc::new(Mutex::new(Vec::new()));
         let kept = items.clone();
         conn.start_receive(
@@ -117,8 +123,10 @@ fn answer(msg: &Message, items: &Mutex<Vec<Item>>) -> Option<Message> {
     let member = msg.member()?;
     match (&*interface, &*member) {
         (WATCHER, "RegisterStatusNotifierItem") => {
-            let arg: String = msg.read1().ok()?;
-            let sender = msg.sender()?.to_string();
+            let (Ok(arg), Some(sender)) = (msg.read1::<String>(), msg.sender()) else {
+                return Some(invalid_args(msg));
+            };
+            let sender = sender.to_string();
             // The argument is the item's path (its service is the sender)
             // or a bus name (with the specification's default path).
             let item = if arg.starts_with('/') {
@@ -139,10 +147,16 @@ fn answer(msg: &Message, items: &Mutex<Vec<Item>>) -> Option<Message> {
             Some(msg.method_return())
         }
         (WATCHER, "RegisterStatusNotifierHost") => Some(msg.method_return()),
-        (PROPERTIES, "Get") => {
-            let (_, name): (String, String) = msg.read2().ok()?;
-            Some(msg.method_return().append1(watcher_property(&name, items)?))
-        }
+        (PROPERTIES, "Get") => Some(
+            match msg
+                .read2::<String, String>()
+                .ok()
+                .and_then(|(_, name)| watcher_property(&name, items))
+            {
+                Some(value) => msg.method_return().append1(value),
+                None => invalid_args(msg),
+            },
+        ),
         (PROPERTIES, "GetAll") => {
             let mut all = PropMap::new();
             for name in [
@@ -161,6 +175,15 @@ fn answer(msg: &Message, items: &Mutex<Vec<Item>>) -> Option<Message> {
             &std::ffi::CString::new(format!("no {interface}.{member} here")).ok()?,
         )),
     }
+}
+
+/// The error a D-Bus service sends for arguments it cannot take, so the
+/// caller never waits out its timeout.
+fn invalid_args(msg: &Message) -> Message {
+    msg.error(
+        &"org.freedesktop.DBus.Error.InvalidArgs".into(),
+        c"no such argument or property here",
+    )
 }
 
 fn watcher_property(name: &str, items: &Mutex<Vec<Item>>) -> Option<Variant<Box<dyn RefArg>>> {
@@ -245,24 +268,57 @@ impl TrayMenu {
     }
 
     /// Clicks the entry labelled `label`, as the tray does when the user
-    /// picks it; panics when there is none.
+    /// picks it; panics when there is none. The app rebuilds its menu on
+    /// every change (new ids), so a click that lands on an id that just went
+    /// is tried again on the menu as it is now, within a few seconds.
     pub fn click(&self, label: &str) {
-        let found = self.find(label).unwrap_or_else(|| {
-            let labels: Vec<String> = self.entries().into_iter().map(|e| e.label).collect();
-            panic!("no {label:?} in the tray menu: {labels:?}")
-        });
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let proxy = conn.with_proxy(&self.service, &self.path, CALL_LIMIT);
-        let unix_time = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as u32);
-        let () = proxy
-            .method_call(
+        let deadline = Instant::now() + CALL_LIMIT;
+        loop {
+            let found = self.find(label).unwrap_or_else(|| {
+                let labels: Vec<String> = self.entries().into_iter().map(|e| e.label).collect();
+                panic!("no {label:?} in the tray menu: {labels:?}")
+            });
+            let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let proxy = conn.with_proxy(&self.service, &self.path, CALL_LIMIT);
+            let unix_time = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as u32);
+            let clicked: Result<(), dbus::Error> = proxy.method_call(
                 "com.canonical.dbusmenu",
                 "Event",
                 (found.id, "clicked", Variant(0i32), unix_time),
-            )
-            .expect("the tray takes the click");
+            );
+            match clicked {
+                Ok(()) => return,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!(
+                        "tray click on {label:?} (id {}) missed: {e}; again",
+                        found.id
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("the tray did not take the click on {label:?}: {e}"),
+            }
+        }
+    }
+
+    /// Reads the menu until `check` finds what it wants in it, for at most
+    /// `within`; `None` when it never did.
+    pub fn wait_for<T>(
+        &self,
+        within: Duration,
+        mut check: impl FnMut(&[Entry]) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(found) = check(&self.entries()) {
+                return Some(found);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -278,7 +334,7 @@ fn entry(node: &dyn RefArg) -> Option<Entry> {
     let mut pairs = props.as_iter()?;
     while let (Some(key), Some(value)) = (pairs.next(), pairs.next()) {
         match key.as_str()? {
-            "label" => label = value.as_str().unwrap_or_default().replace('_', ""),
+            "label" => label = without_mnemonic(value.as_str().unwrap_or_default()),
             "enabled" => enabled = value.as_i64().is_none_or(|v| v != 0),
             "toggle-type" => toggle = value.as_str() == Some("checkmark"),
             "toggle-state" => state = value.as_i64().unwrap_or(0),
@@ -297,6 +353,22 @@ fn entry(node: &dyn RefArg) -> Option<Entry> {
         checked: toggle.then_some(state == 1),
         children,
     })
+}
+
+/// A dbusmenu label as shown: `_x` marks the mnemonic, `__` is one `_`.
+fn without_mnemonic(label: &str) -> String {
+    let mut shown = String::with_capacity(label.len());
+    let mut chars = label.chars();
+    while let Some(c) = chars.next() {
+        if c == '_' {
+            if let Some(next) = chars.next() {
+                shown.push(next);
+            }
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 /// A child comes as a variant holding the node.

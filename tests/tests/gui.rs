@@ -931,36 +931,44 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
         })
         .await;
         let read = menu.clone();
-        let checked = on_bus(move || {
-            (0..50)
-                .find_map(|_| {
-                    let on = read.find("System proxy").and_then(|e| e.checked);
-                    if on == Some(true) {
-                        return on;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                    None
+        let switch_reads = |on: bool| {
+            let read = read.clone();
+            on_bus(move || {
+                read.wait_for(std::time::Duration::from_secs(10), |entries| {
+                    entries
+                        .iter()
+                        .any(|e| e.label == "System proxy" && e.checked == Some(on))
+                        .then_some(())
                 })
-                .unwrap_or(false)
+            })
+        };
+        assert!(
+            switch_reads(true).await.is_some(),
+            "the tray's check reads on"
+        );
+        // Off from the window: the tray follows what Veil read back (GTK
+        // flips a clicked check by itself, so this is the half that shows
+        // the tray is told).
+        app.click("#sysproxy-switch").await;
+        wait_for(&s, "GNOME's proxy to be the user's again", || {
+            s.gnome_proxy_settings() == before
         })
         .await;
-        assert!(checked, "the tray's check reads back on");
+        assert!(
+            switch_reads(false).await.is_some(),
+            "the tray's check reads off after the window switched it off"
+        );
 
         // Every upstream tested from the tray: the dead one shows its reason.
         let click = menu.clone();
         on_bus(move || click.click("Test now")).await;
         let read = menu.clone();
         let result = on_bus(move || {
-            (0..100).find_map(|_| {
-                let line = read
-                    .entries()
-                    .into_iter()
+            read.wait_for(std::time::Duration::from_secs(20), |entries| {
+                entries
+                    .iter()
                     .find(|e| e.label.starts_with("exit: "))
-                    .map(|e| e.label);
-                if line.is_none() {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                line
+                    .map(|e| e.label.clone())
             })
         })
         .await;
@@ -989,7 +997,14 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
         .await;
         assert_eq!(app_pid(&s), pid, "the same app");
 
-        // Quit from the tray: the app ends and the user's settings are back.
+        // Quit from the tray with the proxy on: the app ends and the user's
+        // settings are back.
+        let click = menu.clone();
+        on_bus(move || click.click("System proxy")).await;
+        wait_for(&s, "GNOME's proxy to point at Veil again", || {
+            s.gsettings_get("org.gnome.system.proxy.http", "port") == port
+        })
+        .await;
         let click = menu.clone();
         on_bus(move || click.click("Quit Veil")).await;
         wait_for(&s, "the app to end", || {

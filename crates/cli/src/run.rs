@@ -115,11 +115,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     std::io::stdout().flush().context("writing to stdout")?;
     // Start-up code (the config, certificates, the store) is not run
     // again: once it has settled, its pages go back to the system.
-    // The same once a burst of connections is over.
-    veil_engine::page_out_after_bursts(true);
+    // The same once each burst of connections is over.
     tokio::spawn(async {
         tokio::time::sleep(SETTLE_BEFORE_PAGE_OUT).await;
-        let _ = tokio::task::spawn_blocking(veil_engine::page_out_code).await;
+        let _ = tokio::task::spawn_blocking(|| veil_engine::go_idle(|| true)).await;
     });
 
     let signal = signals.recv().await;

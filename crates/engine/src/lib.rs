@@ -33,8 +33,7 @@ mod trim;
 /// Gives free heap pages back to the system (after a burst, or when the
 /// desktop app's window closes).
 pub use trim::{
-    code_read_ahead, page_out_after_bursts, page_out_code, page_out_start_up_code,
-    release as release_free_memory,
+    go_busy, go_idle, page_out_code, page_out_start_up_code, release as release_free_memory,
 };
 pub mod upstream;
 

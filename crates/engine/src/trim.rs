@@ -33,28 +33,46 @@
 /// walks every arena, so it is not worth it for a few.
 const CLOSED_BEFORE_TRIM: u64 = 256;
 
+/// Open connections at or below which the engine counts as idle again.
+const IDLE_OPEN: u64 = 8;
+
 /// Watches the number of open connections (once a second).
 #[derive(Debug, Default)]
 pub(crate) struct Trimmer {
     peak: u64,
+    /// A burst is over but connections are still open: its code goes once
+    /// the engine is idle again.
+    code_pending: bool,
 }
 
 impl Trimmer {
     pub fn observe(&mut self, open: u64) {
-        if self.should_trim(open) {
+        let (heap, code) = self.step(open);
+        if heap {
+            tokio::task::spawn_blocking(release);
+        }
+        if code {
             tokio::task::spawn_blocking(|| {
-                release();
-                let code = if PAGE_OUT_AFTER_BURSTS.load(std::sync::atomic::Ordering::Relaxed) {
-                    page_out_code()
-                } else {
-                    0
-                };
+                let code = page_out_code_if_idle();
                 tracing::debug!(
-                    "a burst of connections is over: free heap given back, {} MiB of code mappings paged out",
+                    "a burst of connections is over: {} MiB of code mappings paged out",
                     code >> 20
                 );
             });
         }
+    }
+
+    /// Whether to give back the heap now, and the code: the heap as soon
+    /// as a burst is over, the code only once the engine is idle again (so
+    /// a busy proxy keeps the code it is running).
+    fn step(&mut self, open: u64) -> (bool, bool) {
+        let heap = self.should_trim(open);
+        self.code_pending |= heap;
+        let code = self.code_pending && open <= IDLE_OPEN;
+        if code {
+            self.code_pending = false;
+        }
+        (heap, code)
     }
 
     fn should_trim(&mut self, open: u64) -> bool {
@@ -67,17 +85,44 @@ impl Trimmer {
     }
 }
 
-/// Whether a trim after a burst also pages code out ([`page_out_code`]).
-static PAGE_OUT_AFTER_BURSTS: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+/// Whether nothing but background work runs in this process (`veil run`,
+/// the app with no window), so that code may be paged out. Behind a lock so
+/// that a page-out and a window opening never cross: the window's
+/// read-ahead always comes after any page-out that was under way.
+static CODE_IDLE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
 
-/// Asks that, once a burst of connections is over, the code it ran is
-/// given back too, not only the heap: for a process with nothing else to
-/// run (`veil run`, the app with no window). Measured by `make soak`: after
-/// 2,000 idle tunnels closed, `veil run` held 13.6 MiB against 5.7 at
-/// start; most of the difference was code the burst had faulted in.
-pub fn page_out_after_bursts(on: bool) {
-    PAGE_OUT_AFTER_BURSTS.store(on, std::sync::atomic::Ordering::Relaxed);
+fn code_idle() -> std::sync::MutexGuard<'static, bool> {
+    CODE_IDLE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The process goes idle: unless `still_idle` says otherwise when the lock
+/// is held (a window was asked for meanwhile), its code is paged out now
+/// ([`page_out_code`]) and again after each burst of connections. Measured
+/// by `make soak`: after 2,000 idle tunnels closed, `veil run` held
+/// 12.3–13.6 MiB against 4–5 at start, most of it code the burst had
+/// faulted in. Returns the bytes of the mappings advised.
+pub fn go_idle(still_idle: impl FnOnce() -> bool) -> usize {
+    let mut idle = code_idle();
+    if !still_idle() {
+        return 0;
+    }
+    *idle = true;
+    page_out_code()
+}
+
+/// The process is in use again (a window is being built): no more
+/// page-outs, and faults read ahead ([`code_read_ahead`]).
+pub fn go_busy() {
+    let mut idle = code_idle();
+    *idle = false;
+    code_read_ahead();
+}
+
+fn page_out_code_if_idle() -> usize {
+    let idle = code_idle();
+    if *idle { page_out_code() } else { 0 }
 }
 
 /// Large blocks are mapped and unmapped on their own, never kept in the
@@ -89,7 +134,6 @@ pub(crate) fn configure() {
         // SAFETY: mallopt takes two plain integers and only changes glibc's
         // own tuning under its lock; a refusal (0) leaves the default.
         let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };
-
     });
 }
 
@@ -234,6 +278,23 @@ mod tests {
         assert!(page_out_code() > 0, "this test binary has code mappings");
         // Code and constants fault back in.
         assert_eq!(format!("{}", 6 * 7), "42");
+    }
+
+    #[test]
+    fn code_goes_only_once_a_burst_is_over_and_the_engine_is_idle() {
+        let mut t = Trimmer::default();
+        assert_eq!(t.step(1000), (false, false));
+        // 256 fewer: the heap goes, the code stays while 744 are served.
+        assert_eq!(t.step(744), (true, false));
+        assert_eq!(t.step(600), (false, false));
+        // Idle again (and another 256 closed, so the heap goes again too).
+        assert_eq!(t.step(IDLE_OPEN), (true, true));
+        // Once per burst.
+        assert_eq!(t.step(0), (false, false));
+        // Idle without a burst first: nothing.
+        let mut quiet = Trimmer::default();
+        assert_eq!(quiet.step(5), (false, false));
+        assert_eq!(quiet.step(0), (false, false));
     }
 
     #[test]
