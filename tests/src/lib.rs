@@ -3,6 +3,8 @@
 //! `curl`. Everything binds `127.0.0.1:0` (or `[::1]:0`) and talks to nothing
 //! but this machine.
 
+#[cfg(target_os = "linux")]
+pub mod bus;
 pub mod desktop;
 pub mod gui;
 pub mod netns;

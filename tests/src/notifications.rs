@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use dbus::blocking::Connection;
-use dbus::channel::{Channel, MatchingReceiver, Sender};
-use dbus::message::{MatchRule, Message};
+use dbus::channel::Sender;
+use dbus::message::Message;
 
 const NAME: &str = "org.freedesktop.Notifications";
 const PATH: &str = "/org/freedesktop/Notifications";
@@ -35,41 +34,24 @@ pub struct NotificationServer {
 impl NotificationServer {
     /// Owns the notification name on the bus at `address` (a session's).
     pub fn start(address: &str) -> Self {
-        let mut channel = Channel::open_private(address).expect("connect to the session bus");
-        channel.register().expect("register on the bus");
-        let conn = Connection::from(channel);
-        conn.request_name(NAME, false, true, true)
-            .expect("own org.freedesktop.Notifications");
         let received = Arc::new(Mutex::new(Vec::new()));
         let closed = Arc::new(Mutex::new(Vec::new()));
         let next = Arc::new(AtomicU32::new(1));
         let (rec, clo) = (received.clone(), closed.clone());
-        conn.start_receive(
-            MatchRule::new_method_call(),
-            Box::new(move |msg: Message, conn: &Connection| {
-                let reply = answer(&msg, &rec, &clo, &next);
-                if let Some(reply) = reply {
-                    let _ = conn.send(reply);
-                }
-                true
-            }),
-        );
         let (presses, pressed) = mpsc::channel::<(u32, String)>();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        std::thread::spawn(move || {
-            while !stopped.load(Ordering::SeqCst) {
-                if conn.process(Duration::from_millis(20)).is_err() {
-                    return;
-                }
+        let stop = crate::bus::serve(
+            address,
+            NAME,
+            move |msg| answer(msg, &rec, &clo, &next),
+            move |conn| {
                 while let Ok((id, key)) = pressed.try_recv() {
                     let signal = Message::new_signal(PATH, NAME, "ActionInvoked")
                         .expect("signal")
                         .append2(id, key);
                     let _ = conn.send(signal);
                 }
-            }
-        });
+            },
+        );
         Self {
             received,
             closed,

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use dbus::arg::{PropMap, RefArg, Variant};
 use dbus::blocking::Connection;
-use dbus::channel::{Channel, MatchingReceiver, Sender};
-use dbus::message::{MatchRule, Message};
+use dbus::message::Message;
 use dbus::strings::Path;
 
 const WATCHER: &str = "org.kde.StatusNotifierWatcher";
@@ -36,37 +35,9 @@ impl TrayHost {
     /// Owns the watcher's name on the bus at `address` (a session's), so
     /// apps started after it see a tray.
     pub fn start(address: &str) -> Self {
-        let mut channel = Channel::open_private(address).expect("connect to the session bus");
-        channel.register().expect("register on the bus");
-        let conn = Connection::from(channel);
-        let owned = conn
-            .request_name(WATCHER, false, true, true)
-            .expect("ask for org.kde.StatusNotifierWatcher");
-        assert_eq!(
-            owned,
-            dbus::blocking::stdintf::org_freedesktop_dbus::RequestNameReply::PrimaryOwner,
-            "this test's tray owns the watcher's name"
-        );
         let items = Arc::new(Mutex::new(Vec::new()));
         let kept = items.clone();
-        conn.start_receive(
-            MatchRule::new_method_call(),
-            Box::new(move |msg: Message, conn: &Connection| {
-                if let Some(reply) = answer(&msg, &kept) {
-                    let _ = conn.send(reply);
-                }
-                true
-            }),
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        std::thread::spawn(move || {
-            while !stopped.load(Ordering::SeqCst) {
-                if conn.process(Duration::from_millis(20)).is_err() {
-                    return;
-                }
-            }
-        });
+        let stop = crate::bus::serve(address, WATCHER, move |msg| answer(msg, &kept), |_| {});
         Self {
             items,
             address: address.to_owned(),
@@ -95,9 +66,7 @@ impl TrayHost {
 
     /// The menu of `item`, as the tray would open it.
     pub fn menu(&self, item: &Item) -> TrayMenu {
-        let mut channel = Channel::open_private(&self.address).expect("connect to the session bus");
-        channel.register().expect("register on the bus");
-        let conn = Connection::from(channel);
+        let conn = crate::bus::connect(&self.address);
         let menu: Path<'static> = {
             use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
             conn.with_proxy(&item.service, &item.path, CALL_LIMIT)

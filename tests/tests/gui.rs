@@ -63,6 +63,22 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Waits (bounded) until the Overview's system-proxy switch shows `on`.
+async fn switch_shows(app: &AppDriver, on: bool) {
+    let want = if on { "true" } else { "false" };
+    app.until(
+        &format!("the switch to show {}", if on { "on" } else { "off" }),
+        || async {
+            (app.attr("#sysproxy-switch", "aria-checked")
+                .await
+                .as_deref()
+                == Some(want))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
 async fn open_page(app: &AppDriver, page: &str) {
     app.click(&format!("#nav-{page}")).await;
     app.find(&format!("#nav-{page}[aria-current=\"page\"]"))
@@ -94,10 +110,7 @@ async fn overview_switch_points_the_desktop_at_veil_and_quitting_restores_it() {
         );
 
         app.click(switch).await;
-        app.until("the switch to show on", || async {
-            (app.attr(switch, "aria-checked").await.as_deref() == Some("true")).then_some(())
-        })
-        .await;
+        switch_shows(&app, true).await;
         assert_eq!(
             s.gsettings_get("org.gnome.system.proxy.http", "port"),
             port,
@@ -145,10 +158,7 @@ async fn overview_switch_points_the_desktop_at_veil_and_quitting_restores_it() {
         );
 
         app.click(switch).await;
-        app.until("the switch to show off", || async {
-            (app.attr(switch, "aria-checked").await.as_deref() == Some("false")).then_some(())
-        })
-        .await;
+        switch_shows(&app, false).await;
         assert_eq!(
             s.gnome_proxy_settings(),
             before,
@@ -157,10 +167,7 @@ async fn overview_switch_points_the_desktop_at_veil_and_quitting_restores_it() {
 
         // On again, then quit the app with a signal: the settings come back.
         app.click(switch).await;
-        app.until("the switch to show on", || async {
-            (app.attr(switch, "aria-checked").await.as_deref() == Some("true")).then_some(())
-        })
-        .await;
+        switch_shows(&app, true).await;
         assert_ne!(s.gnome_proxy_settings(), before);
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -692,14 +699,7 @@ async fn the_main_tasks_work_with_the_keyboard_alone_and_focus_always_shows() {
         // Switch the system proxy on.
         unseen.extend(tab_to(&app, "sysproxy-switch", false, 30).await);
         app.keys(&[space]).await;
-        app.until("the switch to show on", || async {
-            (app.attr("#sysproxy-switch", "aria-checked")
-                .await
-                .as_deref()
-                == Some("true"))
-            .then_some(())
-        })
-        .await;
+        switch_shows(&app, true).await;
 
         // Choose an upstream: the route list, with the arrow keys.
         unseen.extend(tab_to(&app, "selection", false, 10).await);
@@ -922,14 +922,7 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
             s.gsettings_get("org.gnome.system.proxy.http", "port") == port
         })
         .await;
-        app.until("the window's switch to show on", || async {
-            (app.attr("#sysproxy-switch", "aria-checked")
-                .await
-                .as_deref()
-                == Some("true"))
-            .then_some(())
-        })
-        .await;
+        switch_shows(&app, true).await;
         let read = menu.clone();
         let switch_reads = |on: bool| {
             let read = read.clone();
