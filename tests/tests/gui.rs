@@ -990,6 +990,51 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
         .await;
         assert_eq!(app_pid(&s), pid, "the same app");
 
+        // "Close all connections": a download held open through Veil ends.
+        let silent = veil_tests::peers::Silent::start().await;
+        let held = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "60",
+                "-p",
+                "-x",
+                &format!("http://{listen}"),
+                &format!("http://{}/held", silent.addr),
+            ])
+            .spawn()
+            .expect("curl starts");
+        let mut held = KillOnDrop(held);
+        wait_for(&s, "the held connection to be open in Veil", || {
+            let out = s.veil(&["status", "--json"]);
+            serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v["connections_open"].as_u64())
+                .is_some_and(|n| n >= 1)
+        })
+        .await;
+        assert!(
+            held.0.try_wait().expect("curl status").is_none(),
+            "curl is still waiting before the tray closes its connection"
+        );
+        let click = menu.clone();
+        on_bus(move || click.click("Close all connections")).await;
+        wait_for(
+            &s,
+            "curl to end when the tray closed its connection",
+            || held.0.try_wait().expect("curl status").is_some(),
+        )
+        .await;
+        let closed = app_log(&s)
+            .lines()
+            .filter_map(|l| l.split("tray: closed ").nth(1))
+            .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+            .next_back();
+        assert!(
+            closed.is_some_and(|n| n >= 1),
+            "the app says the tray closed the connection: {closed:?}"
+        );
+
         // Quit from the tray with the proxy on: the app ends and the user's
         // settings are back.
         let click = menu.clone();
