@@ -67,3 +67,63 @@ pub fn press_close(display: &str, name: &str) -> usize {
     conn.flush().expect("flush X requests");
     windows.len()
 }
+
+/// The text on the display's clipboard (the `CLIPBOARD` selection as
+/// UTF-8), asked of whoever owns it as any app's paste does; `None` when
+/// nobody owns it or the owner did not answer within `within`.
+pub fn clipboard_text(display: &str, within: std::time::Duration) -> Option<String> {
+    use x11rb::protocol::Event;
+    use x11rb::protocol::xproto::{CreateWindowAux, WindowClass};
+    let (conn, root) = connect(display);
+    let atom = |name: &str| -> Option<u32> {
+        Some(
+            conn.intern_atom(false, name.as_bytes())
+                .ok()?
+                .reply()
+                .ok()?
+                .atom,
+        )
+    };
+    let (clipboard, utf8, target) = (
+        atom("CLIPBOARD")?,
+        atom("UTF8_STRING")?,
+        atom("VEIL_TEST_PASTE")?,
+    );
+    let window = conn.generate_id().ok()?;
+    conn.create_window(
+        x11rb::COPY_DEPTH_FROM_PARENT,
+        window,
+        root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        x11rb::COPY_FROM_PARENT,
+        &CreateWindowAux::new(),
+    )
+    .ok()?;
+    conn.convert_selection(window, clipboard, utf8, target, x11rb::CURRENT_TIME)
+        .ok()?;
+    conn.flush().ok()?;
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        match conn.poll_for_event().ok()? {
+            Some(Event::SelectionNotify(e)) if e.requestor == window => {
+                if e.property == u32::from(AtomEnum::NONE) {
+                    return None;
+                }
+                let reply = conn
+                    .get_property(true, window, target, AtomEnum::ANY, 0, 1 << 20)
+                    .ok()?
+                    .reply()
+                    .ok()?;
+                return String::from_utf8(reply.value).ok();
+            }
+            Some(_) => {}
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    None
+}

@@ -990,6 +990,29 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
         .await;
         assert_eq!(app_pid(&s), pid, "the same app");
 
+        // "Copy shell exports": what a paste in a terminal gets points at Veil.
+        let click = menu.clone();
+        on_bus(move || click.click("Copy shell exports")).await;
+        let display = xvfb.display.clone();
+        let pasted = on_bus(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut last = None;
+            while std::time::Instant::now() < deadline {
+                last = x11::clipboard_text(&display, std::time::Duration::from_secs(2));
+                if last.as_deref().is_some_and(|t| t.contains("_proxy=")) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            last
+        })
+        .await
+        .unwrap_or_default();
+        assert!(
+            pasted.contains(&format!("http://{listen}")),
+            "the clipboard holds the exports for Veil's address {listen}: {pasted:?}"
+        );
+
         // "Close all connections": a download held open through Veil ends.
         let silent = veil_tests::peers::Silent::start().await;
         let held = std::process::Command::new("curl")
