@@ -307,15 +307,11 @@ fn setup(app: &mut tauri::App, started: Started, hidden: bool) {
         }
     });
     if hidden {
-        // Started for the tray (autostart): once start-up has settled, and
-        // again after the first minute's one-off work (the IP check, the
-        // first history sample).
+        // Started for the tray (autostart): once start-up has settled.
         let app = handle.clone();
         tauri::async_runtime::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            window::go_light(&app).await;
-            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-            window::go_light(&app).await;
+            window::go_light_twice(&app).await;
         });
     } else {
         window::open(&handle);

@@ -145,10 +145,7 @@ pub fn destroyed<R: Runtime>(window: &Window<R>) {
             // What the window's toolkit side freed goes back to the system
             // (`make app-metrics`: the tray-only app after a close).
             let _ = tauri::async_runtime::spawn_blocking(veil_engine::release_free_memory).await;
-            go_light(&app).await;
-            // Again once what the close set off (WebKit's teardown) is over.
-            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-            go_light(&app).await;
+            go_light_twice(&app).await;
         }
     });
 }
@@ -188,22 +185,28 @@ pub fn settled<R: Runtime>(app: &AppHandle<R>) {
     });
 }
 
+/// [`go_light`] now, and again a minute later, once the one-off work that
+/// going windowless set off (WebKit's teardown; at a `--hidden` start the
+/// IP check and the first history sample) is over.
+pub async fn go_light_twice<R: Runtime>(app: &AppHandle<R>) {
+    go_light(app).await;
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    go_light(app).await;
+}
+
 /// How often code is let go of while there is no window.
 pub const LIGHT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// With no window, the code that built and drew it (WebKit's, GTK's, the
 /// app's own start-up) need not stay in memory: its pages go back to the
 /// system and what the tray and the engine still run comes back on its own
-/// (`veil_engine::page_out_code`; `make app-metrics` shows the effect).
+/// (`veil_engine::go_idle`; `make app-metrics` shows the effect).
 pub async fn go_light<R: Runtime>(app: &AppHandle<R>) {
     let check = app.clone();
     // Decided under the engine's lock, so a window asked for meanwhile
     // wins: its read-ahead comes after this page-out, never before.
     let advised = tauri::async_runtime::spawn_blocking(move || {
-        veil_engine::go_idle(|| {
-            !check.state::<WindowMemory>().wanted.load(Ordering::SeqCst)
-                && check.get_webview_window(MAIN).is_none()
-        })
+        veil_engine::go_idle(|| !check.state::<WindowMemory>().wanted.load(Ordering::SeqCst))
     })
     .await
     .unwrap_or(0);

@@ -18,15 +18,24 @@ pub fn connect(address: &str) -> Connection {
     Connection::from(channel)
 }
 
+/// A service's thread; it stops when this is dropped.
+pub struct Serving(Arc<AtomicBool>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Owns `name` on the bus at `address`, answers each method call with what
 /// `answer` returns, and runs `between` after each turn of the loop (for
-/// signals the test asks for). Stops when the returned flag is set.
+/// signals the test asks for), until the returned guard is dropped.
 pub fn serve(
     address: &str,
     name: &str,
     answer: impl Fn(&Message) -> Option<Message> + Send + 'static,
     mut between: impl FnMut(&Connection) + Send + 'static,
-) -> Arc<AtomicBool> {
+) -> Serving {
     let conn = connect(address);
     let owned = conn
         .request_name(name, false, true, true)
@@ -55,5 +64,5 @@ pub fn serve(
             between(&conn);
         }
     });
-    stop
+    Serving(stop)
 }

@@ -97,6 +97,25 @@ pub fn proxy_url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
+/// Calls `check` every `pause` until it returns something or `within`
+/// passes (blocking: for threads that wait on D-Bus or X).
+pub fn poll_until<T>(
+    within: Duration,
+    pause: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(pause);
+    }
+}
+
 /// Polls `check` every 20 ms until it holds or `within` passes.
 pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;

@@ -2,7 +2,7 @@
 //! test's private session bus: it records every notification, answers as a
 //! real server does, and presses buttons (`ActionInvoked`) on request.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ pub struct NotificationServer {
     received: Arc<Mutex<Vec<Received>>>,
     closed: Arc<Mutex<Vec<u32>>>,
     presses: mpsc::Sender<(u32, String)>,
-    stop: Arc<AtomicBool>,
+    _serving: crate::bus::Serving,
 }
 
 impl NotificationServer {
@@ -39,7 +39,7 @@ impl NotificationServer {
         let next = Arc::new(AtomicU32::new(1));
         let (rec, clo) = (received.clone(), closed.clone());
         let (presses, pressed) = mpsc::channel::<(u32, String)>();
-        let stop = crate::bus::serve(
+        let serving = crate::bus::serve(
             address,
             NAME,
             move |msg| answer(msg, &rec, &clo, &next),
@@ -56,7 +56,7 @@ impl NotificationServer {
             received,
             closed,
             presses,
-            stop,
+            _serving: serving,
         }
     }
 
@@ -77,25 +77,14 @@ impl NotificationServer {
 
     /// The `n`th notification (from 1), waiting up to `within`.
     pub fn wait_for(&self, n: usize, within: Duration) -> Option<Received> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(r) = self.received().get(n - 1) {
-                return Some(r.clone());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        crate::poll_until(within, Duration::from_millis(20), || {
+            self.received().get(n - 1).cloned()
+        })
     }
 
     /// Presses the button `key` of notification `id`.
     pub fn press(&self, id: u32, key: &str) {
         let _ = self.presses.send((id, key.to_owned()));
-    }
-}
-
-impl Drop for NotificationServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
     }
 }
 

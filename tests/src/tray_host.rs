@@ -5,7 +5,6 @@
 //! interface. [`TrayHost`] is that watcher, and [`TrayMenu`] reads the
 //! menu and clicks its items the way a desktop's tray does.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ pub struct Item {
 pub struct TrayHost {
     items: Arc<Mutex<Vec<Item>>>,
     address: String,
-    stop: Arc<AtomicBool>,
+    _serving: crate::bus::Serving,
 }
 
 impl TrayHost {
@@ -37,31 +36,20 @@ impl TrayHost {
     pub fn start(address: &str) -> Self {
         let items = Arc::new(Mutex::new(Vec::new()));
         let kept = items.clone();
-        let stop = crate::bus::serve(address, WATCHER, move |msg| answer(msg, &kept), |_| {});
+        let serving = crate::bus::serve(address, WATCHER, move |msg| answer(msg, &kept), |_| {});
         Self {
             items,
             address: address.to_owned(),
-            stop,
+            _serving: serving,
         }
-    }
-
-    pub fn items(&self) -> Vec<Item> {
-        self.items
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 
     /// The first icon to register, waiting up to `within`.
     pub fn wait_for_item(&self, within: Duration) -> Option<Item> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(item) = self.items().into_iter().next() {
-                return Some(item);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        crate::poll_until(within, Duration::from_millis(50), || {
+            let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+            items.first().cloned()
+        })
     }
 
     /// The menu of `item`, as the tray would open it.
@@ -78,12 +66,6 @@ impl TrayHost {
             service: item.service.clone(),
             path: menu.to_string(),
         }
-    }
-}
-
-impl Drop for TrayHost {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -278,16 +260,9 @@ impl TrayMenu {
         within: Duration,
         mut check: impl FnMut(&[Entry]) -> Option<T>,
     ) -> Option<T> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(found) = check(&self.entries()) {
-                return Some(found);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::poll_until(within, Duration::from_millis(100), || {
+            check(&self.entries())
+        })
     }
 }
 

@@ -38,15 +38,20 @@ fn session(extra: &str) -> DesktopSession {
     s
 }
 
-/// The app's listener, asked over its control socket (`veil status`).
-fn listen_of_app(s: &DesktopSession) -> (String, u32) {
+/// The app's status, asked over its control socket (`veil status --json`).
+fn status_of_app(s: &DesktopSession) -> serde_json::Value {
     let out = s.veil(&["status", "--json"]);
     assert!(
         out.status.success(),
         "veil status against the app: {}",
         veil_tests::output_text(&out)
     );
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+/// The app's listener and pid, from its status.
+fn listen_of_app(s: &DesktopSession) -> (String, u32) {
+    let status = status_of_app(s);
     (
         status["listen"].as_str().expect("listen").to_owned(),
         status["pid"].as_u64().expect("pid") as u32,
@@ -856,6 +861,25 @@ async fn on_bus<T: Send + 'static>(step: impl FnOnce() -> T + Send + 'static) ->
     tokio::task::spawn_blocking(step).await.expect("D-Bus step")
 }
 
+/// Picks `label` in the tray's menu.
+async fn tray_click(menu: &std::sync::Arc<veil_tests::tray_host::TrayMenu>, label: &'static str) {
+    let menu = menu.clone();
+    on_bus(move || menu.click(label)).await;
+}
+
+/// "System proxy" from the tray, until GNOME's proxy is Veil's `port`.
+async fn tray_switches_on(
+    s: &DesktopSession,
+    menu: &std::sync::Arc<veil_tests::tray_host::TrayMenu>,
+    port: &str,
+) {
+    tray_click(menu, "System proxy").await;
+    wait_for(s, "GNOME's proxy to point at Veil", || {
+        s.gsettings_get("org.gnome.system.proxy.http", "port") == port
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_back() {
     use std::sync::Arc;
@@ -916,12 +940,7 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
         );
 
         // The system proxy, switched on from the tray.
-        let click = menu.clone();
-        on_bus(move || click.click("System proxy")).await;
-        wait_for(&s, "GNOME's proxy to point at Veil", || {
-            s.gsettings_get("org.gnome.system.proxy.http", "port") == port
-        })
-        .await;
+        tray_switches_on(&s, &menu, &port).await;
         switch_shows(&app, true).await;
         let read = menu.clone();
         let switch_reads = |on: bool| {
@@ -953,8 +972,7 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
         );
 
         // Every upstream tested from the tray: the dead one shows its reason.
-        let click = menu.clone();
-        on_bus(move || click.click("Test now")).await;
+        tray_click(&menu, "Test now").await;
         let read = menu.clone();
         let result = on_bus(move || {
             read.wait_for(std::time::Duration::from_secs(20), |entries| {
@@ -978,8 +996,7 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
             webkit_processes(pid).is_empty()
         })
         .await;
-        let click = menu.clone();
-        on_bus(move || click.click("Open Veil")).await;
+        tray_click(&menu, "Open Veil").await;
         wait_for(&s, "the window to come back from the tray", || {
             !x11::shown_windows(&xvfb.display, "Veil").is_empty()
         })
@@ -991,20 +1008,17 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
         assert_eq!(app_pid(&s), pid, "the same app");
 
         // "Copy shell exports": what a paste in a terminal gets points at Veil.
-        let click = menu.clone();
-        on_bus(move || click.click("Copy shell exports")).await;
+        tray_click(&menu, "Copy shell exports").await;
         let display = xvfb.display.clone();
         let pasted = on_bus(move || {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            let mut last = None;
-            while std::time::Instant::now() < deadline {
-                last = x11::clipboard_text(&display, std::time::Duration::from_secs(2));
-                if last.as_deref().is_some_and(|t| t.contains("_proxy=")) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-            last
+            veil_tests::poll_until(
+                std::time::Duration::from_secs(10),
+                std::time::Duration::from_millis(200),
+                || {
+                    x11::clipboard_text(&display, std::time::Duration::from_secs(2))
+                        .filter(|t| t.contains("_proxy="))
+                },
+            )
         })
         .await
         .unwrap_or_default();
@@ -1029,10 +1043,8 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
             .expect("curl starts");
         let mut held = KillOnDrop(held);
         wait_for(&s, "the held connection to be open in Veil", || {
-            let out = s.veil(&["status", "--json"]);
-            serde_json::from_slice::<serde_json::Value>(&out.stdout)
-                .ok()
-                .and_then(|v| v["connections_open"].as_u64())
+            status_of_app(&s)["connections_open"]
+                .as_u64()
                 .is_some_and(|n| n >= 1)
         })
         .await;
@@ -1040,8 +1052,7 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
             held.0.try_wait().expect("curl status").is_none(),
             "curl is still waiting before the tray closes its connection"
         );
-        let click = menu.clone();
-        on_bus(move || click.click("Close all connections")).await;
+        tray_click(&menu, "Close all connections").await;
         wait_for(
             &s,
             "curl to end when the tray closed its connection",
@@ -1060,14 +1071,8 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
 
         // Quit from the tray with the proxy on: the app ends and the user's
         // settings are back.
-        let click = menu.clone();
-        on_bus(move || click.click("System proxy")).await;
-        wait_for(&s, "GNOME's proxy to point at Veil again", || {
-            s.gsettings_get("org.gnome.system.proxy.http", "port") == port
-        })
-        .await;
-        let click = menu.clone();
-        on_bus(move || click.click("Quit Veil")).await;
+        tray_switches_on(&s, &menu, &port).await;
+        tray_click(&menu, "Quit Veil").await;
         wait_for(&s, "the app to end", || {
             !std::path::Path::new(&format!("/proc/{pid}")).exists()
         })

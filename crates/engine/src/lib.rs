@@ -32,9 +32,7 @@ mod target;
 mod trim;
 /// Gives free heap pages back to the system (after a burst, or when the
 /// desktop app's window closes).
-pub use trim::{
-    go_busy, go_idle, page_out_code, page_out_start_up_code, release as release_free_memory,
-};
+pub use trim::{go_busy, go_idle, page_out_start_up_code, release as release_free_memory};
 pub mod upstream;
 
 pub use attribution::{ClientApp, ClientLookup};

@@ -48,16 +48,18 @@ pub(crate) struct Trimmer {
 impl Trimmer {
     pub fn observe(&mut self, open: u64) {
         let (heap, code) = self.step(open);
-        if heap {
-            tokio::task::spawn_blocking(release);
-        }
-        if code {
-            tokio::task::spawn_blocking(|| {
-                let code = page_out_code_if_idle();
-                tracing::debug!(
-                    "a burst of connections is over: {} MiB of code mappings paged out",
-                    code >> 20
-                );
+        if heap || code {
+            tokio::task::spawn_blocking(move || {
+                if heap {
+                    release();
+                }
+                if code {
+                    let paged = page_out_code_if_idle();
+                    tracing::debug!(
+                        "a burst of connections is over: {} MiB of code mappings paged out",
+                        paged >> 20
+                    );
+                }
             });
         }
     }
@@ -99,10 +101,11 @@ fn code_idle() -> std::sync::MutexGuard<'static, bool> {
 
 /// The process goes idle: unless `still_idle` says otherwise when the lock
 /// is held (a window was asked for meanwhile), its code is paged out now
-/// ([`page_out_code`]) and again after each burst of connections. Measured
-/// by `make soak`: after 2,000 idle tunnels closed, `veil run` held
-/// 12.3–13.6 MiB against 4–5 at start, most of it code the burst had
-/// faulted in. Returns the bytes of the mappings advised.
+/// ([`page_out_code`]) and again after each burst of connections, once the
+/// engine is idle again. `make soak`, 2,000 idle tunnels opened and closed:
+/// `veil run` held 12.3–13.6 MiB after close without this, 11.2–12.5 with
+/// it (4–5 at start; the rest is heap the burst left and code that comes
+/// back a large folio at a time). Returns the bytes of the mappings advised.
 pub fn go_idle(still_idle: impl FnOnce() -> bool) -> usize {
     let mut idle = code_idle();
     if !still_idle() {
@@ -165,7 +168,7 @@ pub fn release() {}
 /// needed comes back from the page cache or the file on its next touch.
 /// Faults then read only the page touched, not the file around it.
 #[cfg(target_os = "linux")]
-pub fn page_out_code() -> usize {
+fn page_out_code() -> usize {
     advise_code(&[libc::MADV_RANDOM, libc::MADV_PAGEOUT])
 }
 
@@ -180,7 +183,7 @@ pub fn page_out_start_up_code() -> usize {
 /// Undoes [`page_out_code`]'s access pattern: faults read ahead again, as
 /// they should while a window is being built.
 #[cfg(target_os = "linux")]
-pub fn code_read_ahead() {
+fn code_read_ahead() {
     advise_code(&[libc::MADV_NORMAL]);
 }
 
@@ -211,12 +214,12 @@ fn advise_code(advice: &[libc::c_int]) -> usize {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn page_out_code() -> usize {
+fn page_out_code() -> usize {
     0
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn code_read_ahead() {}
+fn code_read_ahead() {}
 
 #[cfg(not(target_os = "linux"))]
 pub fn page_out_start_up_code() -> usize {
