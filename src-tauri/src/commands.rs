@@ -622,3 +622,77 @@ pub async fn check_exit_ip(
 ) -> AppResult<veil_system::ipcheck::ExitIp> {
     state.check_exit_ip(&name).await
 }
+
+/// One command the window process sent over the window socket (the window
+/// runs in a process of its own): the same functions the invoke handler
+/// calls, with the arguments by the names the page gives them (camelCase,
+/// as Tauri passes them). `Err` is what the page's promise rejects with.
+/// `tests.rs` checks that every command in build.rs has its arm here.
+pub async fn dispatch<R: Runtime>(
+    app: &AppHandle<R>,
+    command: &str,
+    args: &serde_json::Value,
+) -> Result<serde_json::Value, serde_json::Value> {
+    let a = app.clone();
+    let s = || app.state::<Arc<AppState>>();
+    match command {
+        "get_status" => answer(get_status(s()).await),
+        "dismiss_alerts" => answer(dismiss_alerts(a, s()).await),
+        "set_system_proxy" => answer(set_system_proxy(a, s(), arg(args, "on")?).await),
+        "system_proxy_settings" => answer(system_proxy_settings(s()).await),
+        "answer_drift" => answer(answer_drift(a, s(), arg(args, "choice")?).await),
+        "set_selection" => answer(set_selection(a, s(), arg(args, "selection")?).await),
+        "set_strategy" => answer(set_strategy(a, s(), arg(args, "strategy")?).await),
+        "list_upstreams" => answer(list_upstreams(s()).await),
+        "save_upstream" => answer(save_upstream(a, s(), arg(args, "upstream")?).await),
+        "remove_upstream" => answer(remove_upstream(a, s(), arg(args, "name")?).await),
+        "test_upstream" => answer(test_upstream(s(), arg(args, "name")?).await),
+        "import_upstreams" => answer(import_upstreams(a, s(), arg(args, "text")?).await),
+        "cache_clear" => answer(cache_clear(s()).await),
+        "get_settings" => answer(get_settings(a, s()).await),
+        "save_settings" => answer(save_settings(a, s(), arg(args, "settings")?).await),
+        "check_ip" => answer(check_ip(a, s()).await),
+        "scan_coverage" => answer(scan_coverage(s()).await),
+        "check_leaks" => answer(check_leaks(s()).await),
+        "get_history" => answer(get_history(s(), arg(args, "range")?).await),
+        "export_history_csv" => answer(export_history_csv(s(), arg(args, "range")?).await),
+        "get_fallback_direct" => answer(get_fallback_direct(s()).await),
+        "set_fallback_direct" => answer(set_fallback_direct(a, s(), arg(args, "allowed")?).await),
+        "answer_close" => answer(answer_close(a, s(), arg(args, "keepRunning")?).await),
+        "quit_app" => {
+            quit_app(a);
+            Ok(serde_json::Value::Null)
+        }
+        "close_connections" => answer(close_connections(s(), arg(args, "ids")?).await),
+        "check_exit_ip" => answer(check_exit_ip(s(), arg(args, "name")?).await),
+        other => Err(rejected(AppError::invalid(format!(
+            "the window asked for `{other}`, which is not a Veil command"
+        )))),
+    }
+}
+
+/// The argument `name` of a forwarded command; a missing one reads as
+/// `null` (an `Option` takes it, anything else is refused).
+fn arg<T: serde::de::DeserializeOwned>(
+    args: &serde_json::Value,
+    name: &str,
+) -> Result<T, serde_json::Value> {
+    let value = args.get(name).cloned().unwrap_or(serde_json::Value::Null);
+    serde_json::from_value(value).map_err(|e| {
+        rejected(AppError::invalid(format!(
+            "the window sent a bad `{name}`: {e}"
+        )))
+    })
+}
+
+fn answer<T: Serialize>(result: AppResult<T>) -> Result<serde_json::Value, serde_json::Value> {
+    match result {
+        Ok(value) => serde_json::to_value(value)
+            .map_err(|e| rejected(AppError::new(ErrorKind::Io, e.to_string()))),
+        Err(e) => Err(rejected(e)),
+    }
+}
+
+fn rejected(error: AppError) -> serde_json::Value {
+    serde_json::to_value(&error).unwrap_or_else(|_| serde_json::Value::String(error.message))
+}

@@ -14,6 +14,7 @@ mod state;
 mod tests;
 mod tray;
 mod window;
+pub mod window_process;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -160,33 +161,10 @@ pub fn run() {
         ))
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .plugin(tauri_plugin_clipboard_manager::init())
-        .on_page_load(move |webview, payload| {
-            if payload.event() != tauri::webview::PageLoadEvent::Finished {
-                return;
-            }
-            match webview.state::<window::WindowMemory>().take_opened_at() {
-                Some((asked, page)) => tracing::info!(
-                    "window reopened on {page}: shown {} ms after it was asked for",
-                    asked.elapsed().as_millis()
-                ),
-                None => tracing::info!(
-                    "window shown {} ms after launch",
-                    launched.elapsed().as_millis()
-                ),
-            }
-            window::settled(webview.app_handle());
-        })
-        .on_window_event(|window, event| match event {
-            tauri::WindowEvent::CloseRequested { api, .. } => {
-                window::close_requested(window, api);
-            }
-            tauri::WindowEvent::Destroyed => window::destroyed(window),
-            _ => {}
-        })
         .setup(move |app| {
             app.manage(log_guard);
             app.manage(window::WindowMemory::default());
-            setup(app, started, hidden);
+            setup(app, started, hidden, launched);
             Ok(())
         })
         .build(tauri::generate_context!())
@@ -195,13 +173,10 @@ pub fn run() {
             std::process::exit(1);
         });
 
-    app.run(|app, event| match event {
-        // The last window closed (no exit code): the tray keeps the app.
-        RunEvent::ExitRequested {
-            code: None, api, ..
-        } if window::stays_without_window(app) => api.prevent_exit(),
-        RunEvent::Exit => shutdown(app),
-        _ => {}
+    app.run(|app, event| {
+        if let RunEvent::Exit = event {
+            shutdown(app);
+        }
     });
 }
 
@@ -244,7 +219,7 @@ fn start_proxy(paths: Paths, launched: Instant) -> Started {
     }
 }
 
-fn setup(app: &mut tauri::App, started: Started, hidden: bool) {
+fn setup(app: &mut tauri::App, started: Started, hidden: bool, launched: Instant) {
     let Started {
         state,
         control,
@@ -264,10 +239,27 @@ fn setup(app: &mut tauri::App, started: Started, hidden: bool) {
         (_, Err(e)) => tracing::warn!("{e}"),
         (None, Ok(_)) => {}
     }
-    app.manage(ControlStop(stop));
     app.manage(state.clone());
-
     let handle = app.handle().clone();
+    // The window's own process talks to this one here, also when the
+    // engine is `veil run`'s (attached).
+    let window_socket = state.paths.window_socket();
+    match tauri::async_runtime::block_on(ControlServer::bind(&window_socket)) {
+        Ok(server) => {
+            let stop = stop.clone();
+            let channel = Arc::new(window::WindowChannel {
+                app: handle.clone(),
+                launched,
+            });
+            tauri::async_runtime::spawn(
+                server.serve(channel, async move { stop.notified().await }),
+            );
+        }
+        Err(e) => tracing::error!("no window socket at {}: {e}", window_socket.display()),
+    }
+    app.manage(ControlStop(stop));
+    window::forward_events(&handle);
+
     tauri::async_runtime::spawn(tick_stats(handle.clone(), state.clone()));
     tauri::async_runtime::spawn(forward_engine_events(handle.clone(), state.clone()));
     tauri::async_runtime::spawn(exit_on_signal(handle.clone()));
@@ -322,8 +314,9 @@ fn setup(app: &mut tauri::App, started: Started, hidden: bool) {
 /// Puts the system proxy settings back and stops the engine; runs once, on
 /// the way out, whatever asked the app to quit.
 fn shutdown<R: Runtime>(app: &tauri::AppHandle<R>) {
+    window::end(app);
     if let Some(stop) = app.try_state::<ControlStop>() {
-        stop.0.notify_one();
+        stop.0.notify_waiters();
     }
     let Some(state) = app.try_state::<Arc<AppState>>() else {
         return;
@@ -356,7 +349,7 @@ async fn tick_stats<R: Runtime>(app: tauri::AppHandle<R>, state: Arc<AppState>) 
         let stats = state.fresh_stats().await;
         tray::show_rate(&app, &state);
         if let Some(stats) = stats
-            && app.get_webview_window(window::MAIN).is_some()
+            && app.state::<window::WindowMemory>().is_open()
         {
             let _ = app.emit(event::STATS, stats);
         }

@@ -9,5 +9,9 @@ fn main() {
     if let Some(home) = veil_system::sysproxy::login_task::restore_request(&args) {
         std::process::exit(veil_app::repair_at_login(home));
     }
+    // The window, in a process of its own, started by the app.
+    if args.first().map(String::as_str) == Some(veil_app::window_process::ARG) {
+        std::process::exit(veil_app::window_process::run());
+    }
     veil_app::run();
 }

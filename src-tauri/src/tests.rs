@@ -13,6 +13,7 @@ use tauri::{App, WebviewWindow, WebviewWindowBuilder};
 use veil_system::Paths;
 
 use crate::AppState;
+use veil_system::control::{Controller, Reply, Request};
 
 struct TestApp {
     _dir: tempfile::TempDir,
@@ -51,6 +52,7 @@ fn with_state(dir: tempfile::TempDir, paths: Paths, state: AppState) -> TestApp 
         .build(tauri::generate_context!())
         .expect("mock app");
     app.manage(Arc::new(state));
+    app.manage(crate::window::WindowMemory::default());
     let main = WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .expect("main window");
@@ -599,4 +601,146 @@ fn the_kill_switch_is_on_until_the_user_allows_direct() {
     assert_eq!(t.ok("get_fallback_direct", json!({})), json!(true));
     t.ok("set_fallback_direct", json!({"allowed": false}));
     assert_eq!(t.ok("get_fallback_direct", json!({})), json!(false));
+}
+
+/// Asks the app what the window process asks over the window socket.
+fn through_window_socket(t: &TestApp, request: Request) -> Reply {
+    let channel = crate::window::WindowChannel {
+        app: t._app.handle().clone(),
+        launched: std::time::Instant::now(),
+    };
+    tauri::async_runtime::block_on(channel.handle(request))
+}
+
+fn window_command(t: &TestApp, command: &str, args: Value) -> (bool, Value) {
+    let request = Request::Window {
+        command: command.into(),
+        args,
+    };
+    match through_window_socket(t, request) {
+        Reply::Window { ok, answer } => (ok, answer),
+        other => panic!("{command}: {other:?}"),
+    }
+}
+
+/// The window's own process reaches the commands over the window socket:
+/// the same answers and the same refusals as through Tauri's invoke, and
+/// anything else is refused without touching a thing.
+#[test]
+fn the_window_socket_answers_as_the_invoke_handler_does() {
+    let t = start();
+    let before = t.config();
+    let add = json!({"upstream": {"original_name": null, "name": "exit-a", "url": "socks5://127.0.0.1:1080", "password": null, "weight": 1}});
+    let (ok, list) = window_command(&t, "save_upstream", add);
+    assert!(ok, "{list}");
+    assert_eq!(list, t.ok("list_upstreams", json!({})));
+    assert_eq!(list[0]["name"], "exit-a");
+    assert_ne!(t.config(), before, "saved as through invoke");
+
+    let bad = json!({"upstream": {"original_name": null, "name": "x", "url": "ftp://host:21", "password": null, "weight": 1}});
+    let (ok, e) = window_command(&t, "save_upstream", bad.clone());
+    assert!(!ok);
+    assert_eq!(e, t.err("save_upstream", bad), "the same refusal");
+
+    let (ok, status) = window_command(&t, "get_status", json!({}));
+    assert!(ok, "{status}");
+    assert_eq!(
+        status["selection"],
+        t.ok("get_status", json!({}))["selection"]
+    );
+
+    // A missing argument and an unknown command are refused by name.
+    let (ok, e) = window_command(&t, "test_upstream", json!({}));
+    assert!(!ok);
+    assert_eq!(e["kind"], "invalid", "{e}");
+    assert!(
+        e["message"].as_str().unwrap_or("").contains("`name`"),
+        "{e}"
+    );
+    let (ok, e) = window_command(&t, "plugin:shell|open", json!({"path": "/bin/sh"}));
+    assert!(!ok);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not a Veil command"),
+        "{e}"
+    );
+    // The engine's requests are for the control socket.
+    assert!(matches!(
+        through_window_socket(&t, Request::SysproxyOn),
+        Reply::Error { .. }
+    ));
+}
+
+/// Events reach the window process only while it runs, numbered, and a
+/// wait with nothing new comes back empty.
+#[test]
+fn the_window_process_gets_the_apps_events_while_it_runs() {
+    use tauri::Emitter;
+    let t = start();
+    let app = t._app.handle().clone();
+    crate::window::forward_events(&app);
+    let memory = app.state::<crate::window::WindowMemory>();
+    app.emit(crate::event::STATUS, json!({"n": 1}))
+        .expect("emit");
+    memory.opened_for_test();
+    app.emit(crate::event::STATUS, json!({"n": 2}))
+        .expect("emit");
+    app.emit(crate::event::IP, json!({"n": 3})).expect("emit");
+    let Reply::WindowEvents { events, .. } =
+        through_window_socket(&t, Request::WindowEvents { after: 0 })
+    else {
+        panic!("no events reply");
+    };
+    let got: Vec<(u64, &str, Value)> = events
+        .iter()
+        .map(|e| (e.seq, e.name.as_str(), e.payload.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, crate::event::STATUS, json!({"n": 2})),
+            (2, crate::event::IP, json!({"n": 3})),
+        ],
+        "nothing from before the window"
+    );
+    let Reply::WindowEvents { events, .. } =
+        through_window_socket(&t, Request::WindowEvents { after: 1 })
+    else {
+        panic!("no events reply");
+    };
+    assert_eq!(events.len(), 1, "only what came after");
+}
+
+/// Every command the window may call is forwarded by the window socket's
+/// dispatcher: one missing would fail only in the real window.
+#[test]
+fn every_command_is_forwarded_from_the_window_process() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(dir.join(path)).expect(path);
+    let commands = read("src/commands.rs");
+    let body = commands
+        .split_once("pub async fn dispatch")
+        .and_then(|(_, rest)| rest.split_once("other =>"))
+        .map(|(body, _)| body)
+        .expect("dispatch in src/commands.rs");
+    let mut forwarded: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"')?.split_once("\" =>"))
+        .map(|(name, _)| name)
+        .collect();
+    let build = read("build.rs");
+    let mut registered: Vec<&str> = build
+        .split_once("const COMMANDS: &[&str] = &[")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .map(|(list, _)| list)
+        .expect("COMMANDS in build.rs")
+        .split(',')
+        .map(|c| c.trim().trim_matches('"'))
+        .filter(|c| !c.is_empty())
+        .collect();
+    forwarded.sort_unstable();
+    registered.sort_unstable();
+    assert_eq!(forwarded, registered);
 }

@@ -1,39 +1,98 @@
-//! The window comes and goes while the app stays. Closing it destroys the
-//! WebView, so no WebKit process is left running in the tray; "Open Veil"
-//! in the tray or a second launch builds it again on the page it showed.
-//! Where the desktop shows no tray icon, the first close asks whether to
-//! keep running (an invisible app is worse than a question).
+//! The window comes and goes while the app stays, and it runs in a process
+//! of its own (`veil-app --window`, [`crate::window_process`]). The app's
+//! process (the engine, the tray, the control socket) never loads a web
+//! view: WebKit's UI side sets up an EGL display at the first web view,
+//! which loads Mesa and all of LLVM for the rest of the process's life, so a
+//! window in this process would leave about 35 MiB behind when it closed.
+//! Closing the window ends its process and every WebKit process with it;
+//! "Open Veil" in the tray or a second launch starts it again on the page
+//! it showed. Where the desktop shows no tray icon, the first close asks
+//! whether to keep running (an invisible app is worse than a question).
+//!
+//! The window process reaches this one over the window socket
+//! ([`veil_system::Paths::window_socket`], private to the user like the
+//! control socket): it forwards each command the page invokes
+//! ([`crate::commands::dispatch`]) and waits for the events the app emits
+//! ([`WindowChannel`]).
 
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use tauri::{AppHandle, Emitter, Manager, Runtime, WebviewUrl, WebviewWindowBuilder, Window};
+use serde_json::{Value, json};
+use tauri::{AppHandle, Emitter, Listener, Manager, Runtime};
+use veil_system::control::{
+    Controller, Reply, ReplyFuture, Request, WINDOW_EVENTS_WAIT, WindowEvent,
+};
 
 use crate::state::AppState;
 
-/// The one window's label.
+/// The one window's label (the capability names it).
 pub const MAIN: &str = "main";
 
+/// Events only the window process acts on, never shown to the page.
+pub mod internal {
+    /// Bring the window to the front (a second "Open Veil").
+    pub const RAISE: &str = "veil://window/raise";
+    /// Close the window (the user answered "keep running").
+    pub const CLOSE: &str = "veil://window/close";
+}
+
+/// The app's events the window listens to, forwarded to its process.
+const FORWARDED: [&str; 5] = [
+    crate::event::STATS,
+    crate::event::ENGINE,
+    crate::event::STATUS,
+    crate::event::IP,
+    crate::event::CLOSE_ASKED,
+];
+
+/// Events kept for a window process that has not asked yet; older ones go.
+const KEPT_EVENTS: usize = 64;
+
+/// How often the app looks whether the window process is still there.
+const CHILD_POLL: Duration = Duration::from_millis(250);
+
 /// What outlives the window.
-#[derive(Default)]
 pub struct WindowMemory {
     /// The page shown when the window closed (its URL's fragment).
     page: Mutex<Option<String>>,
-    /// When "Open Veil" asked for a new window, and on which page, to log
-    /// how long it took.
-    opened_at: Mutex<Option<(Instant, String)>>,
+    /// When "Open Veil" asked for a window, and whether it is a reopening
+    /// (to log how long it took).
+    opened_at: Mutex<Option<(Instant, bool)>>,
     /// A tray icon is shown (created, and the desktop draws it).
     tray: AtomicBool,
     /// The keep-running question is on screen.
     asking: AtomicBool,
-    /// A window was asked for and has not been destroyed since: code must
-    /// stay (see `go_light`).
+    /// A window process was started and has not ended since: code must
+    /// stay (see `go_light`), and the counters are sent each second.
     wanted: AtomicBool,
-    /// Counts the windows built, so a timer set for one window does nothing
-    /// to the next.
+    /// Counts the window processes started, so a watcher of one leaves
+    /// the next alone.
     generation: AtomicU64,
+    /// The window's process.
+    child: Mutex<Option<std::process::Child>>,
+    /// The last events for the window, numbered.
+    events: Mutex<VecDeque<WindowEvent>>,
+    /// The number of the newest event.
+    newest: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for WindowMemory {
+    fn default() -> Self {
+        Self {
+            page: Mutex::default(),
+            opened_at: Mutex::default(),
+            tray: AtomicBool::default(),
+            asking: AtomicBool::default(),
+            wanted: AtomicBool::default(),
+            generation: AtomicU64::default(),
+            child: Mutex::default(),
+            events: Mutex::default(),
+            newest: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl WindowMemory {
@@ -45,9 +104,48 @@ impl WindowMemory {
         self.tray.load(Ordering::Relaxed)
     }
 
-    /// When the last "Open Veil" asked for the window, and its page; once.
-    pub fn take_opened_at(&self) -> Option<(Instant, String)> {
-        self.opened_at.lock().ok().and_then(|mut o| o.take())
+    /// A window process runs (or is starting).
+    pub fn is_open(&self) -> bool {
+        self.wanted.load(Ordering::SeqCst)
+    }
+
+    /// As if a window process had started (the tests have none).
+    #[cfg(test)]
+    pub(crate) fn opened_for_test(&self) {
+        self.wanted.store(true, Ordering::SeqCst);
+    }
+
+    /// Queues an event for the window process (none is kept while there is
+    /// no window).
+    fn send(&self, name: &str, payload: Value) {
+        if !self.is_open() {
+            return;
+        }
+        let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        let seq = *self.newest.borrow() + 1;
+        events.push_back(WindowEvent {
+            seq,
+            name: name.to_owned(),
+            payload,
+        });
+        while events.len() > KEPT_EVENTS {
+            events.pop_front();
+        }
+        self.newest.send_replace(seq);
+    }
+
+    /// The events numbered above `after`, waiting for one when there are
+    /// none yet (at most [`WINDOW_EVENTS_WAIT`]).
+    async fn events_after(&self, after: u64) -> Vec<WindowEvent> {
+        let mut newest = self.newest.subscribe();
+        let _ = tokio::time::timeout(WINDOW_EVENTS_WAIT, newest.wait_for(|&n| n > after)).await;
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|e| e.seq > after)
+            .cloned()
+            .collect()
     }
 }
 
@@ -58,155 +156,199 @@ pub fn keeps_running(state: &AppState, tray: bool) -> Option<bool> {
     chosen.or(tray.then_some(true))
 }
 
-/// Shows the window, building it (and its WebView) when there is none.
-pub fn open<R: Runtime>(app: &AppHandle<R>) {
-    if let Some(window) = app.get_webview_window(MAIN) {
-        let _ = window.unminimize();
-        let _ = window.show();
-        let _ = window.set_focus();
-        return;
-    }
-    let memory = app.state::<WindowMemory>();
-    // Building a window runs much code that `go_light` let go of: read it
-    // back in large pieces, and keep it while the window is there.
-    memory.wanted.store(true, Ordering::SeqCst);
-    memory.generation.fetch_add(1, Ordering::SeqCst);
-    veil_engine::go_busy();
-    // A page is remembered once a window has closed: this is a reopening.
-    let remembered = memory.page.lock().ok().and_then(|p| p.clone());
-    if let (Some(page), Ok(mut at)) = (&remembered, memory.opened_at.lock()) {
-        *at = Some((Instant::now(), page.clone()));
-    }
-    let page = remembered.unwrap_or_else(|| "overview".to_owned());
-    let url = WebviewUrl::App(format!("index.html#/{page}").into());
-    match WebviewWindowBuilder::new(app, MAIN, url)
-        .title("Veil")
-        .inner_size(1040.0, 720.0)
-        .min_inner_size(800.0, 560.0)
-        .center()
-        .build()
-    {
-        Ok(window) => lighten_webview(&window),
-        Err(e) => tracing::error!("cannot open the window: {e}"),
+/// Sends the app's events to the window process while there is one.
+pub fn forward_events<R: Runtime>(app: &AppHandle<R>) {
+    for name in FORWARDED {
+        let memory = app.clone();
+        app.listen_any(name, move |event| {
+            let payload = serde_json::from_str(event.payload()).unwrap_or(Value::Null);
+            memory.state::<WindowMemory>().send(name, payload);
+        });
     }
 }
 
-/// The window's close button: keep running (the WebView goes), quit, or ask.
-pub fn close_requested<R: Runtime>(window: &Window<R>, api: &tauri::CloseRequestApi) {
-    if window.label() != MAIN {
+/// Shows the window: brings it forward when its process runs, else starts
+/// the process.
+pub fn open<R: Runtime>(app: &AppHandle<R>) {
+    let memory = app.state::<WindowMemory>();
+    let mut child = memory.child.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(running) = child.as_mut()
+        && matches!(running.try_wait(), Ok(None))
+    {
+        drop(child);
+        memory.send(internal::RAISE, Value::Null);
         return;
     }
-    let app = window.app_handle();
-    remember_page(app);
+    // Serving the window runs code `go_light` let go of: read it back in
+    // large pieces, and keep it while the window is there.
+    memory.wanted.store(true, Ordering::SeqCst);
+    let generation = memory.generation.fetch_add(1, Ordering::SeqCst) + 1;
+    veil_engine::go_busy();
+    let reopening = memory
+        .page
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some();
+    *memory
+        .opened_at
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), reopening));
+    let started = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .arg(crate::window_process::ARG)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+    });
+    match started {
+        Ok(process) => {
+            tracing::info!("window process {} started", process.id());
+            *child = Some(process);
+            drop(child);
+            tauri::async_runtime::spawn(watch_child(app.clone(), generation));
+        }
+        Err(e) => {
+            drop(child);
+            tracing::error!("cannot open the window: {e}");
+            memory.wanted.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Waits for the window process `generation` to end, then lets go of what
+/// serving it needed.
+async fn watch_child<R: Runtime>(app: AppHandle<R>, generation: u64) {
+    loop {
+        tokio::time::sleep(CHILD_POLL).await;
+        let memory = app.state::<WindowMemory>();
+        if memory.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        let ended = {
+            let mut child = memory.child.lock().unwrap_or_else(PoisonError::into_inner);
+            let ended = match child.as_mut().map(std::process::Child::try_wait) {
+                Some(Ok(None)) => None,
+                Some(Ok(Some(status))) => Some(status.to_string()),
+                Some(Err(e)) => Some(e.to_string()),
+                None => Some("gone".to_owned()),
+            };
+            if ended.is_some() {
+                *child = None;
+            }
+            ended
+        };
+        let Some(ended) = ended else {
+            continue;
+        };
+        memory.wanted.store(false, Ordering::SeqCst);
+        memory.asking.store(false, Ordering::Relaxed);
+        memory
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        tracing::info!("window closed: its process ended ({ended})");
+        // What answering the window used goes back to the system.
+        let _ = tauri::async_runtime::spawn_blocking(veil_engine::release_free_memory).await;
+        go_light_twice(&app).await;
+        return;
+    }
+}
+
+/// Ends the window's process (the app quits).
+pub fn end<R: Runtime>(app: &AppHandle<R>) {
+    let Some(memory) = app.try_state::<WindowMemory>() else {
+        return;
+    };
+    memory.generation.fetch_add(1, Ordering::SeqCst);
+    if let Some(mut child) = memory
+        .child
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The window's close button, as its process reports it: `"close"` (keep
+/// running, the window goes), `"quit"`, or `"wait"` (the question is
+/// shown in the window).
+fn close_requested<R: Runtime>(app: &AppHandle<R>, page: Option<String>) -> &'static str {
+    remember_page(app, page);
     let memory = app.state::<WindowMemory>();
     let state = app.state::<Arc<AppState>>();
     match keeps_running(&state, memory.tray()) {
-        // The window closes; `RunEvent::ExitRequested` keeps the app.
-        Some(true) => tracing::info!("window closed; Veil keeps running in the tray"),
+        Some(true) => {
+            tracing::info!("window closed; Veil keeps running in the tray");
+            "close"
+        }
         Some(false) => {
-            api.prevent_close();
             app.exit(0);
+            "quit"
         }
         // A second close while the question is shown (or a window that
         // cannot show it) quits: the user clearly wants it gone.
         None if memory.asking.swap(true, Ordering::Relaxed) => {
-            api.prevent_close();
             app.exit(0);
+            "quit"
         }
         None => {
-            api.prevent_close();
             tracing::info!(
                 "window closed where no tray icon shows: asking whether to keep running"
             );
             if let Err(e) = app.emit(crate::event::CLOSE_ASKED, ()) {
                 tracing::warn!("the keep-running question was not sent: {e}");
             }
+            "wait"
         }
     }
 }
 
-/// The window is gone: WebKit's web process ends with it, its network
-/// process does not (it lives as long as the web context), so it is ended
-/// too; the next window starts a new one.
-pub fn destroyed<R: Runtime>(window: &Window<R>) {
-    if window.label() != MAIN || !stays_without_window(window.app_handle()) {
-        return;
+/// The window's page has loaded: how long it took, as the app saw it.
+fn shown<R: Runtime>(app: &AppHandle<R>, page: &str, launched: Instant) {
+    let asked = app
+        .state::<WindowMemory>()
+        .opened_at
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    match asked {
+        Some((at, true)) => tracing::info!(
+            "window reopened on {page}: shown {} ms after it was asked for",
+            at.elapsed().as_millis()
+        ),
+        Some((at, false)) => tracing::info!(
+            "window shown {} ms after launch ({} ms after it was asked for)",
+            launched.elapsed().as_millis(),
+            at.elapsed().as_millis()
+        ),
+        None => tracing::info!("window shown on {page}"),
     }
-    let app = window.app_handle().clone();
-    app.state::<WindowMemory>()
-        .wanted
-        .store(false, Ordering::SeqCst);
-    tauri::async_runtime::spawn(async move {
-        // After the web process has gone, which still talks to it.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        if app.get_webview_window(MAIN).is_none() {
-            let ended = veil_system::children::end_children_named("WebKitNetwork");
-            tracing::info!("window closed: {ended} WebKit helper process(es) ended");
-            // What the window's toolkit side freed goes back to the system
-            // (`make app-metrics`: the tray-only app after a close).
-            let _ = tauri::async_runtime::spawn_blocking(veil_engine::release_free_memory).await;
-            go_light_twice(&app).await;
-        }
-    });
-}
-
-/// How long after its page has loaded the window counts as settled.
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The window's page has loaded. Building it ran much code that will not
-/// run again while it stays open (the toolkit's and WebKit's set-up, the
-/// app's start): once it has settled, those pages go back to the system,
-/// as they do with no window, but faults still read ahead (the window is
-/// in use). What the window keeps running stays, or comes straight back.
-pub fn settled<R: Runtime>(app: &AppHandle<R>) {
-    let app = app.clone();
-    let memory = app.state::<WindowMemory>();
-    let built = memory.generation.load(Ordering::SeqCst);
-    tauri::async_runtime::spawn(async move {
-        tokio::time::sleep(SETTLE).await;
-        let memory = app.state::<WindowMemory>();
-        // The same window, still there (not closed, nor closed and built
-        // again in the meantime, which would be reading its code back).
-        if memory.generation.load(Ordering::SeqCst) != built
-            || app.get_webview_window(MAIN).is_none()
-        {
-            return;
-        }
-        let advised = tauri::async_runtime::spawn_blocking(|| {
-            veil_engine::release_free_memory();
-            veil_engine::page_out_start_up_code()
-        })
-        .await
-        .unwrap_or(0);
-        tracing::debug!(
-            "window settled: {} MiB of code mappings paged out",
-            advised >> 20
-        );
-    });
 }
 
 /// [`go_light`] now, and again a minute later, once the one-off work that
-/// going windowless set off (WebKit's teardown; at a `--hidden` start the
-/// IP check and the first history sample) is over.
+/// going windowless set off (at a `--hidden` start the IP check and the
+/// first history sample) is over.
 pub async fn go_light_twice<R: Runtime>(app: &AppHandle<R>) {
     go_light(app).await;
-    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
     go_light(app).await;
 }
 
 /// How often code is let go of while there is no window.
-pub const LIGHT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+pub const LIGHT_EVERY: Duration = Duration::from_secs(600);
 
-/// With no window, the code that built and drew it (WebKit's, GTK's, the
-/// app's own start-up) need not stay in memory: its pages go back to the
-/// system and what the tray and the engine still run comes back on its own
+/// With no window, the code that started the app and served the window
+/// need not stay in memory: its pages go back to the system and what the
+/// tray and the engine still run comes back on its own
 /// (`veil_engine::go_idle`; `make app-metrics` shows the effect).
 pub async fn go_light<R: Runtime>(app: &AppHandle<R>) {
     let check = app.clone();
     // Decided under the engine's lock, so a window asked for meanwhile
     // wins: its read-ahead comes after this page-out, never before.
     let advised = tauri::async_runtime::spawn_blocking(move || {
-        veil_engine::go_idle(|| !check.state::<WindowMemory>().wanted.load(Ordering::SeqCst))
+        veil_engine::go_idle(|| !check.state::<WindowMemory>().is_open())
     })
     .await
     .unwrap_or(0);
@@ -216,71 +358,84 @@ pub async fn go_light<R: Runtime>(app: &AppHandle<R>) {
     );
 }
 
-/// Whether the app stays when its last window has closed.
-pub fn stays_without_window<R: Runtime>(app: &AppHandle<R>) -> bool {
-    let memory = app.state::<WindowMemory>();
-    let Some(state) = app.try_state::<Arc<AppState>>() else {
-        return false;
-    };
-    keeps_running(&state, memory.tray()) == Some(true)
-}
-
 /// The answer to the keep-running question: saved, then carried out.
 pub fn answered<R: Runtime>(app: &AppHandle<R>, keep_running: bool) {
-    app.state::<WindowMemory>()
-        .asking
-        .store(false, Ordering::Relaxed);
+    let memory = app.state::<WindowMemory>();
+    memory.asking.store(false, Ordering::Relaxed);
     if keep_running {
-        remember_page(app);
-        if let Some(window) = app.get_webview_window(MAIN)
-            && let Err(e) = window.destroy()
-        {
-            tracing::warn!("window not closed: {e}");
-        }
+        memory.send(internal::CLOSE, Value::Null);
     } else {
         app.exit(0);
     }
 }
 
-fn remember_page<R: Runtime>(app: &AppHandle<R>) {
-    let Some(window) = app.get_webview_window(MAIN) else {
-        return;
-    };
-    let page = window.url().ok().and_then(|url| {
-        let page = url.fragment()?.trim_start_matches('/').to_owned();
-        (!page.is_empty() && page.bytes().all(|b| b.is_ascii_lowercase())).then_some(page)
-    });
-    if let (Some(page), Ok(mut kept)) = (page, app.state::<WindowMemory>().page.lock()) {
-        *kept = Some(page);
+/// Keeps the page the window showed (a name of lowercase letters only).
+fn remember_page<R: Runtime>(app: &AppHandle<R>, page: Option<String>) {
+    let page = page.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()));
+    if let Some(page) = page {
+        *app.state::<WindowMemory>()
+            .page
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(page);
     }
 }
 
-/// WebKitGTK composites pages on the GPU (or in software without one) by
-/// default, which about doubles the web process's memory; this window is
-/// tables and one chart, so it draws without it (`make app-metrics`: the
-/// web process's PSS falls from about 230 to about 115 MiB under Xvfb).
-/// It is one page loaded once from the app itself, never browsed: WebKit's
-/// caches for pages and resources seen before (the back/forward cache,
-/// the memory cache sized for a browser) have nothing to keep.
-#[cfg(target_os = "linux")]
-fn lighten_webview<R: Runtime>(window: &tauri::WebviewWindow<R>) {
-    let result = window.with_webview(|webview| {
-        use webkit2gtk::{
-            CacheModel, HardwareAccelerationPolicy, SettingsExt, WebContextExt, WebViewExt,
-        };
-        let view = webview.inner();
-        if let Some(settings) = WebViewExt::settings(&view) {
-            settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
-            settings.set_enable_page_cache(false);
-        }
-        if let Some(context) = view.context() {
-            context.set_cache_model(CacheModel::DocumentViewer);
-        }
-    });
-    if let Err(e) = result {
-        tracing::warn!("WebKit settings not changed: {e}");
+/// What the app answers on the window socket: the window process's
+/// commands and its wait for events. Nothing else is asked here (the
+/// engine's requests go to the control socket).
+pub struct WindowChannel<R: Runtime> {
+    pub app: AppHandle<R>,
+    /// When the app was started, for the first window's timing.
+    pub launched: Instant,
+}
+
+impl<R: Runtime> Controller for WindowChannel<R> {
+    fn handle(&self, request: Request) -> ReplyFuture<'_> {
+        Box::pin(async move {
+            match request {
+                Request::Window { command, args } => {
+                    let answered = self.window(&command, &args).await;
+                    Reply::Window {
+                        ok: answered.is_ok(),
+                        answer: answered.unwrap_or_else(|e| e),
+                    }
+                }
+                Request::WindowEvents { after } => Reply::WindowEvents {
+                    ok: true,
+                    events: self.app.state::<WindowMemory>().events_after(after).await,
+                },
+                other => Reply::error(format!(
+                    "the window socket answers the window only; ask the control socket for \
+                     {other:?}"
+                )),
+            }
+        })
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-fn lighten_webview<R: Runtime>(_window: &tauri::WebviewWindow<R>) {}
+impl<R: Runtime> WindowChannel<R> {
+    async fn window(&self, command: &str, args: &Value) -> Result<Value, Value> {
+        let app = &self.app;
+        let page = || args.get("page").and_then(Value::as_str).map(str::to_owned);
+        match command {
+            // The window process starts: which page to show, and from which
+            // event on it listens.
+            crate::window_process::HELLO => {
+                let memory = app.state::<WindowMemory>();
+                let page = memory
+                    .page
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+                    .unwrap_or_else(|| "overview".to_owned());
+                Ok(json!({ "page": page, "after": *memory.newest.borrow() }))
+            }
+            crate::window_process::SHOWN => {
+                shown(app, &page().unwrap_or_default(), self.launched);
+                Ok(Value::Null)
+            }
+            crate::window_process::CLOSING => Ok(json!(close_requested(app, page()))),
+            _ => crate::commands::dispatch(app, command, args).await,
+        }
+    }
+}

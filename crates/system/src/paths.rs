@@ -72,6 +72,17 @@ impl Paths {
         }
     }
 
+    /// Where the app answers its window, which runs in a process of its own
+    /// ([`crate::control::Request::Window`]): beside the control socket,
+    /// private to the user in the same way.
+    pub fn window_socket(&self) -> PathBuf {
+        if cfg!(windows) {
+            PathBuf::from(format!("{}-window", pipe_name(&self.runtime_dir)))
+        } else {
+            self.runtime_dir.join("veil-window.sock")
+        }
+    }
+
     /// The lock that keeps one Veil per user ([`crate::instance`]).
     pub fn lock_file(&self) -> PathBuf {
         self.runtime_dir.join("veil.lock")

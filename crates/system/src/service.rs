@@ -586,6 +586,10 @@ impl Controller for Service {
                         status: Box::new(self.status()),
                     }
                 }
+                Request::Window { .. } | Request::WindowEvents { .. } => Reply::error(
+                    "this is an engine's control socket: the window talks to the Veil app on its \
+                     window socket",
+                ),
             }
         })
     }

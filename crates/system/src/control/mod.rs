@@ -72,6 +72,31 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ids: Option<Vec<u64>>,
     },
+    /// The app's window, which runs in a process of its own, calls one of
+    /// the app's commands (`command`, with the arguments the page gave).
+    /// Only the app's window socket ([`crate::Paths::window_socket`])
+    /// answers it; an engine's control socket refuses it.
+    Window {
+        command: String,
+        #[serde(default)]
+        args: serde_json::Value,
+    },
+    /// The window process waits (at most [`WINDOW_EVENTS_WAIT`]) for the
+    /// app's events numbered above `after`.
+    WindowEvents {
+        after: u64,
+    },
+}
+
+/// How long a [`Request::WindowEvents`] is held open when nothing happens.
+pub const WINDOW_EVENTS_WAIT: Duration = Duration::from_secs(20);
+
+/// One event the app sent its window ([`Reply::WindowEvents`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowEvent {
+    pub seq: u64,
+    pub name: String,
+    pub payload: serde_json::Value,
 }
 
 /// The engine's answer.
@@ -111,6 +136,17 @@ pub enum Reply {
     Closed {
         ok: bool,
         closed: usize,
+    },
+    /// The answer to [`Request::Window`]: the command's value, or (with
+    /// `ok` false) what it rejected with.
+    Window {
+        ok: bool,
+        answer: serde_json::Value,
+    },
+    /// The answer to [`Request::WindowEvents`]: possibly none.
+    WindowEvents {
+        ok: bool,
+        events: Vec<WindowEvent>,
     },
     Error {
         ok: bool,
