@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use veil_engine::CacheStats;
 use veil_system::control::{Controller, Reply, ReplyFuture, Request, answer_bytes};
 
-const MAX_LINE: usize = 64 * 1024;
+const MAX_LINE: usize = veil_system::control::MAX_REQUEST as usize;
 
 struct Stub;
 

@@ -327,6 +327,31 @@ fn shown<R: Runtime>(app: &AppHandle<R>, page: &str, launched: Instant) {
     }
 }
 
+/// How long after its page has loaded the window counts as settled.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// The window's page has loaded. Starting the app (in its process) and
+/// building the window (in the window's) ran much code that will not run
+/// again while the window stays open: once it has settled, those pages go
+/// back to the system, as they do with no window, but faults still read
+/// ahead (the window is in use). What keeps running stays, or comes
+/// straight back. Each process calls this for itself.
+pub fn settle(who: &'static str) {
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(SETTLE).await;
+        let advised = tauri::async_runtime::spawn_blocking(|| {
+            veil_engine::release_free_memory();
+            veil_engine::page_out_start_up_code()
+        })
+        .await
+        .unwrap_or(0);
+        tracing::debug!(
+            "{who} settled: {} MiB of code mappings paged out",
+            advised >> 20
+        );
+    });
+}
+
 /// [`go_light`] now, and again a minute later, once the one-off work that
 /// going windowless set off (at a `--hidden` start the IP check and the
 /// first history sample) is over.
@@ -432,6 +457,7 @@ impl<R: Runtime> WindowChannel<R> {
             }
             crate::window_process::SHOWN => {
                 shown(app, &page().unwrap_or_default(), self.launched);
+                settle("the app, its window shown,");
                 Ok(Value::Null)
             }
             crate::window_process::CLOSING => Ok(json!(close_requested(app, page()))),

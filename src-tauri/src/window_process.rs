@@ -28,9 +28,6 @@ pub const CLOSING: &str = "window:closing";
 /// and the scans wait on the network or on other programs).
 const COMMAND_WAIT: Duration = Duration::from_secs(300);
 
-/// How long after its page has loaded the window counts as settled.
-const SETTLE: Duration = Duration::from_secs(10);
-
 /// The app stopped answering this many times in a row: it is gone.
 const GONE_AFTER: u32 = 3;
 
@@ -79,7 +76,7 @@ pub fn run() -> i32 {
                     tracing::warn!("the app did not hear that the window is shown: {e}");
                 }
             });
-            settled();
+            crate::window::settle("window");
         })
         .on_window_event(move |window, event| match event {
             tauri::WindowEvent::CloseRequested { api, .. } => {
@@ -240,27 +237,6 @@ fn deliver<R: Runtime>(app: &AppHandle<R>, name: &str, payload: Value) {
             let _ = app.emit(name, payload);
         }
     }
-}
-
-/// The page has loaded. Building the window ran much code that will not
-/// run again while it stays open (the toolkit's and WebKit's set-up): once
-/// it has settled, those pages go back to the system, but faults still
-/// read ahead (the window is in use). What the window keeps running stays,
-/// or comes straight back.
-fn settled() {
-    tauri::async_runtime::spawn(async move {
-        tokio::time::sleep(SETTLE).await;
-        let advised = tauri::async_runtime::spawn_blocking(|| {
-            veil_engine::release_free_memory();
-            veil_engine::page_out_start_up_code()
-        })
-        .await
-        .unwrap_or(0);
-        tracing::debug!(
-            "window settled: {} MiB of code mappings paged out",
-            advised >> 20
-        );
-    });
 }
 
 /// WebKitGTK composites pages on the GPU (or in software without one) by

@@ -496,6 +496,31 @@ impl Drop for AppDriver {
 
 /// The WebKit processes (web, network, GPU) below `pid`, by pid and name.
 pub fn webkit_processes(pid: u32) -> Vec<(u32, String)> {
+    below(pid)
+        .into_iter()
+        .filter(|(_, name)| name.starts_with("WebKit"))
+        .collect()
+}
+
+/// The window's own processes (`veil-app --window`) below the app `pid`.
+pub fn window_processes(pid: u32) -> Vec<u32> {
+    below(pid)
+        .into_iter()
+        .filter(|(p, _)| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"--window"))
+        })
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// Whether process `pid` has mapped a file whose name contains `name`.
+pub fn maps_library(pid: u32, name: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains(name))
+}
+
+/// Every process below `pid`, by pid and name.
+fn below(pid: u32) -> Vec<(u32, String)> {
     let table = veil_system::children::processes();
     let mut below = vec![pid];
     let mut found = Vec::new();
@@ -506,9 +531,7 @@ pub fn webkit_processes(pid: u32) -> Vec<(u32, String)> {
         for p in &table {
             if p.parent == parent && !below.contains(&p.pid) {
                 below.push(p.pid);
-                if p.name.starts_with("WebKit") {
-                    found.push((p.pid, p.name.clone()));
-                }
+                found.push((p.pid, p.name.clone()));
             }
         }
         i += 1;

@@ -418,9 +418,24 @@ async fn press_close(s: &DesktopSession, xvfb: &Xvfb, app: &AppDriver, seen: &st
     );
 }
 
+/// Starts `veil-app` again, as a user does from the menu: it hands over to
+/// the running app and exits.
+async fn second_launch(s: &DesktopSession, xvfb: &Xvfb) {
+    let mut second = s.command(veil_tests::gui::app_bin().to_str().expect("path"));
+    second.env("DISPLAY", &xvfb.display);
+    let second = tokio::task::spawn_blocking(move || second.output())
+        .await
+        .expect("second launch")
+        .expect("second launch runs");
+    assert!(
+        second.status.success(),
+        "the second launch hands over and exits"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_window_leaves_no_webkit_process_and_a_second_launch_brings_it_back() {
-    use veil_tests::gui::webkit_processes;
+    use veil_tests::gui::{maps_library, webkit_processes, window_processes};
     use veil_tests::x11;
     let origin = Origin::start().await;
     // The user chose "keep running" before (this session has no tray host).
@@ -436,20 +451,44 @@ async fn closing_the_window_leaves_no_webkit_process_and_a_second_launch_brings_
             !webkit_processes(pid).is_empty(),
             "the open window has its WebKit processes"
         );
+        // The window is a process of its own: WebKit's EGL display (Mesa,
+        // LLVM) is set up there, never in the app's process.
+        let window = window_processes(pid);
+        assert_eq!(window.len(), 1, "one window process: {window:?}");
+        assert!(maps_library(window[0], "libwebkit2gtk"));
+        assert!(
+            maps_library(window[0], "libEGL_mesa"),
+            "the check below can fail"
+        );
+        assert!(
+            !maps_library(pid, "libEGL_mesa") && !maps_library(pid, "libLLVM"),
+            "the app's own process loads no EGL driver"
+        );
+        // A second launch while the window is open brings it forward: still
+        // one window, one window process.
+        second_launch(&s, &xvfb).await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert_eq!(window_processes(pid), window, "the same window process");
+        assert_eq!(x11::shown_windows(&xvfb.display, "Veil").len(), 1);
 
         press_close(&s, &xvfb, &app, "Veil keeps running in the tray").await;
         wait_for(&s, "the window to go", || {
             x11::shown_windows(&xvfb.display, "Veil").is_empty()
         })
         .await;
-        wait_for(&s, "every WebKit process to end", || {
-            let left = webkit_processes(pid);
-            if !left.is_empty() {
-                eprintln!("still running: {left:?}");
-            }
-            left.is_empty()
-        })
+        wait_for(
+            &s,
+            "the window's process and every WebKit process to end",
+            || {
+                let left = webkit_processes(pid);
+                if !left.is_empty() {
+                    eprintln!("still running: {left:?}");
+                }
+                left.is_empty() && window_processes(pid).is_empty()
+            },
+        )
         .await;
+        assert!(!maps_library(pid, "libLLVM"), "nothing of it left behind");
         // The engine still serves, and it is the same app.
         assert_eq!(app_pid(&s), pid, "the app keeps running");
         let through = curl(&["-x", &format!("http://{listen}"), &origin.url("/echo")]).await;
@@ -461,16 +500,7 @@ async fn closing_the_window_leaves_no_webkit_process_and_a_second_launch_brings_
 
         // "Open Veil": a second launch hands over to the running app, which
         // builds the window again on the page it showed.
-        let mut second = s.command(veil_tests::gui::app_bin().to_str().expect("path"));
-        second.env("DISPLAY", &xvfb.display);
-        let second = tokio::task::spawn_blocking(move || second.output())
-            .await
-            .expect("second launch")
-            .expect("second launch runs");
-        assert!(
-            second.status.success(),
-            "the second launch hands over and exits"
-        );
+        second_launch(&s, &xvfb).await;
         wait_for(&s, "the window to come back", || {
             !x11::shown_windows(&xvfb.display, "Veil").is_empty()
         })

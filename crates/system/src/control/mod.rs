@@ -229,9 +229,18 @@ pub enum ControlError {
     Timeout { path: PathBuf, after: Duration },
     #[error("the engine sent an answer this veil does not understand: {0}")]
     BadReply(String),
+    #[error(
+        "the request is {size} bytes, more than the {} a Veil reads",
+        MAX_REQUEST
+    )]
+    TooLarge { size: usize },
 }
 
-const MAX_LINE: u64 = 64 * 1024;
+/// The most a server reads from one client. Room for the largest request
+/// the window sends: a pasted list of upstreams to import (its first 2,000
+/// lines are read).
+pub const MAX_REQUEST: u64 = 1024 * 1024;
+const MAX_LINE: u64 = MAX_REQUEST;
 /// Longest reply a client reads. Far above a request's limit: a status
 /// lists every open connection, about 200 bytes each, so a few thousand
 /// tunnels pass 64 KiB (the soak found `veil status` failing there).
@@ -334,6 +343,9 @@ pub async fn request_within(
         let mut line =
             serde_json::to_vec(request).map_err(|e| ControlError::BadReply(e.to_string()))?;
         line.push(b'\n');
+        if line.len() as u64 > MAX_REQUEST {
+            return Err(ControlError::TooLarge { size: line.len() });
+        }
         let io_err = |source| ControlError::Io {
             path: path.to_path_buf(),
             source,

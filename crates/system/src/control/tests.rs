@@ -187,3 +187,26 @@ async fn a_squatted_pipe_name_is_refused() {
     assert!(result.is_err(), "bind must not share a squatted name");
     drop(squatter);
 }
+
+/// A pasted list of upstreams from the window passes the old 64 KiB bound;
+/// past the request limit the client refuses to send it at all.
+#[tokio::test]
+async fn large_window_requests_are_read_and_oversized_ones_never_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = endpoint(&dir);
+    let _stop = serve(ControlServer::bind(&path).await.expect("bind"));
+    let text = "socks5://127.0.0.1:1080\n".repeat(8_000);
+    let window = |text: &str| Request::Window {
+        command: "import_upstreams".into(),
+        args: serde_json::json!({ "text": text }),
+    };
+    match request(&path, &window(&text)).await.expect("reply") {
+        Reply::Error { error, .. } => assert!(error.starts_with("echo Window"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+    let huge = "x".repeat(MAX_REQUEST as usize);
+    assert!(matches!(
+        request(&path, &window(&huge)).await,
+        Err(ControlError::TooLarge { .. })
+    ));
+}
