@@ -341,7 +341,7 @@ pub fn settle(who: &'static str) {
         tokio::time::sleep(SETTLE).await;
         let advised = tauri::async_runtime::spawn_blocking(|| {
             veil_engine::release_free_memory();
-            veil_engine::page_out_start_up_code()
+            veil_engine::go_idle(|| true)
         })
         .await
         .unwrap_or(0);
