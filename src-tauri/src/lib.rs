@@ -1,7 +1,10 @@
-//! Veil's desktop app: the engine runs inside it (a [`veil_system::Service`]),
-//! the window is `ui/`, and the tray holds the switches. The app also serves
-//! the control socket, so `veil status` works against it. Quitting (the
-//! window, the tray, a signal) puts the user's system proxy settings back.
+//! Veil's desktop app: the engine runs inside it (a [`veil_system::Service`])
+//! and the tray holds the switches. The window (`ui/`) runs in a process of
+//! its own ([`window_process`], started by [`window`]), so this one never
+//! loads a web view. The app serves the control socket, so `veil status`
+//! works against it, and the window socket its window talks to. Quitting
+//! (the window, the tray, a signal) puts the user's system proxy settings
+//! back.
 
 mod attached;
 pub mod bindings;
@@ -220,6 +223,11 @@ fn start_proxy(paths: Paths, launched: Instant) -> Started {
 }
 
 fn setup(app: &mut tauri::App, started: Started, hidden: bool, launched: Instant) {
+    // This process shows no window (the window has a process of its own,
+    // which has the Dock icon while it is open): on macOS it lives in the
+    // menu bar only.
+    #[cfg(target_os = "macos")]
+    app.set_activation_policy(tauri::ActivationPolicy::Accessory);
     let Started {
         state,
         control,

@@ -695,7 +695,10 @@ fn the_window_process_gets_the_apps_events_while_it_runs() {
     };
     let got: Vec<(u64, &str, Value)> = events
         .iter()
-        .map(|e| (e.seq, e.name.as_str(), e.payload.clone()))
+        .map(|e| {
+            let payload = serde_json::from_str(&e.payload).expect("JSON payload");
+            (e.seq, e.name.as_str(), payload)
+        })
         .collect();
     assert_eq!(
         got,
@@ -711,6 +714,22 @@ fn the_window_process_gets_the_apps_events_while_it_runs() {
         panic!("no events reply");
     };
     assert_eq!(events.len(), 1, "only what came after");
+    // A snapshot replaces the one still waiting: the window gets the
+    // newest stats, not a minute of them.
+    for n in 0..100 {
+        app.emit(crate::event::STATS, json!({"n": n}))
+            .expect("emit");
+    }
+    app.emit(crate::event::ENGINE, json!({"kind": "upstream_down"}))
+        .expect("emit");
+    let Reply::WindowEvents { events, .. } =
+        through_window_socket(&t, Request::WindowEvents { after: 2 })
+    else {
+        panic!("no events reply");
+    };
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, [crate::event::STATS, crate::event::ENGINE]);
+    assert_eq!(events[0].payload, r#"{"n":99}"#);
 }
 
 /// Every command the window may call is forwarded by the window socket's

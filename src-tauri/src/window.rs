@@ -51,6 +51,11 @@ const FORWARDED: [&str; 5] = [
 /// Events kept for a window process that has not asked yet; older ones go.
 const KEPT_EVENTS: usize = 64;
 
+/// Events whose newest one says all (a snapshot): an older one still
+/// waiting is dropped when a new one comes. The stats carry five minutes
+/// of rates each second; 64 of them kept were several MiB.
+const NEWEST_ONLY: [&str; 3] = [crate::event::STATS, crate::event::STATUS, crate::event::IP];
+
 /// How often the app looks whether the window process is still there.
 const CHILD_POLL: Duration = Duration::from_millis(250);
 
@@ -117,11 +122,14 @@ impl WindowMemory {
 
     /// Queues an event for the window process (none is kept while there is
     /// no window).
-    fn send(&self, name: &str, payload: Value) {
+    fn send(&self, name: &str, payload: String) {
         if !self.is_open() {
             return;
         }
         let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        if NEWEST_ONLY.contains(&name) {
+            events.retain(|e| e.name != name);
+        }
         let seq = *self.newest.borrow() + 1;
         events.push_back(WindowEvent {
             seq,
@@ -161,7 +169,7 @@ pub fn forward_events<R: Runtime>(app: &AppHandle<R>) {
     for name in FORWARDED {
         let memory = app.clone();
         app.listen_any(name, move |event| {
-            let payload = serde_json::from_str(event.payload()).unwrap_or(Value::Null);
+            let payload = event.payload().to_owned();
             memory.state::<WindowMemory>().send(name, payload);
         });
     }
@@ -176,7 +184,7 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) {
         && matches!(running.try_wait(), Ok(None))
     {
         drop(child);
-        memory.send(internal::RAISE, Value::Null);
+        memory.send(internal::RAISE, "null".to_owned());
         return;
     }
     // Serving the window runs code `go_light` let go of: read it back in
@@ -388,7 +396,7 @@ pub fn answered<R: Runtime>(app: &AppHandle<R>, keep_running: bool) {
     let memory = app.state::<WindowMemory>();
     memory.asking.store(false, Ordering::Relaxed);
     if keep_running {
-        memory.send(internal::CLOSE, Value::Null);
+        memory.send(internal::CLOSE, "null".to_owned());
     } else {
         app.exit(0);
     }

@@ -28,6 +28,10 @@ pub const CLOSING: &str = "window:closing";
 /// and the scans wait on the network or on other programs).
 const COMMAND_WAIT: Duration = Duration::from_secs(300);
 
+/// The longest the window's own questions to the app may take (which page,
+/// shown, closing): the app answers them at once.
+const QUICK: Duration = Duration::from_secs(10);
+
 /// The app stopped answering this many times in a row: it is gone.
 const GONE_AFTER: u32 = 3;
 
@@ -42,7 +46,7 @@ pub fn run() -> i32 {
     };
     let _log = veil_system::logging::init(&paths.log_dir, "veil-window.log");
     let socket = paths.window_socket();
-    let hello = tauri::async_runtime::block_on(ask(&socket, HELLO, Value::Null, COMMAND_WAIT));
+    let hello = tauri::async_runtime::block_on(ask(&socket, HELLO, Value::Null, QUICK));
     let (page, after) = match hello {
         Ok(hello) => (
             hello["page"].as_str().unwrap_or("overview").to_owned(),
@@ -72,7 +76,7 @@ pub fn run() -> i32 {
             let page = page_of(webview.url().ok());
             tauri::async_runtime::spawn(async move {
                 let args = serde_json::json!({ "page": page });
-                if let Err(e) = ask(&socket, SHOWN, args, COMMAND_WAIT).await {
+                if let Err(e) = ask(&socket, SHOWN, args, QUICK).await {
                     tracing::warn!("the app did not hear that the window is shown: {e}");
                 }
             });
@@ -92,7 +96,7 @@ pub fn run() -> i32 {
                 let socket = closing.clone();
                 tauri::async_runtime::spawn(async move {
                     let args = serde_json::json!({ "page": page });
-                    let decided = ask(&socket, CLOSING, args, COMMAND_WAIT).await;
+                    let decided = ask(&socket, CLOSING, args, QUICK).await;
                     // "wait": the question is on its way as an event. An app
                     // that does not answer (it quit) closes the window too.
                     if decided.as_ref().ok().and_then(Value::as_str) != Some("wait") {
@@ -221,7 +225,7 @@ async fn pump<R: Runtime>(app: AppHandle<R>, socket: PathBuf, mut after: u64) {
     }
 }
 
-fn deliver<R: Runtime>(app: &AppHandle<R>, name: &str, payload: Value) {
+fn deliver<R: Runtime>(app: &AppHandle<R>, name: &str, payload: String) {
     let window = app.get_webview_window(MAIN);
     match (name, window) {
         (internal::RAISE, Some(window)) => {
@@ -233,9 +237,13 @@ fn deliver<R: Runtime>(app: &AppHandle<R>, name: &str, payload: Value) {
             let _ = window.destroy();
         }
         (internal::RAISE | internal::CLOSE, None) => {}
-        (name, _) => {
-            let _ = app.emit(name, payload);
-        }
+        // Emitted as the JSON the app sent (Tauri carries raw JSON).
+        (name, _) => match serde_json::value::RawValue::from_string(payload) {
+            Ok(payload) => {
+                let _ = app.emit(name, payload);
+            }
+            Err(e) => tracing::warn!("event {name} dropped: {e}"),
+        },
     }
 }
 

@@ -514,6 +514,20 @@ async fn closing_the_window_leaves_no_webkit_process_and_a_second_launch_brings_
         if let Some(line) = log.lines().find(|l| l.contains("window reopened on")) {
             eprintln!("{line}");
         }
+        // An app that dies without a word (killed, crashed) leaves no window
+        // behind: its window process notices and ends.
+        let window = window_processes(pid);
+        assert_eq!(window.len(), 1, "the new window's process: {window:?}");
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        wait_for(&s, "the window process of a killed app to end", || {
+            std::fs::read_to_string(format!("/proc/{}/stat", window[0]))
+                .map_or(true, |stat| stat.contains(") Z "))
+        })
+        .await;
         drop(app);
     })
     .await;

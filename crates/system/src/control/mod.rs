@@ -91,12 +91,15 @@ pub enum Request {
 /// How long a [`Request::WindowEvents`] is held open when nothing happens.
 pub const WINDOW_EVENTS_WAIT: Duration = Duration::from_secs(20);
 
-/// One event the app sent its window ([`Reply::WindowEvents`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One event the app sent its window ([`Reply::WindowEvents`]). The
+/// payload is the JSON text the app emitted, passed on as it is (never
+/// parsed on the way: the replies are an untagged enum, which cannot carry
+/// raw JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowEvent {
     pub seq: u64,
     pub name: String,
-    pub payload: serde_json::Value,
+    pub payload: String,
 }
 
 /// The engine's answer.

@@ -210,3 +210,35 @@ async fn large_window_requests_are_read_and_oversized_ones_never_sent() {
         Err(ControlError::TooLarge { .. })
     ));
 }
+
+/// The window's events cross the socket as the app emitted them.
+#[test]
+fn window_replies_read_back_as_sent() {
+    let replies = [
+        Reply::WindowEvents {
+            ok: true,
+            events: vec![WindowEvent {
+                seq: 7,
+                name: "veil://stats".into(),
+                payload: r#"{"rates":[{"up":1}],"s":"\"quoted\""}"#.into(),
+            }],
+        },
+        Reply::WindowEvents {
+            ok: true,
+            events: Vec::new(),
+        },
+        Reply::Window {
+            ok: false,
+            answer: serde_json::json!({"kind": "invalid", "message": "no"}),
+        },
+        Reply::Window {
+            ok: true,
+            answer: serde_json::Value::Null,
+        },
+    ];
+    for reply in replies {
+        let line = serde_json::to_string(&reply).expect("encode");
+        let back: Reply = serde_json::from_str(&line).expect("decode");
+        assert_eq!(back, reply, "{line}");
+    }
+}
