@@ -673,8 +673,8 @@ fn the_window_socket_answers_as_the_invoke_handler_does() {
     ));
 }
 
-/// Events reach the window process only while it runs, numbered, and a
-/// wait with nothing new comes back empty.
+/// Events reach the window process only while it runs, numbered, and only
+/// what came after the number it gives.
 #[test]
 fn the_window_process_gets_the_apps_events_while_it_runs() {
     use tauri::Emitter;
@@ -689,7 +689,7 @@ fn the_window_process_gets_the_apps_events_while_it_runs() {
         .expect("emit");
     app.emit(crate::event::IP, json!({"n": 3})).expect("emit");
     let Reply::WindowEvents { events, .. } =
-        through_window_socket(&t, Request::WindowEvents { after: 0 })
+        through_window_socket(&t, Request::WindowEvents { after: 0, app: 0 })
     else {
         panic!("no events reply");
     };
@@ -709,7 +709,7 @@ fn the_window_process_gets_the_apps_events_while_it_runs() {
         "nothing from before the window"
     );
     let Reply::WindowEvents { events, .. } =
-        through_window_socket(&t, Request::WindowEvents { after: 1 })
+        through_window_socket(&t, Request::WindowEvents { after: 1, app: 0 })
     else {
         panic!("no events reply");
     };
@@ -723,7 +723,7 @@ fn the_window_process_gets_the_apps_events_while_it_runs() {
     app.emit(crate::event::ENGINE, json!({"kind": "upstream_down"}))
         .expect("emit");
     let Reply::WindowEvents { events, .. } =
-        through_window_socket(&t, Request::WindowEvents { after: 2 })
+        through_window_socket(&t, Request::WindowEvents { after: 2, app: 0 })
     else {
         panic!("no events reply");
     };
@@ -762,4 +762,65 @@ fn every_command_is_forwarded_from_the_window_process() {
     forwarded.sort_unstable();
     registered.sort_unstable();
     assert_eq!(forwarded, registered);
+}
+
+/// The window process forwards the page's arguments by the names the page
+/// gives them (`ui/src/lib/api.ts`): each command's dispatch arm reads
+/// exactly those names, so a renamed argument fails here, not in the field.
+#[test]
+fn the_dispatcher_reads_the_arguments_the_page_sends() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(dir.join(path)).expect(path);
+    let api = read("../ui/src/lib/api.ts");
+    let mut sent: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for call in api.split("call<").skip(1) {
+        let Some((_, rest)) = call.split_once(">(\"") else {
+            continue;
+        };
+        let Some((command, rest)) = rest.split_once('"') else {
+            continue;
+        };
+        let args = rest
+            .trim_start()
+            .strip_prefix(", {")
+            .map_or(String::new(), |a| {
+                a.split_once('}')
+                    .map_or(String::new(), |(a, _)| a.to_owned())
+            });
+        let names = args
+            .split(',')
+            .map(|a| a.split(':').next().unwrap_or("").trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+        sent.insert(command.to_owned(), names);
+    }
+    let commands = read("src/commands.rs");
+    let body = commands
+        .split_once("pub async fn dispatch")
+        .and_then(|(_, rest)| rest.split_once("other =>"))
+        .map(|(body, _)| body)
+        .expect("dispatch in src/commands.rs");
+    let mut read_by_arm: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut current = String::new();
+    for line in body.lines() {
+        if let Some((name, _)) = line
+            .trim()
+            .strip_prefix('"')
+            .and_then(|l| l.split_once("\" =>"))
+        {
+            current = name.to_owned();
+            read_by_arm.entry(current.clone()).or_default();
+        }
+        for piece in line.split("arg(args, \"").skip(1) {
+            if let Some((name, _)) = piece.split_once('"') {
+                read_by_arm
+                    .entry(current.clone())
+                    .or_default()
+                    .insert(name.to_owned());
+            }
+        }
+    }
+    assert!(sent.len() >= 20, "api.ts parsed: {sent:?}");
+    assert_eq!(sent, read_by_arm);
 }

@@ -66,10 +66,15 @@ pub struct WindowMemory {
     /// When "Open Veil" asked for a window, and whether it is a reopening
     /// (to log how long it took).
     opened_at: Mutex<Option<(Instant, bool)>>,
+    /// How long the window's process took to ask for its page (the start of
+    /// a process, its toolkit and its libraries).
+    hello_after: Mutex<Option<Duration>>,
     /// A tray icon is shown (created, and the desktop draws it).
     tray: AtomicBool,
     /// The keep-running question is on screen.
     asking: AtomicBool,
+    /// The window was told to close: its process is ending.
+    closing: AtomicBool,
     /// A window process was started and has not ended since: code must
     /// stay (see `go_light`), and the counters are sent each second.
     wanted: AtomicBool,
@@ -89,8 +94,10 @@ impl Default for WindowMemory {
         Self {
             page: Mutex::default(),
             opened_at: Mutex::default(),
+            hello_after: Mutex::default(),
             tray: AtomicBool::default(),
             asking: AtomicBool::default(),
+            closing: AtomicBool::default(),
             wanted: AtomicBool::default(),
             generation: AtomicU64::default(),
             child: Mutex::default(),
@@ -136,8 +143,14 @@ impl WindowMemory {
             name: name.to_owned(),
             payload,
         });
+        // Past the bound, upstream events go first (they come in floods
+        // when an upstream flaps); the question and the internal events
+        // are never dropped.
         while events.len() > KEPT_EVENTS {
-            events.pop_front();
+            match events.iter().position(|e| e.name == crate::event::ENGINE) {
+                Some(i) => events.remove(i),
+                None => events.pop_front(),
+            };
         }
         self.newest.send_replace(seq);
     }
@@ -183,10 +196,25 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) {
     if let Some(running) = child.as_mut()
         && matches!(running.try_wait(), Ok(None))
     {
-        drop(child);
-        memory.send(internal::RAISE, "null".to_owned());
-        return;
+        if !memory.closing.load(Ordering::SeqCst) {
+            drop(child);
+            memory.send(internal::RAISE, "null".to_owned());
+            return;
+        }
+        // Its window is gone and the process is on its way out (WebKit
+        // takes a moment): end it now and start a new one, or this "Open
+        // Veil" would be sent to a process with no window.
+        let _ = running.kill();
+        let _ = running.wait();
     }
+    // A new window: what an old one left (a question, events) goes.
+    memory.closing.store(false, Ordering::SeqCst);
+    memory.asking.store(false, Ordering::Relaxed);
+    memory
+        .events
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clear();
     // Serving the window runs code `go_light` let go of: read it back in
     // large pieces, and keep it while the window is there.
     memory.wanted.store(true, Ordering::SeqCst);
@@ -215,9 +243,12 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) {
             tauri::async_runtime::spawn(watch_child(app.clone(), generation));
         }
         Err(e) => {
+            *child = None;
             drop(child);
             tracing::error!("cannot open the window: {e}");
             memory.wanted.store(false, Ordering::SeqCst);
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move { go_light(&app).await });
         }
     }
 }
@@ -262,21 +293,32 @@ async fn watch_child<R: Runtime>(app: AppHandle<R>, generation: u64) {
     }
 }
 
-/// Ends the window's process (the app quits).
+/// How long a quitting app waits for its window to close by itself (so it
+/// keeps its size and place) before it ends the window's process.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Ends the window's process (the app quits): asked to close first, ended
+/// if it has not within [`CLOSE_WAIT`].
 pub fn end<R: Runtime>(app: &AppHandle<R>) {
     let Some(memory) = app.try_state::<WindowMemory>() else {
         return;
     };
     memory.generation.fetch_add(1, Ordering::SeqCst);
-    if let Some(mut child) = memory
+    let Some(mut child) = memory
         .child
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take()
-    {
-        let _ = child.kill();
-        let _ = child.wait();
+    else {
+        return;
+    };
+    memory.send(internal::CLOSE, "null".to_owned());
+    let deadline = Instant::now() + CLOSE_WAIT;
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The window's close button, as its process reports it: `"close"` (keep
@@ -289,6 +331,7 @@ fn close_requested<R: Runtime>(app: &AppHandle<R>, page: Option<String>) -> &'st
     match keeps_running(&state, memory.tray()) {
         Some(true) => {
             tracing::info!("window closed; Veil keeps running in the tray");
+            memory.closing.store(true, Ordering::SeqCst);
             "close"
         }
         Some(false) => {
@@ -315,19 +358,27 @@ fn close_requested<R: Runtime>(app: &AppHandle<R>, page: Option<String>) -> &'st
 
 /// The window's page has loaded: how long it took, as the app saw it.
 fn shown<R: Runtime>(app: &AppHandle<R>, page: &str, launched: Instant) {
-    let asked = app
-        .state::<WindowMemory>()
+    let memory = app.state::<WindowMemory>();
+    let asked = memory
         .opened_at
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
+    let hello = memory
+        .hello_after
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .map_or_else(String::new, |d| {
+            format!("; its process started in {} ms", d.as_millis())
+        });
     match asked {
         Some((at, true)) => tracing::info!(
-            "window reopened on {page}: shown {} ms after it was asked for",
+            "window reopened on {page}: shown {} ms after it was asked for{hello}",
             at.elapsed().as_millis()
         ),
         Some((at, false)) => tracing::info!(
-            "window shown {} ms after launch ({} ms after it was asked for)",
+            "window shown {} ms after launch ({} ms after it was asked for{hello})",
             launched.elapsed().as_millis(),
             at.elapsed().as_millis()
         ),
@@ -340,16 +391,20 @@ const SETTLE: Duration = Duration::from_secs(10);
 
 /// The window's page has loaded. Starting the app (in its process) and
 /// building the window (in the window's) ran much code that will not run
-/// again while the window stays open: once it has settled, those pages go
-/// back to the system, as they do with no window, but faults still read
-/// ahead (the window is in use). What keeps running stays, or comes
-/// straight back. Each process calls this for itself.
-pub fn settle(who: &'static str) {
+/// again while the window stays open: once it has settled (and `still`
+/// says it is the same window), those pages go back to the system, as they
+/// do with no window, but faults still read ahead (the window is in use).
+/// What keeps running stays, or comes straight back. Each process calls
+/// this for itself.
+pub fn settle(who: &'static str, still: impl FnOnce() -> bool + Send + 'static) {
     tauri::async_runtime::spawn(async move {
         tokio::time::sleep(SETTLE).await;
+        if !still() {
+            return;
+        }
         let advised = tauri::async_runtime::spawn_blocking(|| {
             veil_engine::release_free_memory();
-            veil_engine::go_idle(|| true)
+            veil_engine::page_out_start_up_code()
         })
         .await
         .unwrap_or(0);
@@ -397,6 +452,7 @@ pub fn answered<R: Runtime>(app: &AppHandle<R>, keep_running: bool) {
     memory.asking.store(false, Ordering::Relaxed);
     if keep_running {
         memory.send(internal::CLOSE, "null".to_owned());
+        memory.closing.store(true, Ordering::SeqCst);
     } else {
         app.exit(0);
     }
@@ -433,7 +489,14 @@ impl<R: Runtime> Controller for WindowChannel<R> {
                         answer: answered.unwrap_or_else(|e| e),
                     }
                 }
-                Request::WindowEvents { after } => Reply::WindowEvents {
+                // A window of an app that has gone (killed, then started
+                // again) is not this app's: it hears so and ends.
+                Request::WindowEvents { app, .. } if app != 0 && app != std::process::id() => {
+                    Reply::error(format!(
+                        "this window belongs to the Veil app of pid {app}, which has gone"
+                    ))
+                }
+                Request::WindowEvents { after, .. } => Reply::WindowEvents {
                     ok: true,
                     events: self.app.state::<WindowMemory>().events_after(after).await,
                 },
@@ -455,17 +518,39 @@ impl<R: Runtime> WindowChannel<R> {
             // event on it listens.
             crate::window_process::HELLO => {
                 let memory = app.state::<WindowMemory>();
+                let asked = *memory
+                    .opened_at
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                *memory
+                    .hello_after
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = asked.map(|(at, _)| at.elapsed());
                 let page = memory
                     .page
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone()
                     .unwrap_or_else(|| "overview".to_owned());
-                Ok(json!({ "page": page, "after": *memory.newest.borrow() }))
+                Ok(json!({
+                    "page": page,
+                    "after": *memory.newest.borrow(),
+                    "app": std::process::id(),
+                }))
             }
             crate::window_process::SHOWN => {
                 shown(app, &page().unwrap_or_default(), self.launched);
-                settle("the app, its window shown,");
+                // Only for this window: a close and a new window within
+                // the 10 s leave the new one's read-ahead alone.
+                let built = app
+                    .state::<WindowMemory>()
+                    .generation
+                    .load(Ordering::SeqCst);
+                let check = app.clone();
+                settle("the app, its window shown,", move || {
+                    let memory = check.state::<WindowMemory>();
+                    memory.is_open() && memory.generation.load(Ordering::SeqCst) == built
+                });
                 Ok(Value::Null)
             }
             crate::window_process::CLOSING => Ok(json!(close_requested(app, page()))),

@@ -44,13 +44,22 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    let _log = veil_system::logging::init(&paths.log_dir, "veil-window.log");
+    // Flushed at exit, which happens inside `run` (Tauri ends the process
+    // there without returning).
+    let log = std::sync::Mutex::new(veil_system::logging::init(
+        &paths.log_dir,
+        "veil-window.log",
+    ));
     let socket = paths.window_socket();
     let hello = tauri::async_runtime::block_on(ask(&socket, HELLO, Value::Null, QUICK));
-    let (page, after) = match hello {
+    let (page, after, owner) = match hello {
         Ok(hello) => (
             hello["page"].as_str().unwrap_or("overview").to_owned(),
             hello["after"].as_u64().unwrap_or(0),
+            hello["app"]
+                .as_u64()
+                .and_then(|pid| u32::try_from(pid).ok())
+                .unwrap_or(0),
         ),
         Err(e) => {
             eprintln!(
@@ -80,7 +89,7 @@ pub fn run() -> i32 {
                     tracing::warn!("the app did not hear that the window is shown: {e}");
                 }
             });
-            crate::window::settle("window");
+            crate::window::settle("window", || true);
         })
         .on_window_event(move |window, event| match event {
             tauri::WindowEvent::CloseRequested { api, .. } => {
@@ -114,13 +123,17 @@ pub fn run() -> i32 {
         })
         .setup(move |app| {
             build(app.handle(), &page);
-            tauri::async_runtime::spawn(pump(app.handle().clone(), socket, after));
+            tauri::async_runtime::spawn(pump(app.handle().clone(), socket, after, owner));
             Ok(())
         })
         .build(tauri::generate_context!());
     match app {
         Ok(app) => {
-            app.run(|_, _| {});
+            app.run(move |_, event| {
+                if let tauri::RunEvent::Exit = event {
+                    drop(log.lock().ok().and_then(|mut g| g.take()));
+                }
+            });
             0
         }
         Err(e) => {
@@ -185,6 +198,14 @@ async fn ask(
         Ok(Reply::Window { ok: true, answer }) => Ok(answer),
         Ok(Reply::Window { answer, .. }) => Err(answer),
         Ok(other) => Err(unanswered(format!("an unexpected answer {other:?}"))),
+        Err(control::ControlError::TooLarge { size }) => {
+            let error = crate::AppError::invalid(format!(
+                "That is too much to send at once ({} KiB; at most {} KiB). Send it in parts.",
+                size / 1024,
+                control::MAX_REQUEST / 1024
+            ));
+            Err(serde_json::to_value(&error).unwrap_or(Value::String(error.message)))
+        }
         Err(e) => Err(unanswered(e.to_string())),
     }
 }
@@ -199,10 +220,10 @@ fn unanswered(why: String) -> Value {
 
 /// Waits for the app's events and hands them to the page; ends the window
 /// when the app is gone.
-async fn pump<R: Runtime>(app: AppHandle<R>, socket: PathBuf, mut after: u64) {
+async fn pump<R: Runtime>(app: AppHandle<R>, socket: PathBuf, mut after: u64, owner: u32) {
     let mut failed = 0;
     loop {
-        let request = Request::WindowEvents { after };
+        let request = Request::WindowEvents { after, app: owner };
         let wait = WINDOW_EVENTS_WAIT + Duration::from_secs(10);
         match control::request_within(&socket, &request, wait).await {
             Ok(Reply::WindowEvents { events, .. }) => {
@@ -232,6 +253,7 @@ fn deliver<R: Runtime>(app: &AppHandle<R>, name: &str, payload: String) {
             let _ = window.unminimize();
             let _ = window.show();
             let _ = window.set_focus();
+            tracing::info!("window brought forward");
         }
         (internal::CLOSE, Some(window)) => {
             let _ = window.destroy();

@@ -467,7 +467,10 @@ async fn closing_the_window_leaves_no_webkit_process_and_a_second_launch_brings_
         // A second launch while the window is open brings it forward: still
         // one window, one window process.
         second_launch(&s, &xvfb).await;
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        wait_for(&s, "the open window to be brought forward", || {
+            app_log(&s).contains("window brought forward")
+        })
+        .await;
         assert_eq!(window_processes(pid), window, "the same window process");
         assert_eq!(x11::shown_windows(&xvfb.display, "Veil").len(), 1);
 

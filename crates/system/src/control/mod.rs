@@ -82,9 +82,12 @@ pub enum Request {
         args: serde_json::Value,
     },
     /// The window process waits (at most [`WINDOW_EVENTS_WAIT`]) for the
-    /// app's events numbered above `after`.
+    /// app's events numbered above `after`; `app` is the pid of the app
+    /// that started it (another app refuses it).
     WindowEvents {
         after: u64,
+        #[serde(default)]
+        app: u32,
     },
 }
 
