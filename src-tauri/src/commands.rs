@@ -694,5 +694,5 @@ fn answer<T: Serialize>(result: AppResult<T>) -> Result<serde_json::Value, serde
 }
 
 fn rejected(error: AppError) -> serde_json::Value {
-    serde_json::to_value(&error).unwrap_or_else(|_| serde_json::Value::String(error.message))
+    serde_json::to_value(&error).unwrap_or(serde_json::Value::String(error.message))
 }
