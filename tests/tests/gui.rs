@@ -1106,15 +1106,17 @@ async fn the_tray_menu_switches_the_proxy_tests_upstreams_and_brings_the_window_
             || held.0.try_wait().expect("curl status").is_some(),
         )
         .await;
-        let closed = app_log(&s)
-            .lines()
-            .filter_map(|l| l.split("tray: closed ").nth(1))
-            .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
-            .next_back();
-        assert!(
-            closed.is_some_and(|n| n >= 1),
-            "the app says the tray closed the connection: {closed:?}"
-        );
+        // The log is written by a background thread: its line may come a
+        // moment after curl has seen the close.
+        wait_for(&s, "the app to say the tray closed the connection", || {
+            app_log(&s)
+                .lines()
+                .filter_map(|l| l.split("tray: closed ").nth(1))
+                .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+                .next_back()
+                .is_some_and(|n| n >= 1)
+        })
+        .await;
 
         // Quit from the tray with the proxy on: the app ends and the user's
         // settings are back.
