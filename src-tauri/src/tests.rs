@@ -138,15 +138,41 @@ fn the_leak_checks_answer_through_the_acl_with_the_engines_route() {
     assert!(invoke(&t.other, "check_leaks", json!({})).is_err());
 }
 
+/// A file of this crate (or, with `../`, of the repository).
+fn source(path: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(dir.join(path)).expect(path)
+}
+
+/// The commands build.rs registers with the ACL.
+fn registered_commands() -> Vec<String> {
+    source("build.rs")
+        .split_once("const COMMANDS: &[&str] = &[")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .map(|(list, _)| list)
+        .expect("COMMANDS in build.rs")
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_owned())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// The arms of `commands::dispatch`, as written.
+fn dispatch_source() -> String {
+    source("src/commands.rs")
+        .split_once("pub async fn dispatch")
+        .and_then(|(_, rest)| rest.split_once("other =>"))
+        .map(|(body, _)| body.to_owned())
+        .expect("dispatch in src/commands.rs")
+}
+
 /// Every command the handler serves is registered with the ACL (build.rs)
 /// and allowed for the main window, and nothing else is: a command missing
 /// from either is refused in the real window while the mock-runtime tests
 /// above would still pass.
 #[test]
 fn every_command_is_registered_and_allowed_exactly_once() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let read = |path: &str| std::fs::read_to_string(dir.join(path)).expect(path);
-    let lib = read("src/lib.rs");
+    let lib = source("src/lib.rs");
     let handler = lib
         .split_once("generate_handler![")
         .and_then(|(_, rest)| rest.split_once(']'))
@@ -157,19 +183,9 @@ fn every_command_is_registered_and_allowed_exactly_once() {
         .filter_map(|c| c.trim().strip_prefix("commands::"))
         .map(str::to_owned)
         .collect();
-    let build = read("build.rs");
-    let list = build
-        .split_once("const COMMANDS: &[&str] = &[")
-        .and_then(|(_, rest)| rest.split_once("];"))
-        .map(|(list, _)| list)
-        .expect("COMMANDS in build.rs");
-    let mut registered: Vec<String> = list
-        .split(',')
-        .map(|c| c.trim().trim_matches('"').to_owned())
-        .filter(|c| !c.is_empty())
-        .collect();
+    let mut registered = registered_commands();
     let capability: serde_json::Value =
-        serde_json::from_str(&read("capabilities/default.json")).expect("capability JSON");
+        serde_json::from_str(&source("capabilities/default.json")).expect("capability JSON");
     let mut allowed: Vec<String> = capability["permissions"]
         .as_array()
         .expect("permissions")
@@ -736,29 +752,13 @@ fn the_window_process_gets_the_apps_events_while_it_runs() {
 /// dispatcher: one missing would fail only in the real window.
 #[test]
 fn every_command_is_forwarded_from_the_window_process() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let read = |path: &str| std::fs::read_to_string(dir.join(path)).expect(path);
-    let commands = read("src/commands.rs");
-    let body = commands
-        .split_once("pub async fn dispatch")
-        .and_then(|(_, rest)| rest.split_once("other =>"))
-        .map(|(body, _)| body)
-        .expect("dispatch in src/commands.rs");
-    let mut forwarded: Vec<&str> = body
+    let body = dispatch_source();
+    let mut forwarded: Vec<String> = body
         .lines()
         .filter_map(|l| l.trim().strip_prefix('"')?.split_once("\" =>"))
-        .map(|(name, _)| name)
+        .map(|(name, _)| name.to_owned())
         .collect();
-    let build = read("build.rs");
-    let mut registered: Vec<&str> = build
-        .split_once("const COMMANDS: &[&str] = &[")
-        .and_then(|(_, rest)| rest.split_once("];"))
-        .map(|(list, _)| list)
-        .expect("COMMANDS in build.rs")
-        .split(',')
-        .map(|c| c.trim().trim_matches('"'))
-        .filter(|c| !c.is_empty())
-        .collect();
+    let mut registered = registered_commands();
     forwarded.sort_unstable();
     registered.sort_unstable();
     assert_eq!(forwarded, registered);
@@ -770,9 +770,7 @@ fn every_command_is_forwarded_from_the_window_process() {
 #[test]
 fn the_dispatcher_reads_the_arguments_the_page_sends() {
     use std::collections::{BTreeMap, BTreeSet};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let read = |path: &str| std::fs::read_to_string(dir.join(path)).expect(path);
-    let api = read("../ui/src/lib/api.ts");
+    let api = source("../ui/src/lib/api.ts");
     let mut sent: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for call in api.split("call<").skip(1) {
         let Some((_, rest)) = call.split_once(">(\"") else {
@@ -795,12 +793,7 @@ fn the_dispatcher_reads_the_arguments_the_page_sends() {
             .collect();
         sent.insert(command.to_owned(), names);
     }
-    let commands = read("src/commands.rs");
-    let body = commands
-        .split_once("pub async fn dispatch")
-        .and_then(|(_, rest)| rest.split_once("other =>"))
-        .map(|(body, _)| body)
-        .expect("dispatch in src/commands.rs");
+    let body = dispatch_source();
     let mut read_by_arm: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut current = String::new();
     for line in body.lines() {

@@ -127,6 +127,17 @@ impl WindowMemory {
         self.wanted.store(true, Ordering::SeqCst);
     }
 
+    /// Drops what a window process left: its question, its events, its
+    /// closing.
+    fn forget_window(&self) {
+        self.closing.store(false, Ordering::SeqCst);
+        self.asking.store(false, Ordering::Relaxed);
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Queues an event for the window process (none is kept while there is
     /// no window).
     fn send(&self, name: &str, payload: String) {
@@ -208,13 +219,7 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) {
         let _ = running.wait();
     }
     // A new window: what an old one left (a question, events) goes.
-    memory.closing.store(false, Ordering::SeqCst);
-    memory.asking.store(false, Ordering::Relaxed);
-    memory
-        .events
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clear();
+    memory.forget_window();
     // Serving the window runs code `go_light` let go of: read it back in
     // large pieces, and keep it while the window is there.
     memory.wanted.store(true, Ordering::SeqCst);
@@ -279,12 +284,7 @@ async fn watch_child<R: Runtime>(app: AppHandle<R>, generation: u64) {
             continue;
         };
         memory.wanted.store(false, Ordering::SeqCst);
-        memory.asking.store(false, Ordering::Relaxed);
-        memory
-            .events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        memory.forget_window();
         tracing::info!("window closed: its process ended ({ended})");
         // What answering the window used goes back to the system.
         let _ = tauri::async_runtime::spawn_blocking(veil_engine::release_free_memory).await;
