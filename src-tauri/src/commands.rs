@@ -665,9 +665,10 @@ pub async fn dispatch<R: Runtime>(
         }
         "close_connections" => answer(close_connections(s(), arg(args, "ids")?).await),
         "check_exit_ip" => answer(check_exit_ip(s(), arg(args, "name")?).await),
-        other => Err(rejected(AppError::invalid(format!(
+        other => Err(AppError::invalid(format!(
             "the window asked for `{other}`, which is not a Veil command"
-        )))),
+        ))
+        .to_json()),
     }
 }
 
@@ -678,21 +679,14 @@ fn arg<T: serde::de::DeserializeOwned>(
     name: &str,
 ) -> Result<T, serde_json::Value> {
     let value = args.get(name).cloned().unwrap_or(serde_json::Value::Null);
-    serde_json::from_value(value).map_err(|e| {
-        rejected(AppError::invalid(format!(
-            "the window sent a bad `{name}`: {e}"
-        )))
-    })
+    serde_json::from_value(value)
+        .map_err(|e| AppError::invalid(format!("the window sent a bad `{name}`: {e}")).to_json())
 }
 
 fn answer<T: Serialize>(result: AppResult<T>) -> Result<serde_json::Value, serde_json::Value> {
     match result {
         Ok(value) => serde_json::to_value(value)
-            .map_err(|e| rejected(AppError::new(ErrorKind::Io, e.to_string()))),
-        Err(e) => Err(rejected(e)),
+            .map_err(|e| AppError::new(ErrorKind::Io, e.to_string()).to_json()),
+        Err(e) => Err(e.to_json()),
     }
-}
-
-fn rejected(error: AppError) -> serde_json::Value {
-    serde_json::to_value(&error).unwrap_or(serde_json::Value::String(error.message))
 }

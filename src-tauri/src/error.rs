@@ -40,6 +40,12 @@ impl AppError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Invalid, message)
     }
+
+    /// What a promise in the page rejects with (`{kind, message}`), for an
+    /// answer that crosses the window socket.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_else(|_| self.message.clone().into())
+    }
 }
 
 impl From<ConfigError> for AppError {

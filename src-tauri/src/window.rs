@@ -59,16 +59,20 @@ const NEWEST_ONLY: [&str; 3] = [crate::event::STATS, crate::event::STATUS, crate
 /// How often the app looks whether the window process is still there.
 const CHILD_POLL: Duration = Duration::from_millis(250);
 
+/// A window being started: when it was asked for, and how long its process
+/// took to ask for its page (the start of a process, its toolkit and its
+/// libraries).
+struct Opening {
+    asked: Instant,
+    hello_after: Option<Duration>,
+}
+
 /// What outlives the window.
 pub struct WindowMemory {
     /// The page shown when the window closed (its URL's fragment).
     page: Mutex<Option<String>>,
-    /// When "Open Veil" asked for a window, and whether it is a reopening
-    /// (to log how long it took).
-    opened_at: Mutex<Option<(Instant, bool)>>,
-    /// How long the window's process took to ask for its page (the start of
-    /// a process, its toolkit and its libraries).
-    hello_after: Mutex<Option<Duration>>,
+    /// The window asked for and not shown yet, to log how long it took.
+    opening: Mutex<Option<Opening>>,
     /// A tray icon is shown (created, and the desktop draws it).
     tray: AtomicBool,
     /// The keep-running question is on screen.
@@ -93,8 +97,7 @@ impl Default for WindowMemory {
     fn default() -> Self {
         Self {
             page: Mutex::default(),
-            opened_at: Mutex::default(),
-            hello_after: Mutex::default(),
+            opening: Mutex::default(),
             tray: AtomicBool::default(),
             asking: AtomicBool::default(),
             closing: AtomicBool::default(),
@@ -140,10 +143,11 @@ impl WindowMemory {
 
     /// Queues an event for the window process (none is kept while there is
     /// no window).
-    fn send(&self, name: &str, payload: String) {
+    fn send(&self, name: &str, payload: &str) {
         if !self.is_open() {
             return;
         }
+        let payload = payload.to_owned();
         let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
         if NEWEST_ONLY.contains(&name) {
             events.retain(|e| e.name != name);
@@ -164,6 +168,30 @@ impl WindowMemory {
             };
         }
         self.newest.send_replace(seq);
+    }
+
+    /// The answer to a window process that starts: which page to show,
+    /// from which event on it listens, and whose window it is.
+    fn hello(&self) -> Value {
+        if let Some(opening) = self
+            .opening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            opening.hello_after = Some(opening.asked.elapsed());
+        }
+        let page = self
+            .page
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| "overview".to_owned());
+        json!({
+            "page": page,
+            "after": *self.newest.borrow(),
+            "app": std::process::id(),
+        })
     }
 
     /// The events numbered above `after`, waiting for one when there are
@@ -193,8 +221,7 @@ pub fn forward_events<R: Runtime>(app: &AppHandle<R>) {
     for name in FORWARDED {
         let memory = app.clone();
         app.listen_any(name, move |event| {
-            let payload = event.payload().to_owned();
-            memory.state::<WindowMemory>().send(name, payload);
+            memory.state::<WindowMemory>().send(name, event.payload());
         });
     }
 }
@@ -209,7 +236,7 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) {
     {
         if !memory.closing.load(Ordering::SeqCst) {
             drop(child);
-            memory.send(internal::RAISE, "null".to_owned());
+            memory.send(internal::RAISE, "null");
             return;
         }
         // Its window is gone and the process is on its way out (WebKit
@@ -225,15 +252,13 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) {
     memory.wanted.store(true, Ordering::SeqCst);
     let generation = memory.generation.fetch_add(1, Ordering::SeqCst) + 1;
     veil_engine::go_busy();
-    let reopening = memory
-        .page
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .is_some();
     *memory
-        .opened_at
+        .opening
         .lock()
-        .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), reopening));
+        .unwrap_or_else(PoisonError::into_inner) = Some(Opening {
+        asked: Instant::now(),
+        hello_after: None,
+    });
     let started = std::env::current_exe().and_then(|exe| {
         std::process::Command::new(exe)
             .arg(crate::window_process::ARG)
@@ -312,7 +337,7 @@ pub fn end<R: Runtime>(app: &AppHandle<R>) {
     else {
         return;
     };
-    memory.send(internal::CLOSE, "null".to_owned());
+    memory.send(internal::CLOSE, "null");
     let deadline = Instant::now() + CLOSE_WAIT;
     while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -356,33 +381,37 @@ fn close_requested<R: Runtime>(app: &AppHandle<R>, page: Option<String>) -> &'st
     }
 }
 
-/// The window's page has loaded: how long it took, as the app saw it.
+/// The window's page has loaded: how long it took, as the app saw it. A
+/// page is remembered once a window has closed: this one is a reopening.
 fn shown<R: Runtime>(app: &AppHandle<R>, page: &str, launched: Instant) {
     let memory = app.state::<WindowMemory>();
-    let asked = memory
-        .opened_at
+    let reopening = memory
+        .page
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some();
+    let opening = memory
+        .opening
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
-    let hello = memory
-        .hello_after
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take()
-        .map_or_else(String::new, |d| {
-            format!("; its process started in {} ms", d.as_millis())
-        });
-    match asked {
-        Some((at, true)) => tracing::info!(
-            "window reopened on {page}: shown {} ms after it was asked for{hello}",
-            at.elapsed().as_millis()
-        ),
-        Some((at, false)) => tracing::info!(
-            "window shown {} ms after launch ({} ms after it was asked for{hello})",
-            launched.elapsed().as_millis(),
-            at.elapsed().as_millis()
-        ),
-        None => tracing::info!("window shown on {page}"),
+    let Some(Opening { asked, hello_after }) = opening else {
+        tracing::info!("window shown on {page}");
+        return;
+    };
+    let started = hello_after.map_or_else(String::new, |d| {
+        format!("; its process started in {} ms", d.as_millis())
+    });
+    let after = asked.elapsed().as_millis();
+    if reopening {
+        tracing::info!(
+            "window reopened on {page}: shown {after} ms after it was asked for{started}"
+        );
+    } else {
+        tracing::info!(
+            "window shown {} ms after launch ({after} ms after it was asked for{started})",
+            launched.elapsed().as_millis()
+        );
     }
 }
 
@@ -451,7 +480,7 @@ pub fn answered<R: Runtime>(app: &AppHandle<R>, keep_running: bool) {
     let memory = app.state::<WindowMemory>();
     memory.asking.store(false, Ordering::Relaxed);
     if keep_running {
-        memory.send(internal::CLOSE, "null".to_owned());
+        memory.send(internal::CLOSE, "null");
         memory.closing.store(true, Ordering::SeqCst);
     } else {
         app.exit(0);
@@ -516,28 +545,7 @@ impl<R: Runtime> WindowChannel<R> {
         match command {
             // The window process starts: which page to show, and from which
             // event on it listens.
-            crate::window_process::HELLO => {
-                let memory = app.state::<WindowMemory>();
-                let asked = *memory
-                    .opened_at
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                *memory
-                    .hello_after
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = asked.map(|(at, _)| at.elapsed());
-                let page = memory
-                    .page
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone()
-                    .unwrap_or_else(|| "overview".to_owned());
-                Ok(json!({
-                    "page": page,
-                    "after": *memory.newest.borrow(),
-                    "app": std::process::id(),
-                }))
-            }
+            crate::window_process::HELLO => Ok(app.state::<WindowMemory>().hello()),
             crate::window_process::SHOWN => {
                 shown(app, &page().unwrap_or_default(), self.launched);
                 // Only for this window: a close and a new window within

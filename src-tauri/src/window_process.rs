@@ -198,24 +198,22 @@ async fn ask(
         Ok(Reply::Window { ok: true, answer }) => Ok(answer),
         Ok(Reply::Window { answer, .. }) => Err(answer),
         Ok(other) => Err(unanswered(format!("an unexpected answer {other:?}"))),
-        Err(control::ControlError::TooLarge { size }) => {
-            let error = crate::AppError::invalid(format!(
-                "That is too much to send at once ({} KiB; at most {} KiB). Send it in parts.",
-                size / 1024,
-                control::MAX_REQUEST / 1024
-            ));
-            Err(serde_json::to_value(&error).unwrap_or(Value::String(error.message)))
-        }
+        Err(control::ControlError::TooLarge { size }) => Err(crate::AppError::invalid(format!(
+            "That is too much to send at once ({} KiB; at most {} KiB). Send it in parts.",
+            size / 1024,
+            control::MAX_REQUEST / 1024
+        ))
+        .to_json()),
         Err(e) => Err(unanswered(e.to_string())),
     }
 }
 
 fn unanswered(why: String) -> Value {
-    let error = crate::AppError::new(
+    crate::AppError::new(
         crate::ErrorKind::Engine,
         format!("The Veil app did not answer the window: {why}"),
-    );
-    serde_json::to_value(&error).unwrap_or(Value::String(error.message))
+    )
+    .to_json()
 }
 
 /// Waits for the app's events and hands them to the page; ends the window
